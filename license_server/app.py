@@ -1,0 +1,39 @@
+"""The application factory: ``create_app(settings, store=..., keyring=..., clock=...)``."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from license_server.clock import Clock
+from license_server.core.service import LicenseService, attestation_rules
+from license_server.handlers import health, widevine
+from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, error_middleware
+from license_server.keyring import Keyring
+from license_server.revocations import RevocationFile
+from license_server.settings import Settings
+from license_server.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clock) -> web.Application:
+    """Build the server. Tests pass an in-memory store and a controlled clock."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[STORE] = store
+    app[KEYRING] = keyring
+    app[CLOCK] = clock
+    app[SERVICE] = LicenseService(
+        keyring=keyring,
+        store=store,
+        clock=clock,
+        revocations=RevocationFile(settings.revocations_path),
+        rules=attestation_rules(keyring, allow_compromised=settings.allow_compromised_devices),
+    )
+    if settings.allow_compromised_devices:
+        log.warning("NEGATIVE-TESTING MODE: rooted and tampered devices are served (as TAMPERED, software keys only)")
+    health.setup(app)
+    widevine.setup(app)
+    return app

@@ -1,0 +1,96 @@
+"""``license-server``: run the server, manage test keys, benchmark."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from license_server import __version__
+from license_server.clock import ControlledClock, SystemClock, wall_clock_now
+from license_server.keyring import KeyringError, default_keys_dir, load_keyring
+from license_server.settings import Settings
+from license_server.store import Store
+
+log = logging.getLogger("license_server")
+
+PUBLIC_KEYS_WARNING = """
+################################################################################
+#  WARNING: serving the PUBLIC TEST KEYS from {keys} on {host}.
+#  Anyone can decrypt content protected by these keys. Use them for testing
+#  only, on networks you trust; bind to 127.0.0.1 unless you must.
+################################################################################"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "DRM_SERVER"})
+@click.version_option(__version__, prog_name="license-server")
+def main() -> None:
+    """DRM license server emulator (Widevine-, FairPlay-, PlayReady-style, Clear Key)."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", default=8080, show_default=True, type=int, help="TCP port (0 picks a free one).")
+@click.option("--data-dir", default="data", show_default=True, type=click.Path(path_type=Path),
+              help="Directory of the SQLite store and revocations.json (created if missing).")
+@click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path),
+              help="keys/ directory [default: the project's public test keys].")
+@click.option("--test-clock", is_flag=True, help="Run on a controlled clock that /admin/clock can move.")
+@click.option("--allow-compromised-devices", is_flag=True,
+              help="NEGATIVE TESTING ONLY: serve rooted/tampered devices (software keys only).")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_clock: bool,
+          allow_compromised_devices: bool, log_level: str) -> None:
+    """Run the license server with its embedded SQLite store."""
+    from license_server.app import create_app
+
+    settings = Settings(host=host, port=port, data_dir=data_dir, keys_dir=keys_dir, test_clock=test_clock,
+                        allow_compromised_devices=allow_compromised_devices, log_level=log_level)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    keyring = _keyring(settings.keys_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(settings.database_path)
+    clock = ControlledClock() if settings.test_clock else SystemClock()
+    if keyring.is_public_test_keyring and not settings.is_loopback:
+        log.warning(PUBLIC_KEYS_WARNING.format(keys=keyring.directory, host=settings.host))
+    app = create_app(settings, store=store, keyring=keyring, clock=clock)
+    log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, settings.database_path,
+             ", TEST CLOCK" if settings.test_clock else "")
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+                print=lambda msg: click.echo(msg.replace("(Press CTRL+C to quit)", "").strip(), err=True))
+
+
+@main.group()
+def keys() -> None:
+    """Manage the public, test-only key material."""
+
+
+@keys.command("init")
+@click.option("--dir", "directory", default="keys", show_default=True, type=click.Path(path_type=Path),
+              help="Where to write the keys.")
+@click.option("--force", is_flag=True, help="Overwrite existing keys (content keys stay the same).")
+def keys_init(directory: Path, force: bool) -> None:
+    """Generate the emulated roots, device models, service identity and catalog."""
+    from license_server.keygen import init_keys
+
+    try:
+        written = init_keys(directory, force=force, now=wall_clock_now())
+    except FileExistsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"wrote {len(written)} files to {directory} (PUBLIC TEST KEYS: never use for real content)")
+
+
+def _keyring(keys_dir: Path | None):
+    try:
+        return load_keyring(keys_dir or default_keys_dir())
+    except KeyringError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,185 @@
+"""Neutral, typed messages that every dialect's codec produces and consumes.
+
+Nothing here knows about a wire format. Codecs turn bytes into a
+:class:`LicenseChallenge`; the core turns that into a :class:`Grant`; the codec
+turns the grant back into bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+
+
+class SecurityLevel(str, Enum):
+    """Device security level: L1 decrypts and decodes in a TEE, L3 in software."""
+
+    L1 = "L1"
+    L3 = "L3"
+
+
+class Robustness(IntEnum):
+    """Key robustness requirement (numbering of Widevine's KeyContainer.SecurityLevel)."""
+
+    SW_SECURE_CRYPTO = 1
+    SW_SECURE_DECODE = 2
+    HW_SECURE_CRYPTO = 3
+    HW_SECURE_DECODE = 4
+    HW_SECURE_ALL = 5
+
+    @classmethod
+    def of_level(cls, level: SecurityLevel) -> "Robustness":
+        """The strongest robustness a device of ``level`` can honour."""
+        return cls.HW_SECURE_ALL if level is SecurityLevel.L1 else cls.SW_SECURE_CRYPTO
+
+
+class Hdcp(IntEnum):
+    """Output protection (numbering of Widevine's OutputProtection.HDCP)."""
+
+    NONE = 0
+    V1 = 1
+    V2 = 2
+    V2_1 = 3
+    V2_2 = 4
+    V2_3 = 5
+    NO_DIGITAL_OUTPUT = 0xFF
+
+    def satisfies(self, required: "Hdcp") -> bool:
+        """A device with this output capability meets ``required``."""
+        return self is Hdcp.NO_DIGITAL_OUTPUT or self >= required
+
+
+class Track(str, Enum):
+    AUDIO = "AUDIO"
+    SD = "SD"
+    HD = "HD"
+    UHD1 = "UHD1"
+
+
+class LicenseKind(str, Enum):
+    TEMPORARY = "temporary"
+    PERSISTENT = "persistent"
+
+
+class RequestKind(str, Enum):
+    NEW = "new"
+    RENEWAL = "renewal"
+    RELEASE = "release"
+
+
+class PlatformVerification(str, Enum):
+    """Classification of the device after attestation."""
+
+    HARDWARE_VERIFIED = "HARDWARE_VERIFIED"
+    SOFTWARE_VERIFIED = "SOFTWARE_VERIFIED"
+    TAMPERED = "TAMPERED"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Attestation evidence, as carried inside the signed challenge."""
+
+    verified_boot: str  # VERIFIED | SELF_SIGNED | UNVERIFIED | FAILED
+    bootloader_locked: bool
+    root_indicators: tuple[str, ...]
+    app_package: str
+    app_signing_digest: bytes
+    app_recognized: bool
+    nonce: bytes
+    timestamp: int
+    os_patch_level: int
+    from_tee: bool
+
+
+@dataclass(frozen=True)
+class DeviceClaims:
+    """What the challenge says about the device, before anything is verified."""
+
+    certificate_chain: bytes  # dialect-specific serialized chain
+    signed_payload: bytes  # the bytes the device signature covers
+    signature: bytes
+    evidence: Evidence | None
+    max_hdcp: Hdcp
+    client_info: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class LicenseChallenge:
+    """A parsed license request in neutral form."""
+
+    system: str  # "widevine", "fairplay", "playready", "clearkey"
+    kind: RequestKind
+    license_kind: LicenseKind
+    content_id: str | None
+    key_ids: tuple[bytes, ...]
+    request_id: bytes  # unique per challenge; the replay-detection key
+    request_time: int
+    device: DeviceClaims | None
+    # RENEWAL and RELEASE: the license they refer to, and the MAC over the payload.
+    existing_license_id: str | None = None
+    signature: bytes = b""
+    signed_payload: bytes = b""
+
+
+@dataclass(frozen=True)
+class VerifiedDevice:
+    """A device whose certificate chain, signature and evidence were checked."""
+
+    device_id: str  # hex serial number of the device certificate
+    system_id: int
+    model: str
+    security_level: SecurityLevel
+    verification: PlatformVerification
+    max_hdcp: Hdcp
+    public_key: bytes
+
+    @property
+    def robustness(self) -> Robustness:
+        return Robustness.of_level(self.security_level)
+
+
+@dataclass(frozen=True)
+class TrackKey:
+    """A content key of the catalog with the requirements its track carries."""
+
+    kid: bytes
+    key: bytes
+    track: Track
+    robustness: Robustness
+    hdcp: Hdcp
+
+
+@dataclass(frozen=True)
+class LicensePolicy:
+    """Durations are seconds; 0 means unlimited (as in Widevine's Policy)."""
+
+    can_play: bool = True
+    can_persist: bool = False
+    can_renew: bool = False
+    rental_duration: int = 0
+    playback_duration: int = 0
+    license_duration: int = 0
+    renewal_recovery_duration: int = 0
+    renewal_delay: int = 0
+    renewal_retry_interval: int = 0
+    play_start_grace_period: int = 0
+    soft_enforce_playback: bool = False
+    soft_enforce_rental: bool = False
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The core's decision to issue a license."""
+
+    license_id: str
+    content_id: str
+    kind: LicenseKind
+    keys: tuple[TrackKey, ...]
+    policy: LicensePolicy
+    issued_at: int
+    device: VerifiedDevice | None
+    version: int = 1
+    notes: tuple[str, ...] = field(default_factory=tuple)

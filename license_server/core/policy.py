@@ -1,0 +1,150 @@
+"""The policy engine: pure decisions about which keys a device gets, and how long.
+
+``decide`` takes everything as arguments, ``now`` included, and returns a
+:class:`Grant` or raises :class:`DrmError`. No I/O, no clock reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from license_server.core.model import (
+    Grant,
+    Hdcp,
+    LicenseChallenge,
+    LicenseKind,
+    LicensePolicy,
+    Robustness,
+    SecurityLevel,
+    Track,
+    TrackKey,
+    VerifiedDevice,
+)
+from license_server.errors import DrmError, ErrorCode
+from license_server.keyring import Title
+
+DAY = 86400
+HOUR = 3600
+
+
+@dataclass(frozen=True)
+class TrackRequirement:
+    robustness: Robustness
+    hdcp: Hdcp
+
+
+DEFAULT_TRACK_REQUIREMENTS: dict[Track, TrackRequirement] = {
+    Track.AUDIO: TrackRequirement(Robustness.SW_SECURE_CRYPTO, Hdcp.NONE),
+    Track.SD: TrackRequirement(Robustness.SW_SECURE_CRYPTO, Hdcp.NONE),
+    Track.HD: TrackRequirement(Robustness.HW_SECURE_CRYPTO, Hdcp.V1),
+    Track.UHD1: TrackRequirement(Robustness.HW_SECURE_ALL, Hdcp.V2_2),
+}
+
+PERSISTENT_DEFAULTS = LicensePolicy(can_persist=True, rental_duration=30 * DAY, playback_duration=48 * HOUR)
+TEMPORARY_DEFAULTS = LicensePolicy(can_persist=False, license_duration=1 * DAY)
+
+
+@dataclass(frozen=True)
+class PolicyOverrides:
+    """Per-request changes to the default policy (``cfg=`` now, tokens later).
+
+    ``None`` leaves the default in place.
+    """
+
+    persist: bool | None = None
+    rental_duration: int | None = None
+    playback_duration: int | None = None
+    license_duration: int | None = None
+    can_renew: bool | None = None
+    renewal_delay: int | None = None
+    renewal_retry_interval: int | None = None
+    renewal_recovery_duration: int | None = None
+    play_start_grace_period: int | None = None
+    soft_enforce_playback: bool | None = None
+    soft_enforce_rental: bool | None = None
+    persistent_min_level: SecurityLevel | None = None
+    track_requirements: tuple[tuple[Track, TrackRequirement], ...] = ()
+
+    def apply(self, policy: LicensePolicy) -> LicensePolicy:
+        changes = {
+            name: value
+            for name, value in (
+                ("rental_duration", self.rental_duration),
+                ("playback_duration", self.playback_duration),
+                ("license_duration", self.license_duration),
+                ("can_renew", self.can_renew),
+                ("renewal_delay", self.renewal_delay),
+                ("renewal_retry_interval", self.renewal_retry_interval),
+                ("renewal_recovery_duration", self.renewal_recovery_duration),
+                ("play_start_grace_period", self.play_start_grace_period),
+                ("soft_enforce_playback", self.soft_enforce_playback),
+                ("soft_enforce_rental", self.soft_enforce_rental),
+            )
+            if value is not None
+        }
+        return replace(policy, **changes)
+
+
+def requested_kind(challenge: LicenseChallenge, overrides: PolicyOverrides) -> LicenseKind:
+    """``persist`` in the override wins over the license type in the challenge."""
+    if overrides.persist is None:
+        return challenge.license_kind
+    return LicenseKind.PERSISTENT if overrides.persist else LicenseKind.TEMPORARY
+
+
+def decide(
+    challenge: LicenseChallenge,
+    device: VerifiedDevice | None,
+    title: Title,
+    *,
+    overrides: PolicyOverrides,
+    license_id: str,
+    now: int,
+) -> Grant:
+    """Decide a NEW license request. ``device`` is None for dialects without identity."""
+    kind = requested_kind(challenge, overrides)
+    if kind is LicenseKind.PERSISTENT:
+        if not title.downloadable:
+            raise DrmError(ErrorCode.OFFLINE_NOT_ALLOWED, f"the owner of {title.content_id} does not allow downloads")
+        min_level = overrides.persistent_min_level or SecurityLevel.L1
+        if device is not None and min_level is SecurityLevel.L1 and device.security_level is not SecurityLevel.L1:
+            raise DrmError(
+                ErrorCode.SECURITY_LEVEL_TOO_LOW,
+                f"persistent licenses need L1; this device is {device.security_level.value}",
+            )
+    requested = _requested_tracks(challenge, title)
+    requirements = {**DEFAULT_TRACK_REQUIREMENTS, **dict(overrides.track_requirements)}
+    keys = []
+    for entry in requested:
+        need = requirements[entry.track]
+        if device is not None and not (device.robustness >= need.robustness and device.max_hdcp.satisfies(need.hdcp)):
+            continue
+        keys.append(TrackKey(entry.kid, entry.key, entry.track, need.robustness, need.hdcp))
+    if not keys:
+        level = device.security_level.value if device else "?"
+        raise DrmError(
+            ErrorCode.SECURITY_LEVEL_TOO_LOW,
+            f"no requested track is allowed for a {level} device with HDCP {device.max_hdcp.name if device else '?'}",
+        )
+    base = PERSISTENT_DEFAULTS if kind is LicenseKind.PERSISTENT else TEMPORARY_DEFAULTS
+    return Grant(
+        license_id=license_id,
+        content_id=title.content_id,
+        kind=kind,
+        keys=tuple(keys),
+        policy=overrides.apply(base),
+        issued_at=now,
+        device=device,
+    )
+
+
+def _requested_tracks(challenge: LicenseChallenge, title: Title):
+    if not challenge.key_ids:
+        return title.tracks
+    entries = []
+    for kid in challenge.key_ids:
+        entry = title.track_for(kid)
+        if entry is None:
+            raise DrmError(ErrorCode.KEY_NOT_FOUND, f"key id {kid.hex()} is not part of {title.content_id}")
+        entries.append(entry)
+    return tuple(entries)

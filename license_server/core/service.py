@@ -1,0 +1,114 @@
+"""The neutral pipeline every dialect walks: verify, decide, build, record.
+
+Dialect handlers parse bytes into a :class:`LicenseChallenge`, call
+:meth:`LicenseService.acquire` with a ``build`` callback that encodes a
+:class:`Grant` into their wire format, and write the returned bytes. Refusals
+are raised as :class:`DrmError` and audited here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from license_server import crypto
+from license_server.clock import Clock
+from license_server.core import attestation, policy
+from license_server.core.attestation import AttestationRules, GenuineApp, ModelInfo, TrustAnchor
+from license_server.core.model import Grant, LicenseChallenge, VerifiedDevice
+from license_server.core.policy import PolicyOverrides
+from license_server.errors import DrmError, ErrorCode
+from license_server.keyring import Keyring, Title
+from license_server.revocations import RevocationFile
+from license_server.store import Store
+
+log = logging.getLogger(__name__)
+
+# A build callback returns the wire bytes and the secrets to keep with the
+# license (e.g. the MAC keys that later verify renewals and releases).
+BuildLicense = Callable[[Grant], tuple[bytes, dict[str, str]]]
+UNAUDITED = {ErrorCode.MALFORMED_CHALLENGE, ErrorCode.CHALLENGE_TOO_LARGE, ErrorCode.INVALID_POLICY_OVERRIDE}
+
+
+def attestation_rules(keyring: Keyring, *, allow_compromised: bool = False) -> AttestationRules:
+    return AttestationRules(
+        genuine_apps=tuple(GenuineApp(package, digest) for package, digest in keyring.genuine_apps),
+        allow_compromised=allow_compromised,
+        models={
+            m.system_id: ModelInfo(m.name, m.system_id, m.security_level) for m in keyring.models.values()
+        },
+    )
+
+
+class LicenseService:
+    """Holds the collaborators of the pipeline; one per server."""
+
+    def __init__(
+        self,
+        *,
+        keyring: Keyring,
+        store: Store,
+        clock: Clock,
+        revocations: RevocationFile,
+        rules: AttestationRules,
+    ) -> None:
+        self.keyring = keyring
+        self.store = store
+        self.clock = clock
+        self.revocations = revocations
+        self.rules = rules
+
+    def acquire(
+        self,
+        challenge: LicenseChallenge,
+        *,
+        trust: TrustAnchor | None,
+        overrides: PolicyOverrides,
+        build: BuildLicense,
+    ) -> bytes:
+        """Walk a NEW request through attestation, policy, encoding and the store."""
+        now = self.clock.now()
+        device: VerifiedDevice | None = None
+        try:
+            if trust is not None:
+                device = attestation.verify(
+                    challenge, trust=trust, rules=self.rules, revocations=self.revocations.current(), now=now
+                )
+            title = self.resolve_title(challenge)
+            grant = policy.decide(
+                challenge, device, title, overrides=overrides, license_id=crypto.random_bytes(16).hex(), now=now
+            )
+            body, secrets = build(grant)
+            request_key = f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
+            self.store.record_grant(grant, system=challenge.system, request_key=request_key, secrets=secrets, now=now)
+        except DrmError as error:
+            self.refused(error, challenge, device_id=device.device_id if device else None, now=now)
+            raise
+        log.info(
+            "granted %s %s license %s for %s to %s (%s)",
+            challenge.system, grant.kind.value, grant.license_id, grant.content_id,
+            device.device_id if device else "anonymous", ",".join(k.track.value for k in grant.keys),
+        )
+        return body
+
+    def resolve_title(self, challenge: LicenseChallenge) -> Title:
+        catalog = self.keyring.catalog
+        if challenge.content_id is not None:
+            title = catalog.title(challenge.content_id)
+            if title is None:
+                raise DrmError(ErrorCode.CONTENT_NOT_FOUND, f"content {challenge.content_id!r} is not in the catalog")
+            return title
+        title = catalog.title_for_kid(challenge.key_ids[0]) if challenge.key_ids else None
+        if title is None:
+            raise DrmError(ErrorCode.KEY_NOT_FOUND, "no title holds the requested key ids")
+        return title
+
+    def refused(self, error: DrmError, challenge: LicenseChallenge, *, device_id: str | None, now: int,
+                license_id: str | None = None) -> None:
+        """Log and audit a refusal (malformed input is logged only: it stores nothing)."""
+        log.info("refused %s %s: %s %s", challenge.system, challenge.kind.value, error.code.value, error.message)
+        if error.code not in UNAUDITED:
+            self.store.record_refusal(
+                error, system=challenge.system, device_id=device_id, content_id=challenge.content_id,
+                license_id=license_id or challenge.existing_license_id, now=now,
+            )

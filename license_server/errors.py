@@ -1,0 +1,72 @@
+"""One error vocabulary for every dialect.
+
+Core code raises :class:`DrmError` with a stable :class:`ErrorCode`; the HTTP
+layer maps it once to the dialect's native error shape, an HTTP status and the
+``X-DRM-Error-Code`` response header. Codes are part of the public interface:
+never rename one, only add.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+ERROR_CODE_HEADER = "X-DRM-Error-Code"
+
+
+class ErrorCode(str, Enum):
+    """Stable error codes. The value is the code; ``status`` the HTTP status."""
+
+    def __new__(cls, value: str, status: int, summary: str) -> "ErrorCode":
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.status = status  # type: ignore[attr-defined]
+        member.summary = summary  # type: ignore[attr-defined]
+        return member
+
+    status: int
+    summary: str
+
+    # Request shape
+    MALFORMED_CHALLENGE = ("MALFORMED_CHALLENGE", 400, "The request body is not a valid challenge for this endpoint.")
+    CHALLENGE_TOO_LARGE = ("CHALLENGE_TOO_LARGE", 413, "The request body exceeds the size limit.")
+    UNSUPPORTED_REQUEST = ("UNSUPPORTED_REQUEST", 400, "The request type is not supported here.")
+    INVALID_POLICY_OVERRIDE = ("INVALID_POLICY_OVERRIDE", 400, "The cfg= policy override names an unknown key or a bad value.")
+    # Device identity and attestation
+    CERTIFICATE_INVALID = ("CERTIFICATE_INVALID", 403, "The device certificate does not chain to a trusted root.")
+    SIGNATURE_INVALID = ("SIGNATURE_INVALID", 403, "The challenge signature does not verify.")
+    DEVICE_REVOKED = ("DEVICE_REVOKED", 403, "The device or its model (system id) is revoked.")
+    DEVICE_ROOTED = ("DEVICE_ROOTED", 403, "The device reports root access or a compromised OS.")
+    BOOTLOADER_UNLOCKED = ("BOOTLOADER_UNLOCKED", 403, "The device bootloader is unlocked or boot is not verified.")
+    APP_NOT_GENUINE = ("APP_NOT_GENUINE", 403, "The app is tampered with or not the genuine, recognized build.")
+    ATTESTATION_INVALID = ("ATTESTATION_INVALID", 403, "The attestation evidence is missing, stale or bound to another request.")
+    REPLAYED_CHALLENGE = ("REPLAYED_CHALLENGE", 403, "The challenge was already used or is outside the freshness window.")
+    # Policy
+    SECURITY_LEVEL_TOO_LOW = ("SECURITY_LEVEL_TOO_LOW", 403, "The device's security level or output protection is too low.")
+    OFFLINE_NOT_ALLOWED = ("OFFLINE_NOT_ALLOWED", 403, "The content owner does not allow persistent (offline) licenses for this title.")
+    CONTENT_NOT_FOUND = ("CONTENT_NOT_FOUND", 404, "The content id is not in the catalog.")
+    KEY_NOT_FOUND = ("KEY_NOT_FOUND", 404, "A requested key id is not in the catalog.")
+    # Lifecycle
+    LICENSE_NOT_FOUND = ("LICENSE_NOT_FOUND", 404, "No license with that id was issued to this device.")
+    LICENSE_EXPIRED = ("LICENSE_EXPIRED", 403, "The license has expired.")
+    LICENSE_RELEASED = ("LICENSE_RELEASED", 403, "The license was released.")
+    RENEWAL_NOT_ALLOWED = ("RENEWAL_NOT_ALLOWED", 403, "The license policy does not allow renewal.")
+    # Server
+    INTERNAL_ERROR = ("INTERNAL_ERROR", 500, "The server failed unexpectedly; details are in its log.")
+
+
+class DrmError(Exception):
+    """A refusal with a stable code; safe to show to the client."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        self.code = code
+        self.message = message or code.summary
+        super().__init__(f"{code.value}: {self.message}")
+
+    @property
+    def status(self) -> int:
+        return self.code.status
+
+
+def malformed(message: str) -> DrmError:
+    """Shorthand for the commonest refusal: bytes that do not parse."""
+    return DrmError(ErrorCode.MALFORMED_CHALLENGE, message)

@@ -1,0 +1,27 @@
+"""``GET /healthz``: liveness plus what this server is serving."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from license_server import __version__
+from license_server.http import CLOCK, KEYRING, SETTINGS, STORE
+
+
+async def healthz(request: web.Request) -> web.Response:
+    app = request.app
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "time": app[CLOCK].now(),
+            "test_clock": app[SETTINGS].test_clock,
+            "public_test_keys": app[KEYRING].is_public_test_keyring,
+            "schema_version": app[STORE].schema_version,
+            "systems": sorted({n.split(".")[0] for n in app.router.named_resources() if "." in n} - {"health", "admin"}),
+        }
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz, name="health.healthz")

@@ -1,0 +1,81 @@
+"""HTTP plumbing shared by the dialect handlers: app keys, bounded body reads,
+and the one error middleware that renders :class:`DrmError` in each dialect's
+native shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from license_server.clock import Clock
+from license_server.core.service import LicenseService
+from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
+from license_server.keyring import Keyring
+from license_server.settings import Settings
+from license_server.store import Store
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+KEYRING = web.AppKey("keyring", Keyring)
+STORE = web.AppKey("store", Store)
+CLOCK = web.AppKey("clock", Clock)
+SERVICE = web.AppKey("service", LicenseService)
+
+ErrorRenderer = Callable[[DrmError], web.Response]
+_RENDERERS: dict[str, ErrorRenderer] = {}
+
+
+def error_renderer(dialect: str) -> Callable[[ErrorRenderer], ErrorRenderer]:
+    """Register how a dialect shapes errors; routes are named ``<dialect>.<name>``."""
+
+    def register(render: ErrorRenderer) -> ErrorRenderer:
+        _RENDERERS[dialect] = render
+        return render
+
+    return register
+
+
+def json_error(error: DrmError) -> web.Response:
+    return web.json_response(
+        {"error": {"code": error.code.value, "message": error.message}},
+        status=error.status,
+        headers={ERROR_CODE_HEADER: error.code.value},
+    )
+
+
+def _dialect(request: web.Request) -> str:
+    route = request.match_info.route
+    name = route.name if route is not None else None
+    return (name or "").split(".")[0]
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DrmError as error:
+        return _RENDERERS.get(_dialect(request), json_error)(error)
+    except web.HTTPRequestEntityTooLarge:
+        error = DrmError(ErrorCode.CHALLENGE_TOO_LARGE)
+        return _RENDERERS.get(_dialect(request), json_error)(error)
+    except web.HTTPException:
+        raise
+    except Exception:  # noqa: BLE001 - the one place that turns bugs into a clean 500
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        error = DrmError(ErrorCode.INTERNAL_ERROR)
+        return _RENDERERS.get(_dialect(request), json_error)(error)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; larger bodies are refused without reading them all."""
+    if request.content_length is not None and request.content_length > limit:
+        raise DrmError(ErrorCode.CHALLENGE_TOO_LARGE, f"body larger than {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise DrmError(ErrorCode.CHALLENGE_TOO_LARGE, f"body larger than {limit} bytes")
+    return body

@@ -1,0 +1,144 @@
+"""``license-server keys init``: writes the public, test-only key material.
+
+RSA keys are fresh on every run; content KIDs and keys are derived from a
+fixed public label, so re-running ``keys init --force`` keeps media that was
+packaged earlier playable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from license_server import crypto
+from license_server.protocols.widevine.certificates import CertType, issue_certificate
+
+CONTENT_KEY_LABEL = b"drm-license-emulator PUBLIC TEST CONTENT KEY v1"
+
+MODELS = (
+    {"name": "emulated-phone-l1", "system_id": 7001, "security_level": "L1", "device_type": "mobile"},
+    {"name": "emulated-tablet-l1", "system_id": 7002, "security_level": "L1", "device_type": "tablet"},
+    {"name": "emulated-phone-l3", "system_id": 7101, "security_level": "L3", "device_type": "mobile"},
+    {"name": "emulated-laptop-l3", "system_id": 7102, "security_level": "L3", "device_type": "laptop"},
+)
+
+GENUINE_APP_PACKAGE = "com.example.drmplayer"
+GENUINE_APP_SIGNING_DIGEST = hashlib.sha256(b"drm-license-emulator PUBLIC TEST app signing certificate").hexdigest()
+
+TITLES = (
+    ("demo-movie", "Demo Movie", True, ("AUDIO", "SD", "HD", "UHD1")),
+    ("demo-episode", "Demo Episode", True, ("AUDIO", "SD", "HD")),
+    ("stream-only", "Stream-Only Title (downloads forbidden by the owner)", False, ("AUDIO", "SD", "HD")),
+)
+
+README = """# keys/: PUBLIC TEST KEYS — NOT SECRET, NOT FOR PRODUCTION
+
+Everything in this directory is published with the source code of the DRM
+license server emulator. Anyone can read these private keys and content keys.
+They exist so that tests, CI pipelines and player teams get deterministic,
+self-contained key material. Never protect real content with them.
+
+The server logs a loud warning when it serves these keys on an address other
+than loopback.
+
+Regenerate with:
+
+    license-server keys init --dir keys --force
+
+What is here:
+
+- `widevine/root.*` — the emulated Widevine-style root of trust (self-signed
+  `SignedDrmCertificate`, RSA-2048).
+- `widevine/models.json` and `widevine/models/` — device-model intermediates,
+  each with a `system_id` and a security level (L1 = emulated TEE, L3 = software),
+  signed by the root. The device emulator provisions devices from them.
+- `widevine/service.*` — the license server's service certificate and key
+  (answers the `08 04` service-certificate request; privacy mode).
+- `apps.json` — the genuine player app (package and signing-certificate digest)
+  that attestation accepts; anything else is refused with APP_NOT_GENUINE.
+- `catalog.json` — titles, tracks, KIDs and content keys. KIDs and keys are
+  derived from the public label `{label}`
+  with SHA-256, so they are the same after every regeneration.
+"""
+
+
+def derive_content_key(content_id: str, track: str, purpose: str) -> bytes:
+    """Deterministic 16-byte KID or key for a title's track."""
+    return hashlib.sha256(CONTENT_KEY_LABEL + f"|{content_id}|{track}|{purpose}".encode()).digest()[:16]
+
+
+def build_catalog() -> dict:
+    contents = {}
+    for content_id, name, downloadable, tracks in TITLES:
+        contents[content_id] = {
+            "title": name,
+            "downloadable": downloadable,
+            "tracks": {
+                track: {
+                    "kid": derive_content_key(content_id, track, "kid").hex(),
+                    "key": derive_content_key(content_id, track, "key").hex(),
+                }
+                for track in tracks
+            },
+        }
+    return {"contents": contents}
+
+
+def init_keys(directory: Path, *, force: bool, now: int) -> list[Path]:
+    """Write the whole ``keys/`` tree; refuse to overwrite unless ``force``."""
+    wv = directory / "widevine"
+    if (directory / "catalog.json").exists() and not force:
+        raise FileExistsError(f"{directory} already holds keys; pass --force to regenerate them")
+    (wv / "models").mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def write(path: Path, data: bytes | str) -> None:
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+        written.append(path)
+
+    root_key = crypto.generate_rsa_private_key()
+    root = issue_certificate(
+        cert_type=CertType.ROOT,
+        public_key=crypto.public_key_der(root_key),
+        serial_number=crypto.random_bytes(16),
+        issuer_key_pem=root_key,
+        issuer=None,
+        created=now,
+    )
+    write(wv / "root.key.pem", root_key)
+    write(wv / "root.cert.bin", root.SerializeToString())
+
+    for model in MODELS:
+        key = crypto.generate_rsa_private_key()
+        cert = issue_certificate(
+            cert_type=CertType.DEVICE_MODEL,
+            public_key=crypto.public_key_der(key),
+            serial_number=crypto.random_bytes(16),
+            issuer_key_pem=root_key,
+            issuer=root,
+            system_id=model["system_id"],
+            created=now,
+        )
+        write(wv / "models" / f"{model['name']}.key.pem", key)
+        write(wv / "models" / f"{model['name']}.cert.bin", cert.SerializeToString())
+    write(wv / "models.json", json.dumps({"models": list(MODELS)}, indent=2) + "\n")
+
+    service_key = crypto.generate_rsa_private_key()
+    service = issue_certificate(
+        cert_type=CertType.SERVICE,
+        public_key=crypto.public_key_der(service_key),
+        serial_number=crypto.random_bytes(16),
+        issuer_key_pem=root_key,
+        issuer=root,
+        created=now,
+        provider_id="license.emulator.test",
+    )
+    write(wv / "service.key.pem", service_key)
+    write(wv / "service.cert.bin", service.SerializeToString())
+
+    write(directory / "catalog.json", json.dumps(build_catalog(), indent=2) + "\n")
+    apps = {"apps": [{"package": GENUINE_APP_PACKAGE, "signing_digest": GENUINE_APP_SIGNING_DIGEST}]}
+    write(directory / "apps.json", json.dumps(apps, indent=2) + "\n")
+    write(directory / "README.md", README.format(label=CONTENT_KEY_LABEL.decode()))
+    return written

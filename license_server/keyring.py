@@ -1,0 +1,159 @@
+"""Loads ``keys/``: emulated roots, device models, the service identity, the catalog.
+
+Layout (written by ``license-server keys init``)::
+
+    keys/README.md                  says these keys are public test keys
+    keys/catalog.json               titles, tracks, KIDs and content keys
+    keys/apps.json                  the genuine player app attestation accepts
+    keys/widevine/root.key.pem      emulated root (private key: test only)
+    keys/widevine/root.cert.bin     SignedDrmCertificate, self-signed
+    keys/widevine/models.json       device models: system id, level, type
+    keys/widevine/models/NAME.key.pem / NAME.cert.bin
+    keys/widevine/service.key.pem / service.cert.bin
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from license_server.core.model import SecurityLevel, Track
+
+KEYS_ENV = "DRM_EMULATOR_KEYS"
+
+
+class KeyringError(Exception):
+    """``keys/`` is missing or inconsistent; the message says how to fix it."""
+
+
+def default_keys_dir() -> Path:
+    """``$DRM_EMULATOR_KEYS``, else ``./keys`` if present, else the project's ``keys/``."""
+    if os.environ.get(KEYS_ENV):
+        return Path(os.environ[KEYS_ENV])
+    local = Path("keys")
+    if (local / "catalog.json").exists():
+        return local
+    return Path(__file__).resolve().parent.parent / "keys"
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    name: str
+    system_id: int
+    security_level: SecurityLevel
+    device_type: str  # mobile | tablet | laptop | tv | browser
+    key_pem: bytes = field(repr=False)
+    certificate: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TrackEntry:
+    track: Track
+    kid: bytes
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Title:
+    content_id: str
+    name: str
+    downloadable: bool
+    tracks: tuple[TrackEntry, ...]
+
+    def track_for(self, kid: bytes) -> TrackEntry | None:
+        return next((t for t in self.tracks if t.kid == kid), None)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    titles: dict[str, Title]
+
+    def title(self, content_id: str) -> Title | None:
+        return self.titles.get(content_id)
+
+    def title_for_kid(self, kid: bytes) -> Title | None:
+        return next((t for t in self.titles.values() if t.track_for(kid)), None)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Catalog":
+        titles = {}
+        for content_id, entry in data["contents"].items():
+            tracks = tuple(
+                TrackEntry(Track(name), bytes.fromhex(t["kid"]), bytes.fromhex(t["key"]))
+                for name, t in entry["tracks"].items()
+            )
+            titles[content_id] = Title(content_id, entry.get("title", content_id), bool(entry.get("downloadable", True)), tracks)
+        return cls(titles)
+
+
+@dataclass(frozen=True)
+class Keyring:
+    directory: Path
+    root_key_pem: bytes = field(repr=False)
+    root_certificate: bytes
+    root_public_key: bytes
+    models: dict[str, DeviceModel]
+    service_key_pem: bytes = field(repr=False)
+    service_certificate: bytes
+    catalog: Catalog
+    genuine_apps: tuple[tuple[str, bytes], ...] = ()
+
+    def model_by_system_id(self, system_id: int) -> DeviceModel | None:
+        return next((m for m in self.models.values() if m.system_id == system_id), None)
+
+    def default_model(self, level: SecurityLevel) -> DeviceModel:
+        return next(m for m in self.models.values() if m.security_level is level)
+
+    @property
+    def is_public_test_keyring(self) -> bool:
+        marker = self.directory / "README.md"
+        return marker.exists() and "PUBLIC TEST KEYS" in marker.read_text(encoding="utf-8")
+
+
+def load_keyring(directory: Path | str | None = None) -> Keyring:
+    """Read and cross-check ``keys/``; raise :class:`KeyringError` with a fix."""
+    from license_server.protocols.widevine import license_protocol_pb2 as pb
+
+    base = Path(directory) if directory else default_keys_dir()
+    wv = base / "widevine"
+    try:
+        root_cert = (wv / "root.cert.bin").read_bytes()
+        models_doc = json.loads((wv / "models.json").read_text(encoding="utf-8"))
+        models = {}
+        for entry in models_doc["models"]:
+            name = entry["name"]
+            models[name] = DeviceModel(
+                name=name,
+                system_id=int(entry["system_id"]),
+                security_level=SecurityLevel(entry["security_level"]),
+                device_type=entry.get("device_type", "mobile"),
+                key_pem=(wv / "models" / f"{name}.key.pem").read_bytes(),
+                certificate=(wv / "models" / f"{name}.cert.bin").read_bytes(),
+            )
+        catalog = Catalog.from_json(json.loads((base / "catalog.json").read_text(encoding="utf-8")))
+        keyring = Keyring(
+            directory=base,
+            root_key_pem=(wv / "root.key.pem").read_bytes(),
+            root_certificate=root_cert,
+            root_public_key=pb.DrmCertificate.FromString(
+                pb.SignedDrmCertificate.FromString(root_cert).drm_certificate
+            ).public_key,
+            models=models,
+            service_key_pem=(wv / "service.key.pem").read_bytes(),
+            service_certificate=(wv / "service.cert.bin").read_bytes(),
+            catalog=catalog,
+            genuine_apps=tuple(
+                (app["package"], bytes.fromhex(app["signing_digest"]))
+                for app in json.loads((base / "apps.json").read_text(encoding="utf-8"))["apps"]
+            ),
+        )
+    except FileNotFoundError as exc:
+        raise KeyringError(
+            f"keys directory {base} is incomplete ({exc.filename} missing); "
+            f"run `license-server keys init --dir {base}`"
+        ) from exc
+    except (KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise KeyringError(f"keys directory {base} is inconsistent: {exc}") from exc
+    return keyring

@@ -1,0 +1,46 @@
+"""Server settings: CLI flags, with ``DRM_SERVER_*`` environment variables as defaults."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class Settings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address to bind; loopback unless told otherwise.")
+    port: int = Field(8080, ge=0, le=65535)
+    data_dir: Path = Field(Path("data"), description="Where the SQLite store and revocations.json live.")
+    keys_dir: Path | None = Field(None, description="The keys/ directory; default: the project's test keys.")
+    test_clock: bool = Field(False, description="Enable the controlled clock and /admin/clock.")
+    allow_compromised_devices: bool = Field(
+        False, description="NEGATIVE TESTING ONLY: serve rooted/tampered devices as TAMPERED, SD at most."
+    )
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log level must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "license-server.db"
+
+    @property
+    def revocations_path(self) -> Path:
+        return self.data_dir / "revocations.json"

@@ -1,0 +1,209 @@
+"""The server's repository over SQLite (sqlite-utils), in WAL mode.
+
+The core never sees SQL: it calls intent-named methods. Writes that must be
+atomic (a grant with its replay record and audit entry) run inside one
+``BEGIN IMMEDIATE`` transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from license_server.core.model import Grant
+from license_server.errors import DrmError, ErrorCode
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: foundation
+    """
+    CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY, system TEXT NOT NULL, system_id INTEGER NOT NULL,
+        model TEXT NOT NULL, security_level TEXT NOT NULL, verification TEXT NOT NULL,
+        first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL
+    );
+    CREATE TABLE licenses (
+        license_id TEXT PRIMARY KEY, system TEXT NOT NULL, device_id TEXT,
+        content_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
+        version INTEGER NOT NULL, kids TEXT NOT NULL, tracks TEXT NOT NULL,
+        policy TEXT NOT NULL, issued_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        released_at INTEGER, secrets TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX licenses_device ON licenses(device_id);
+    CREATE INDEX licenses_content ON licenses(content_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, system TEXT NOT NULL,
+        event TEXT NOT NULL, device_id TEXT, content_id TEXT, license_id TEXT,
+        code TEXT, message TEXT
+    );
+    CREATE INDEX audit_license ON audit(license_id);
+    CREATE TABLE seen_requests (request_key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL);
+    CREATE INDEX seen_requests_at ON seen_requests(seen_at);
+    """,
+)
+
+REPLAY_RETENTION = 3600  # seconds; well past the freshness window
+
+
+@dataclass(frozen=True)
+class LicenseRecord:
+    license_id: str
+    system: str
+    device_id: str | None
+    content_id: str
+    kind: str
+    state: str
+    version: int
+    kids: list[str]
+    tracks: list[str]
+    policy: dict[str, Any]
+    issued_at: int
+    updated_at: int
+    released_at: int | None
+    secrets: dict[str, str]
+
+    def public(self) -> dict[str, Any]:
+        """The record without secrets, for logs and APIs."""
+        data = dict(self.__dict__)
+        data.pop("secrets")
+        return data
+
+
+class Store:
+    """Devices, licenses, replay records and the audit trail."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self._migrate()
+
+    @classmethod
+    def open(cls, path: Path | str) -> "Store":
+        """Open (creating if needed) the store at ``path``; ``":memory:"`` for tests."""
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        db = sqlite_utils.Database(conn)
+        if str(path) != ":memory:":
+            db.enable_wal()
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return cls(db)
+
+    @classmethod
+    def memory(cls) -> "Store":
+        return cls.open(":memory:")
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -------------------------------------------------------------- plumbing
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in filter(str.strip, script.split(";")):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version={number}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # ---------------------------------------------------------------- writes
+
+    def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int) -> None:
+        """Record an issued license with its device, replay key and audit entry, atomically.
+
+        Raises ``REPLAYED_CHALLENGE`` (and writes nothing) if ``request_key`` was seen.
+        """
+        device = grant.device
+        with self.transaction():
+            self._claim_request(request_key, now)
+            if device is not None:
+                self.db.execute(
+                    """INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(device_id) DO UPDATE SET last_seen=excluded.last_seen,
+                       verification=excluded.verification, security_level=excluded.security_level""",
+                    (device.device_id, system, device.system_id, device.model, device.security_level.value,
+                     device.verification.value, now, now),
+                )
+            self.db.execute(
+                "INSERT INTO licenses VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?, NULL, ?)",
+                (
+                    grant.license_id, system, device.device_id if device else None, grant.content_id,
+                    grant.kind.value, grant.version,
+                    json.dumps([k.kid.hex() for k in grant.keys]),
+                    json.dumps([k.track.value for k in grant.keys]),
+                    json.dumps(grant.policy.as_dict()), grant.issued_at, now, json.dumps(secrets),
+                ),
+            )
+            self._audit(now, system, "grant", device.device_id if device else None, grant.content_id,
+                        grant.license_id, None, f"{grant.kind.value}: {','.join(k.track.value for k in grant.keys)}")
+
+    def record_refusal(self, error: DrmError, *, system: str, device_id: str | None, content_id: str | None,
+                       license_id: str | None = None, now: int) -> None:
+        with self.transaction():
+            self._audit(now, system, "refusal", device_id, content_id, license_id, error.code.value, error.message)
+
+    def _claim_request(self, request_key: str, now: int) -> None:
+        self.db.execute("DELETE FROM seen_requests WHERE seen_at < ?", (now - REPLAY_RETENTION,))
+        try:
+            self.db.execute("INSERT INTO seen_requests VALUES (?, ?)", (request_key, now))
+        except sqlite3.IntegrityError as exc:
+            raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "this challenge was already used") from exc
+
+    def _audit(self, now: int, system: str, event: str, device_id: str | None, content_id: str | None,
+               license_id: str | None, code: str | None, message: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO audit (at, system, event, device_id, content_id, license_id, code, message) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (now, system, event, device_id, content_id, license_id, code, message),
+        )
+
+    # ----------------------------------------------------------------- reads
+
+    def license(self, license_id: str) -> LicenseRecord | None:
+        rows = list(self.db["licenses"].rows_where("license_id = ?", [license_id]))
+        return _license(rows[0]) if rows else None
+
+    def licenses(self, **filters: str) -> list[LicenseRecord]:
+        allowed = {"device_id", "content_id", "state", "system", "kind"}
+        clauses = [f"{name} = :{name}" for name in filters if name in allowed and filters[name] is not None]
+        where = " AND ".join(clauses) or None
+        params = {k: v for k, v in filters.items() if k in allowed and v is not None}
+        return [_license(r) for r in self.db["licenses"].rows_where(where, params, order_by="issued_at")]
+
+    def devices(self) -> list[dict[str, Any]]:
+        return list(self.db["devices"].rows_where(order_by="first_seen"))
+
+    def audit_trail(self, *, license_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        if license_id:
+            return list(self.db["audit"].rows_where("license_id = ?", [license_id], order_by="id desc", limit=limit))
+        return list(self.db["audit"].rows_where(order_by="id desc", limit=limit))
+
+    def counts(self) -> dict[str, int]:
+        return {table: self.db[table].count for table in ("devices", "licenses", "audit", "seen_requests")}
+
+
+def _license(row: dict[str, Any]) -> LicenseRecord:
+    return LicenseRecord(
+        license_id=row["license_id"], system=row["system"], device_id=row["device_id"],
+        content_id=row["content_id"], kind=row["kind"], state=row["state"], version=row["version"],
+        kids=json.loads(row["kids"]), tracks=json.loads(row["tracks"]), policy=json.loads(row["policy"]),
+        issued_at=row["issued_at"], updated_at=row["updated_at"], released_at=row["released_at"],
+        secrets=json.loads(row["secrets"]),
+    )
