@@ -1,4 +1,7 @@
-"""The crypto boundary: the only server module that touches ``cryptography.hazmat``.
+"""The crypto boundary: the only server package that touches ``cryptography.hazmat``.
+
+Dialect-specific primitives live in submodules of this package (e.g. ECC for
+the PlayReady-style dialect); nothing outside it imports hazmat.
 
 Everything else calls the named operations below. Failed verification raises
 :class:`CryptoError` with no detail for the client; callers turn it into a

@@ -1,0 +1,195 @@
+"""The device's Widevine-style CDM: builds challenges, verifies and loads licenses.
+
+It uses the same codec as the server (``license_server.protocols.widevine``),
+so the two can never disagree on the format. Network I/O lives elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from license_server import crypto
+from license_server.core.model import LicenseKind, SecurityLevel
+from license_server.errors import DrmError
+from license_server.protocols.common import attestation_nonce
+from license_server.protocols.widevine import codec
+from license_server.protocols.widevine import license_protocol_pb2 as pb
+from license_server.protocols.widevine.certificates import CertificateError, CertType, verify_chain
+from device_emulator.device import Device
+from device_emulator.tee import TeeError
+
+SYSTEM = codec.SYSTEM
+_KIND_TO_WIRE = {LicenseKind.TEMPORARY: pb.STREAMING, LicenseKind.PERSISTENT: pb.OFFLINE}
+_VERIFICATION_NAMES = {
+    pb.PLATFORM_HARDWARE_VERIFIED: "HARDWARE_VERIFIED",
+    pb.PLATFORM_SOFTWARE_VERIFIED: "SOFTWARE_VERIFIED",
+    pb.PLATFORM_TAMPERED: "TAMPERED",
+}
+
+
+class CdmError(Exception):
+    """The CDM refused something the server sent (or could not build a request)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """A challenge that was sent and awaits its license."""
+
+    body: bytes
+    request_msg: bytes
+    request_id: bytes
+    kind: LicenseKind
+    content_id: str
+
+
+@dataclass(frozen=True)
+class LoadedLicense:
+    handle: int
+    license: pb.License = field(repr=False)
+    request_msg: bytes = field(repr=False)
+    license_msg: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
+    wrapped_session_key: bytes = field(repr=False)
+
+    @property
+    def license_id(self) -> str:
+        return self.license.id.session_id.hex()
+
+    @property
+    def kind(self) -> LicenseKind:
+        return LicenseKind.PERSISTENT if self.license.id.type == pb.OFFLINE else LicenseKind.TEMPORARY
+
+    @property
+    def platform_verification(self) -> str:
+        return _VERIFICATION_NAMES.get(self.license.platform_verification_status, "UNVERIFIED")
+
+    def policy(self) -> dict:
+        p = self.license.policy
+        return {
+            "can_play": p.can_play, "can_persist": p.can_persist, "can_renew": p.can_renew,
+            "rental_duration": p.rental_duration_seconds, "playback_duration": p.playback_duration_seconds,
+            "license_duration": p.license_duration_seconds,
+            "renewal_recovery_duration": p.renewal_recovery_duration_seconds,
+            "renewal_delay": p.renewal_delay_seconds, "renewal_retry_interval": p.renewal_retry_interval_seconds,
+            "play_start_grace_period": p.play_start_grace_period_seconds,
+            "soft_enforce_playback": p.soft_enforce_playback_duration,
+            "soft_enforce_rental": p.soft_enforce_rental_duration,
+            "renewal_server_url": p.renewal_server_url,
+        }
+
+
+class WidevineCdm:
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self._cert_path = device.directory / "trust" / "widevine_service.bin"
+
+    # ---------------------------------------------------- service certificate
+
+    @property
+    def service_certificate(self) -> bytes | None:
+        return self._cert_path.read_bytes() if self._cert_path.exists() else None
+
+    def service_certificate_request(self) -> bytes:
+        return codec.SERVICE_CERTIFICATE_REQUEST
+
+    def accept_service_certificate(self, reply: bytes) -> None:
+        """Verify the server's service certificate against our root and cache it."""
+        parsed = self._reply(reply)
+        if parsed.type != pb.SignedMessage.SERVICE_CERTIFICATE:
+            raise CdmError("UNEXPECTED_REPLY", "the server did not answer with a service certificate")
+        root = pb.DrmCertificate.FromString(pb.SignedDrmCertificate.FromString(self.device.trusted_root).drm_certificate)
+        try:
+            info = verify_chain(parsed.msg, root.public_key, now=self.device.now())
+        except CertificateError as exc:
+            raise CdmError("SERVICE_CERTIFICATE_INVALID", str(exc)) from exc
+        if info.type != CertType.SERVICE:
+            raise CdmError("SERVICE_CERTIFICATE_INVALID", "the certificate is not a SERVICE certificate")
+        self._cert_path.write_bytes(parsed.msg)
+
+    # -------------------------------------------------------------- challenge
+
+    def build_challenge(self, content_id: str, kind: LicenseKind, *, key_ids: tuple[bytes, ...] = (),
+                        privacy: bool = True) -> PendingRequest:
+        now = self.device.now()
+        request_id = crypto.random_bytes(16)
+        client = pb.ClientIdentification(type=pb.ClientIdentification.DRM_DEVICE_CERTIFICATE,
+                                         token=self.device.certificate_chain)
+        client.client_info.add(name="company_name", value="drm-license-emulator")
+        client.client_info.add(name="model_name", value=self.device.record.model)
+        client.client_info.add(name="security_level", value=self.device.level.value)
+        client.client_capabilities.max_hdcp_version = self.device.record.max_hdcp
+        client.client_capabilities.oem_crypto_api_version = 18 if self.device.level is SecurityLevel.L1 else 0
+        client.attestation.CopyFrom(self._evidence(request_id, now))
+        request = pb.LicenseRequest(type=pb.LicenseRequest.NEW, request_time=now,
+                                    protocol_version=pb.VERSION_2_1,
+                                    key_control_nonce=int.from_bytes(crypto.random_bytes(4), "big"))
+        pssh = request.content_id.widevine_pssh_data
+        pssh.pssh_data.append(codec.pssh_data(content_id, key_ids))
+        pssh.license_type = _KIND_TO_WIRE[kind]
+        pssh.request_id = request_id
+        service_cert = self.service_certificate if privacy else None
+        if service_cert:
+            request.encrypted_client_id.CopyFrom(codec.encrypt_client_id(client, service_cert))
+        else:
+            request.client_id.CopyFrom(client)
+        msg = request.SerializeToString()
+        body = codec.sign_message(msg, self.device.tee.sign(msg))
+        return PendingRequest(body, msg, request_id, kind, content_id)
+
+    def _evidence(self, request_id: bytes, now: int) -> pb.AttestationEvidence:
+        """On L1 the TEE reports the root of trust; on L3 these are software claims."""
+        record = self.device.record
+        flags = record.flags
+        evidence = pb.AttestationEvidence(
+            verified_boot_state=(pb.AttestationEvidence.SELF_SIGNED if flags.bootloader_unlocked
+                                 else pb.AttestationEvidence.VERIFIED),
+            bootloader_locked=not flags.bootloader_unlocked,
+            app_package=record.app_package,
+            app_signing_digest=bytes.fromhex(record.app_signing_digest),
+            app_recognized=not flags.tampered_app,
+            nonce=attestation_nonce(request_id),
+            timestamp=now,
+            os_patch_level=record.os_patch_level,
+            source=(pb.AttestationEvidence.TRUSTED_ENVIRONMENT if self.device.tee.hardware_backed
+                    else pb.AttestationEvidence.SOFTWARE),
+        )
+        if flags.rooted:
+            evidence.root_indicators.extend(["su_binary", "magisk"])
+        return evidence
+
+    # ---------------------------------------------------------------- license
+
+    def process_license(self, pending: PendingRequest, reply: bytes) -> LoadedLicense:
+        """Verify the license (signature, binding, request id) and load its keys into the TEE."""
+        parsed = self._reply(reply)
+        if parsed.type != pb.SignedMessage.LICENSE or not parsed.session_key:
+            raise CdmError("UNEXPECTED_REPLY", "the server did not answer with a new license")
+        return self.load(pending.request_msg, parsed.session_key, parsed.msg, parsed.signature,
+                         expected_request_id=pending.request_id)
+
+    def load(self, request_msg: bytes, wrapped_session_key: bytes, license_msg: bytes, signature: bytes,
+             *, expected_request_id: bytes | None = None) -> LoadedLicense:
+        """Load a (possibly stored) license into the TEE, verifying it on the way."""
+        try:
+            handle, lic = self.device.tee.load_license(request_msg, wrapped_session_key, license_msg, signature)
+        except TeeError as exc:
+            raise CdmError(exc.code, exc.message) from exc
+        if expected_request_id is not None and lic.id.request_id != expected_request_id:
+            self.device.tee.close(handle)
+            raise CdmError("LICENSE_MISMATCH", "the license answers another request")
+        return LoadedLicense(handle, lic, request_msg, license_msg, signature, wrapped_session_key)
+
+    @staticmethod
+    def _reply(body: bytes) -> codec.ServerReply:
+        try:
+            reply = codec.parse_server_reply(body)
+        except DrmError as exc:
+            raise CdmError("MALFORMED_REPLY", exc.message) from exc
+        if reply.error_code:
+            raise CdmError(reply.error_code, reply.error_message or "refused by the server")
+        return reply

@@ -1,0 +1,164 @@
+"""``device-emulator``: provision devices, acquire and inspect licenses.
+
+Exit codes: 0 success (license granted), 3 refused by the server or the CDM
+(the stable error code is printed), 2 usage error, 1 anything else (e.g. the
+server is unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from license_server import __version__
+from license_server.core.model import Hdcp, LicenseKind, SecurityLevel
+from license_server.keyring import KeyringError, default_keys_dir, load_keyring
+from device_emulator.device import Device, DeviceError, DeviceFlags
+from device_emulator.license_store import LicenseStore
+from device_emulator.transport import TransportError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+HDCP_CHOICES = {"none": Hdcp.NONE, "1": Hdcp.V1, "2": Hdcp.V2, "2.1": Hdcp.V2_1, "2.2": Hdcp.V2_2,
+                "2.3": Hdcp.V2_3, "no-digital-output": Hdcp.NO_DIGITAL_OUTPUT}
+device_dir_arg = click.argument("device_dir", type=click.Path(path_type=Path, file_okay=False))
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
+
+
+def _load(device_dir: Path) -> Device:
+    try:
+        return Device.load(device_dir)
+    except DeviceError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="device-emulator")
+def main() -> None:
+    """Emulated DRM devices (L1 with an emulated TEE, or L3 software)."""
+
+
+@main.command()
+@device_dir_arg
+@click.option("--level", type=click.Choice(["L1", "L3"]), default="L1", show_default=True,
+              help="Security level; picks the default model of that level.")
+@click.option("--model", help="Device model from keys/widevine/models.json (must match --level).")
+@click.option("--rooted", is_flag=True, help="The device is rooted (root indicators present).")
+@click.option("--unlocked-bootloader", is_flag=True, help="The bootloader is unlocked (self-signed boot).")
+@click.option("--tampered-app", is_flag=True, help="The player app is repackaged (not the genuine build).")
+@click.option("--hdcp", type=click.Choice(list(HDCP_CHOICES)), default="2.2", show_default=True,
+              help="Highest HDCP version the device's outputs support.")
+@click.option("--keys", "keys_dir", type=click.Path(path_type=Path), help="keys/ directory to provision from.")
+@json_option
+def create(device_dir: Path, level: str, model: str | None, rooted: bool, unlocked_bootloader: bool,
+           tampered_app: bool, hdcp: str, keys_dir: Path | None, as_json: bool) -> None:
+    """Provision a new device in DEVICE_DIR (keypair, certificate, state flags)."""
+    try:
+        keyring = load_keyring(keys_dir or default_keys_dir())
+    except KeyringError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    wanted = SecurityLevel(level)
+    if model is None:
+        chosen = keyring.default_model(wanted)
+    elif model not in keyring.models:
+        _fail(f"unknown model {model!r}; known: {', '.join(sorted(keyring.models))}", EXIT_USAGE)
+    else:
+        chosen = keyring.models[model]
+        if chosen.security_level is not wanted:
+            _fail(f"model {model} is {chosen.security_level.value}, not {level}", EXIT_USAGE)
+    flags = DeviceFlags(rooted=rooted, bootloader_unlocked=unlocked_bootloader, tampered_app=tampered_app)
+    try:
+        device = Device.create(device_dir, keyring, model=chosen, flags=flags, max_hdcp=HDCP_CHOICES[hdcp])
+    except DeviceError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    info = device.summary()
+    _emit(info, as_json, f"created {info['level']} device {info['device_id']} ({info['model']}) in {device_dir}")
+
+
+@main.command()
+@device_dir_arg
+@json_option
+def info(device_dir: Path, as_json: bool) -> None:
+    """Show a device's identity and state."""
+    summary = _load(device_dir).summary()
+    _emit(summary, as_json, "\n".join(f"{k}: {v}" for k, v in summary.items()))
+
+
+@main.command()
+@device_dir_arg
+@click.option("--server", required=True, help="License server base URL, e.g. http://127.0.0.1:8080")
+@click.option("--content", "content_id", required=True, help="Content id from the catalog, e.g. demo-movie.")
+@click.option("--system", type=click.Choice(["widevine"]), default="widevine", show_default=True)
+@click.option("--type", "license_type", type=click.Choice(["temporary", "persistent"]), default="temporary",
+              show_default=True)
+@click.option("--license-url", help="Replaces the dialect's default path (query string included).")
+@click.option("--no-privacy", is_flag=True, help="Send the client id in the clear (no service certificate).")
+@json_option
+def acquire(device_dir: Path, server: str, content_id: str, system: str, license_type: str,
+            license_url: str | None, no_privacy: bool, as_json: bool) -> None:
+    """Acquire a license; persistent licenses are stored on the device."""
+    from device_emulator.acquire import acquire as run_acquire
+
+    device = _load(device_dir)
+    try:
+        result = run_acquire(device, server=server, content_id=content_id, kind=LicenseKind(license_type),
+                             url=license_url, privacy=not no_privacy)
+    except TransportError as exc:
+        _fail(str(exc))
+    data = result.as_dict()
+    if result.status == "granted":
+        tracks = ",".join(k["track"] for k in result.keys)
+        stored = f", stored as {result.key_set_id}" if result.key_set_id else ""
+        _emit(data, as_json, f"granted {result.type} license {result.license_id} ({tracks}){stored}")
+        return
+    assert result.error is not None
+    _emit(data, as_json, f"refused: {result.error['code']}: {result.error['message']}")
+    sys.exit(EXIT_REFUSED)
+
+
+@main.command()
+@device_dir_arg
+@click.option("--content", "content_id", required=True, help="Content id from the catalog.")
+@click.option("--type", "license_type", type=click.Choice(["temporary", "persistent"]), default="temporary",
+              show_default=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="File to write the raw challenge to.")
+def challenge(device_dir: Path, content_id: str, license_type: str, out: Path) -> None:
+    """Write a signed challenge to a file without sending it (fixtures, load tools)."""
+    from device_emulator.cdm.widevine import WidevineCdm
+
+    pending = WidevineCdm(_load(device_dir)).build_challenge(content_id, LicenseKind(license_type))
+    out.write_bytes(pending.body)
+    click.echo(f"wrote {len(pending.body)}-byte challenge to {out}")
+
+
+@main.command()
+@device_dir_arg
+@json_option
+def licenses(device_dir: Path, as_json: bool) -> None:
+    """List the licenses stored on the device."""
+    device = _load(device_dir)
+    store = LicenseStore(device.license_db_path)
+    try:
+        rows = [lic.public() for lic in store.all()]
+    finally:
+        store.close()
+    lines = [f"{r['key_set_id']}  {r['system']:9} {r['content_id']:14} {r['type']:10} {r['state']:8} "
+             f"{','.join(k['track'] for k in r['keys'])}" for r in rows]
+    _emit(rows, as_json, "\n".join(lines) or "no stored licenses")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,176 @@
+"""The emulated trusted execution environment (L1) and software keystore (L3).
+
+Both expose the same operations; the app layer never gets the device private
+key. The difference is where secrets live and who can reach them:
+
+* :class:`EmulatedTee` (L1) seals the device key under a per-device hardware
+  key and keeps content keys inside the object: there is no way to export them.
+  Its attestation fields come from the "hardware" and tell the truth.
+* :class:`SoftwareKeystore` (L3) keeps the device key as a plain PEM file and
+  lets the app read content keys (``export_content_keys``), as a software CDM
+  would. Its attestation is a software claim.
+
+Crypto goes through :mod:`license_server.crypto`, the one crypto boundary.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from license_server import crypto
+from license_server.protocols.widevine import license_protocol_pb2 as pb
+
+SEAL_CONTEXT = b"drm-license-emulator tee device key v1"
+
+
+class TeeError(Exception):
+    """A license could not be loaded; ``code`` is a stable reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What the app may know about a loaded key: never its value (on L1)."""
+
+    kid: bytes
+    track: str
+    robustness: int
+    hdcp: int
+
+
+@dataclass
+class _Session:
+    client_mac: bytes = field(repr=False)
+    server_mac: bytes = field(repr=False)
+    keys: dict[bytes, bytes] = field(repr=False, default_factory=dict)
+    info: tuple[KeyInfo, ...] = ()
+
+
+class _KeyHolder:
+    """Operations common to both implementations."""
+
+    hardware_backed = False
+
+    def __init__(self, key_pem: bytes) -> None:
+        self.__key_pem = key_pem
+        self.public_key = crypto.public_key_der(key_pem)
+        self.__sessions: dict[int, _Session] = {}
+        self.__ids = itertools.count(1)
+
+    def sign(self, payload: bytes) -> bytes:
+        """RSA-PSS signature of a license request with the device key."""
+        return crypto.rsa_pss_sign(self.__key_pem, payload)
+
+    def load_license(self, request_msg: bytes, wrapped_session_key: bytes, license_msg: bytes,
+                     signature: bytes) -> tuple[int, pb.License]:
+        """Unwrap, verify and load a license; return a session handle and the license.
+
+        Raises ``LICENSE_NOT_BOUND`` if it was wrapped to another device and
+        ``LICENSE_TAMPERED`` if its signature does not verify.
+        """
+        try:
+            session_key = crypto.rsa_oaep_unwrap(self.__key_pem, wrapped_session_key)
+        except crypto.CryptoError as exc:
+            raise TeeError("LICENSE_NOT_BOUND", "the license is bound to another device") from exc
+        keys = crypto.derive_session_keys(session_key, request_msg)
+        try:
+            crypto.hmac_sha256_verify(keys.server_mac, license_msg, signature)
+        except crypto.CryptoError as exc:
+            raise TeeError("LICENSE_TAMPERED", "the license signature does not verify") from exc
+        lic = pb.License.FromString(license_msg)
+        session = _Session(client_mac=keys.client_mac, server_mac=keys.server_mac)
+        info = []
+        for container in lic.key:
+            if container.type != pb.License.KeyContainer.CONTENT:
+                continue
+            try:
+                session.keys[container.id] = crypto.aes_cbc_decrypt(keys.encryption, container.iv, container.key)
+            except crypto.CryptoError as exc:
+                raise TeeError("LICENSE_TAMPERED", "a key container does not decrypt") from exc
+            info.append(KeyInfo(container.id, container.track_label, container.level,
+                                container.required_protection.hdcp))
+        session.info = tuple(info)
+        handle = next(self.__ids)
+        self.__sessions[handle] = session
+        return handle, lic
+
+    def apply_renewal(self, handle: int, license_msg: bytes, signature: bytes) -> pb.License:
+        """Verify a renewal license with the original session's server MAC key."""
+        session = self._session(handle)
+        try:
+            crypto.hmac_sha256_verify(session.server_mac, license_msg, signature)
+        except crypto.CryptoError as exc:
+            raise TeeError("LICENSE_TAMPERED", "the renewal signature does not verify") from exc
+        return pb.License.FromString(license_msg)
+
+    def sign_with_client_mac(self, handle: int, payload: bytes) -> bytes:
+        """HMAC-SHA256 with the session's client MAC key (renewal, release)."""
+        return crypto.hmac_sha256(self._session(handle).client_mac, payload)
+
+    def key_info(self, handle: int) -> tuple[KeyInfo, ...]:
+        return self._session(handle).info
+
+    def close(self, handle: int) -> None:
+        """Destroy a session's keys."""
+        self.__sessions.pop(handle, None)
+
+    def _content_key(self, handle: int, kid: bytes) -> bytes:
+        try:
+            return self._session(handle).keys[kid]
+        except KeyError as exc:
+            raise TeeError("KEY_NOT_LOADED", f"key {kid.hex()} is not loaded") from exc
+
+    def _session(self, handle: int) -> _Session:
+        try:
+            return self.__sessions[handle]
+        except KeyError as exc:
+            raise TeeError("SESSION_CLOSED", "the license session is closed") from exc
+
+
+class EmulatedTee(_KeyHolder):
+    """L1: device key sealed under a hardware-unique key; content keys never leave."""
+
+    hardware_backed = True
+
+    @classmethod
+    def provision(cls, directory: Path) -> "EmulatedTee":
+        directory.mkdir(parents=True, exist_ok=True)
+        huk = crypto.random_bytes(32)
+        key_pem = crypto.generate_rsa_private_key()
+        (directory / "hardware_unique_key.bin").write_bytes(huk)
+        (directory / "device_key.sealed").write_bytes(crypto.seal(huk, key_pem, SEAL_CONTEXT))
+        return cls(key_pem)
+
+    @classmethod
+    def open(cls, directory: Path) -> "EmulatedTee":
+        huk = (directory / "hardware_unique_key.bin").read_bytes()
+        try:
+            key_pem = crypto.unseal(huk, (directory / "device_key.sealed").read_bytes(), SEAL_CONTEXT)
+        except crypto.CryptoError as exc:
+            raise TeeError("TEE_CORRUPT", "the sealed device key does not unseal") from exc
+        return cls(key_pem)
+
+
+class SoftwareKeystore(_KeyHolder):
+    """L3: a software keystore; the app can read the keys it holds."""
+
+    @classmethod
+    def provision(cls, directory: Path) -> "SoftwareKeystore":
+        directory.mkdir(parents=True, exist_ok=True)
+        key_pem = crypto.generate_rsa_private_key()
+        (directory / "device_key.pem").write_bytes(key_pem)
+        return cls(key_pem)
+
+    @classmethod
+    def open(cls, directory: Path) -> "SoftwareKeystore":
+        return cls((directory / "device_key.pem").read_bytes())
+
+    def export_content_keys(self, handle: int) -> dict[bytes, bytes]:
+        """Software keys are reachable by the app: the L3 weakness, on purpose."""
+        return {info.kid: self._content_key(handle, info.kid) for info in self.key_info(handle)}
