@@ -50,6 +50,16 @@ class ErrorCode(str, Enum):
     LICENSE_EXPIRED = ("LICENSE_EXPIRED", 403, "The license has expired.")
     LICENSE_RELEASED = ("LICENSE_RELEASED", 403, "The license was released.")
     RENEWAL_NOT_ALLOWED = ("RENEWAL_NOT_ALLOWED", 403, "The license policy does not allow renewal.")
+    # Downloads and the media origin (presigned URLs)
+    DEVICE_NOT_FOUND = ("DEVICE_NOT_FOUND", 404, "The device is unknown to this server (it never obtained a license).")
+    DEVICE_TYPE_NOT_ALLOWED = ("DEVICE_TYPE_NOT_ALLOWED", 403, "Downloads are allowed on mobile phones and tablets only.")
+    TIER_NOT_ALLOWED = ("TIER_NOT_ALLOWED", 403, "The account's subscription tier does not include downloads.")
+    PERSISTENT_LICENSE_REQUIRED = ("PERSISTENT_LICENSE_REQUIRED", 403, "A download needs an active persistent license for the title.")
+    MEDIA_NOT_PACKAGED = ("MEDIA_NOT_PACKAGED", 404, "The title is not packaged in that scheme on this server.")
+    MEDIA_NOT_FOUND = ("MEDIA_NOT_FOUND", 404, "No such media file.")
+    URL_SIGNATURE_INVALID = ("URL_SIGNATURE_INVALID", 403, "The media URL's signature is missing or does not verify.")
+    URL_EXPIRED = ("URL_EXPIRED", 403, "The media URL has expired; authorize the download again.")
+    RANGE_NOT_SATISFIABLE = ("RANGE_NOT_SATISFIABLE", 416, "The requested byte range is malformed or outside the file.")
     # Server
     INTERNAL_ERROR = ("INTERNAL_ERROR", 500, "The server failed unexpectedly; details are in its log.")
 
