@@ -45,6 +45,7 @@ class ErrorCode(str, Enum):
     OFFLINE_NOT_ALLOWED = ("OFFLINE_NOT_ALLOWED", 403, "The content owner does not allow persistent (offline) licenses for this title.")
     CONTENT_NOT_FOUND = ("CONTENT_NOT_FOUND", 404, "The content id is not in the catalog.")
     KEY_NOT_FOUND = ("KEY_NOT_FOUND", 404, "A requested key id is not in the catalog.")
+    KEY_REVOKED = ("KEY_REVOKED", 403, "A requested content key is revoked (revocations.json key_ids).")
     # Lifecycle
     LICENSE_NOT_FOUND = ("LICENSE_NOT_FOUND", 404, "No license with that id was issued to this device.")
     LICENSE_EXPIRED = ("LICENSE_EXPIRED", 403, "The license has expired.")
