@@ -67,6 +67,15 @@ class ModelInfo:
 class Revocations:
     devices: frozenset[str] = frozenset()
     system_ids: frozenset[int] = frozenset()
+    key_ids: frozenset[bytes] = frozenset()  # revoked content keys (KIDs), refused with KEY_REVOKED
+
+
+def check_key_ids(key_ids: tuple[bytes, ...], revocations: Revocations) -> None:
+    """Refuse with ``KEY_REVOKED`` if any of ``key_ids`` is revoked (a compromised content key
+    must never be delivered again, whatever the device or dialect)."""
+    revoked = [kid.hex() for kid in key_ids if kid in revocations.key_ids]
+    if revoked:
+        raise DrmError(ErrorCode.KEY_REVOKED, f"content key {', '.join(revoked)} is revoked")
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ class LicenseService:
             grant = policy.decide(
                 challenge, device, title, overrides=overrides, license_id=crypto.random_bytes(16).hex(), now=now
             )
+            attestation.check_key_ids(tuple(key.kid for key in grant.keys), self.revocations.current())
             body, secrets = build(grant)
             request_key = f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
             self.store.record_grant(grant, system=challenge.system, request_key=request_key, secrets=secrets, now=now)
