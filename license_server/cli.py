@@ -84,6 +84,27 @@ def keys_init(directory: Path, force: bool) -> None:
     click.echo(f"wrote {len(written)} files to {directory} (PUBLIC TEST KEYS: never use for real content)")
 
 
+@main.command()
+@click.option("--server", default=None, help="Server base URL [default: spawn a local server].")
+@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--duration", default=10.0, show_default=True, type=click.FloatRange(0.5, 3600),
+              help="Stop firing after this many seconds.")
+@click.option("--requests", default=20000, show_default=True, type=click.IntRange(1),
+              help="Distinct challenges to pre-build (firing stops when they run out).")
+@click.option("--devices", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Emulated devices the challenges come from (half L1, half L3).")
+@click.option("--privacy", is_flag=True, help="Encrypt the client id (privacy mode) in every challenge.")
+@click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path), help="keys/ directory.")
+def bench(server: str | None, concurrency: int, duration: float, requests: int, devices: int, privacy: bool,
+          keys_dir: Path | None) -> None:
+    """Measure Widevine-style licenses/s and latency percentiles."""
+    from license_server.bench import run_bench
+
+    result = run_bench(server=server, concurrency=concurrency, duration=duration, requests=requests,
+                       devices=devices, keys_dir=keys_dir, privacy=privacy, echo=lambda m: click.echo(m, err=True))
+    click.echo(result.report(concurrency))
+
+
 def _keyring(keys_dir: Path | None):
     try:
         return load_keyring(keys_dir or default_keys_dir())

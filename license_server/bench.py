@@ -1,0 +1,175 @@
+"""``license-server bench``: license throughput and latency, measured not guessed.
+
+Pre-builds distinct, signed Widevine-style challenges from a handful of
+emulated devices (in worker processes: RSA signing is the device's cost, not
+the server's), then fires them at the server with a fixed concurrency and
+prints licenses/s and latency percentiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from license_server.clock import monotonic
+from license_server.errors import ERROR_CODE_HEADER
+
+
+@dataclass
+class BenchResult:
+    sent: int
+    granted: int
+    errors: Counter
+    elapsed: float
+    latencies_ms: list[float]
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+    def report(self, concurrency: int) -> str:
+        rate = self.granted / self.elapsed if self.elapsed else 0.0
+        lines = [
+            f"requests sent      {self.sent}",
+            f"licenses granted   {self.granted}",
+            f"errors             {dict(self.errors) or 0}",
+            f"concurrency        {concurrency}",
+            f"elapsed            {self.elapsed:.2f} s",
+            f"throughput         {rate:.0f} licenses/s",
+            f"latency p50        {self.percentile(50):.1f} ms",
+            f"latency p95        {self.percentile(95):.1f} ms",
+            f"latency p99        {self.percentile(99):.1f} ms",
+            f"latency mean       {statistics.fmean(self.latencies_ms) if self.latencies_ms else float('nan'):.1f} ms",
+        ]
+        return "\n".join(lines)
+
+
+def _build_challenges(args: tuple[str, int, bool]) -> list[bytes]:
+    """Worker: load one device and sign ``count`` fresh challenges."""
+    from license_server.core.model import LicenseKind
+    from device_emulator.cdm.widevine import WidevineCdm
+    from device_emulator.device import Device
+
+    device_dir, count, privacy = args
+    cdm = WidevineCdm(Device.load(Path(device_dir)))
+    return [cdm.build_challenge("demo-movie", LicenseKind.TEMPORARY, privacy=privacy).body for _ in range(count)]
+
+
+def prepare_challenges(workdir: Path, *, count: int, devices: int, keys_dir: Path | None, server: str,
+                       privacy: bool) -> list[bytes]:
+    from license_server.core.model import Hdcp, SecurityLevel
+    from license_server.keyring import default_keys_dir, load_keyring
+    from device_emulator.cdm.widevine import WidevineCdm
+    from device_emulator.device import Device, DeviceFlags
+
+    keyring = load_keyring(keys_dir or default_keys_dir())
+    dirs = []
+    for index in range(devices):
+        level = SecurityLevel.L1 if index % 2 == 0 else SecurityLevel.L3
+        device = Device.create(workdir / f"device-{index}", keyring, model=keyring.default_model(level),
+                               flags=DeviceFlags(), max_hdcp=Hdcp.V2_2)
+        if privacy:
+            cdm = WidevineCdm(device)
+            with urllib.request.urlopen(urllib.request.Request(
+                    server + "/widevine/license", data=cdm.service_certificate_request(), method="POST")) as r:
+                cdm.accept_service_certificate(r.read())
+        dirs.append(str(device.directory))
+    shares = [(d, count // devices + (1 if i < count % devices else 0), privacy) for i, d in enumerate(dirs)]
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        batches = list(pool.map(_build_challenges, shares))
+    # Interleave devices so consecutive requests come from different devices.
+    return [c for group in zip(*batches) for c in group] + [c for b in batches for c in b[len(batches[-1]):]]
+
+
+async def fire(url: str, challenges: list[bytes], *, concurrency: int, duration: float) -> BenchResult:
+    queue = iter(challenges)
+    latencies: list[float] = []
+    errors: Counter = Counter()
+    granted = sent = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = monotonic()
+        deadline = start + duration
+
+        async def worker() -> None:
+            nonlocal granted, sent
+            for body in queue:
+                if monotonic() > deadline:
+                    return
+                t0 = monotonic()
+                try:
+                    async with session.post(url, data=body) as response:
+                        await response.read()
+                        code = response.headers.get(ERROR_CODE_HEADER)
+                        status = response.status
+                except aiohttp.ClientError as exc:
+                    status, code = 0, type(exc).__name__
+                latencies.append((monotonic() - t0) * 1000)
+                sent += 1
+                if status == 200:
+                    granted += 1
+                else:
+                    errors[code or str(status)] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = monotonic() - start
+    return BenchResult(sent, granted, errors, elapsed, latencies)
+
+
+def spawn_server(data_dir: Path, keys_dir: Path | None) -> tuple[subprocess.Popen, str]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "license_server.cli", "serve", "--port", str(port), "--data-dir",
+               str(data_dir), "--log-level", "WARNING"]
+    if keys_dir:
+        command += ["--keys", str(keys_dir)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = monotonic() + 20
+    while monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                break
+            asyncio.run(asyncio.sleep(0.1))
+    proc.kill()
+    raise RuntimeError("the benchmark server did not start")
+
+
+def run_bench(*, server: str | None, concurrency: int, duration: float, requests: int, devices: int,
+              keys_dir: Path | None, privacy: bool, echo=print) -> BenchResult:
+    with tempfile.TemporaryDirectory(prefix="drm-bench-") as tmp:
+        work = Path(tmp)
+        proc = None
+        if server is None:
+            proc, server = spawn_server(work / "server-data", keys_dir)
+            echo(f"spawned a server at {server} (data in a temporary directory)")
+        try:
+            echo(f"building {requests} signed challenges from {devices} devices ...")
+            challenges = prepare_challenges(work, count=requests, devices=devices, keys_dir=keys_dir,
+                                            server=server, privacy=privacy)
+            echo(f"firing at {server}/widevine/license with concurrency {concurrency} for up to {duration:.0f} s")
+            return asyncio.run(fire(server + "/widevine/license", challenges, concurrency=concurrency,
+                                    duration=duration))
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
