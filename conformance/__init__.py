@@ -1,0 +1,1 @@
+"""Conformance suite for DRM license servers and devices (catalog, runner, reports)."""
