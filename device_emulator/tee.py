@@ -18,8 +18,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from license_server import crypto
+from license_server.crypto import cenc
 from license_server.protocols.widevine import license_protocol_pb2 as pb
 
 SEAL_CONTEXT = b"drm-license-emulator tee device key v1"
@@ -112,6 +114,20 @@ class _KeyHolder:
     def sign_with_client_mac(self, handle: int, payload: bytes) -> bytes:
         """HMAC-SHA256 with the session's client MAC key (renewal, release)."""
         return crypto.hmac_sha256(self._session(handle).client_mac, payload)
+
+    def decrypt_samples(self, handle: int, kid: bytes, samples: Sequence[cenc.ProtectedSample]) -> list[bytes]:
+        """Decrypt Common Encryption samples with a loaded content key, in here.
+
+        The key is used where it lives (on L1, inside the TEE) and never
+        returned; only clear sample bytes come out, as a secure decoder path
+        would hand frames on. Raises ``KEY_NOT_LOADED`` for a kid the session
+        does not hold and ``DECRYPT_FAILED`` for inconsistent sample data.
+        """
+        key = self._content_key(handle, kid)
+        try:
+            return [cenc.decrypt_sample(key, sample) for sample in samples]
+        except cenc.CencError as exc:
+            raise TeeError("DECRYPT_FAILED", str(exc)) from exc
 
     def key_info(self, handle: int) -> tuple[KeyInfo, ...]:
         return self._session(handle).info
