@@ -8,7 +8,7 @@ from aiohttp import web
 
 from license_server.clock import Clock
 from license_server.core.service import LicenseService, attestation_rules
-from license_server.handlers import health, widevine
+from license_server.handlers import clearkey, health, widevine
 from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, error_middleware
 from license_server.keyring import Keyring
 from license_server.revocations import RevocationFile
@@ -36,4 +36,5 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
         log.warning("NEGATIVE-TESTING MODE: rooted and tampered devices are served (as TAMPERED, software keys only)")
     health.setup(app)
     widevine.setup(app)
+    clearkey.setup(app)
     return app

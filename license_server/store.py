@@ -159,6 +159,31 @@ class Store:
         with self.transaction():
             self._audit(now, system, "refusal", device_id, content_id, license_id, error.code.value, error.message)
 
+    def record_clearkey_release(self, kids: list[bytes], *, now: int) -> list[str]:
+        """Mark every issued Clear Key license holding any of ``kids`` as released, and audit it.
+
+        Clear Key has neither license ids nor device identity, so the key ids name
+        the licenses. Returns the released license ids; releasing again matches
+        nothing and is still audited (the acknowledgement is idempotent).
+        """
+        wanted = {kid.hex() for kid in kids}
+        with self.transaction():
+            rows = self.db.execute(
+                "SELECT license_id, content_id, kids FROM licenses WHERE system = 'clearkey' AND state = 'issued'"
+            ).fetchall()
+            released = [(lid, cid) for lid, cid, held in rows if wanted & set(json.loads(held))]
+            for license_id, content_id in released:
+                self.db.execute(
+                    "UPDATE licenses SET state = 'released', released_at = ?, updated_at = ? WHERE license_id = ?",
+                    (now, now, license_id),
+                )
+                self._audit(now, "clearkey", "release", None, content_id, license_id, None,
+                            f"released by kids {','.join(sorted(wanted))}")
+            if not released:
+                self._audit(now, "clearkey", "release", None, None, None, None,
+                            f"no issued license holds kids {','.join(sorted(wanted))}")
+        return [license_id for license_id, _ in released]
+
     def _claim_request(self, request_key: str, now: int) -> None:
         self.db.execute("DELETE FROM seen_requests WHERE seen_at < ?", (now - REPLAY_RETENTION,))
         try:
