@@ -45,6 +45,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE seen_requests (request_key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL);
     CREATE INDEX seen_requests_at ON seen_requests(seen_at);
     """,
+    # 2: authorized media downloads (POST /downloads)
+    """
+    CREATE TABLE downloads (
+        download_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, content_id TEXT NOT NULL,
+        license_id TEXT NOT NULL, account TEXT NOT NULL, tier TEXT NOT NULL, quality TEXT NOT NULL,
+        scheme TEXT NOT NULL, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        authorized_at INTEGER NOT NULL, expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX downloads_device ON downloads(device_id);
+    """,
 )
 
 REPLAY_RETENTION = 3600  # seconds; well past the freshness window
@@ -214,6 +224,29 @@ class Store:
 
     def devices(self) -> list[dict[str, Any]]:
         return list(self.db["devices"].rows_where(order_by="first_seen"))
+
+    def device(self, device_id: str) -> dict[str, Any] | None:
+        """One device row (as :meth:`devices` returns them), or ``None``."""
+        rows = list(self.db["devices"].rows_where("device_id = ?", [device_id]))
+        return rows[0] if rows else None
+
+    def record_download(self, *, download_id: str, device_id: str, content_id: str, license_id: str,
+                        account: str, tier: str, quality: str, scheme: str, files: int, total_bytes: int,
+                        now: int, expires_at: int) -> None:
+        """Record an authorized download and its audit entry, atomically."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO downloads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (download_id, device_id, content_id, license_id, account, tier, quality, scheme, files,
+                 total_bytes, now, expires_at),
+            )
+            self._audit(now, "media", "download", device_id, content_id, license_id, None,
+                        f"{quality} {scheme}: {files} files, {total_bytes} bytes")
+
+    def downloads(self, *, device_id: str | None = None) -> list[dict[str, Any]]:
+        if device_id:
+            return list(self.db["downloads"].rows_where("device_id = ?", [device_id], order_by="authorized_at"))
+        return list(self.db["downloads"].rows_where(order_by="authorized_at"))
 
     def audit_trail(self, *, license_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         if license_id:
