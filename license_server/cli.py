@@ -113,5 +113,10 @@ def _keyring(keys_dir: Path | None):
         sys.exit(2)
 
 
+from license_server.cli_package import package as _package_command  # noqa: E402
+
+main.add_command(_package_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
