@@ -43,6 +43,7 @@ class ErrorCode(str, Enum):
     # Policy
     SECURITY_LEVEL_TOO_LOW = ("SECURITY_LEVEL_TOO_LOW", 403, "The device's security level or output protection is too low.")
     OFFLINE_NOT_ALLOWED = ("OFFLINE_NOT_ALLOWED", 403, "The content owner does not allow persistent (offline) licenses for this title.")
+    LEASE_WITH_OFFLINE = ("LEASE_WITH_OFFLINE", 400, "A lease cannot be combined with a persistent (offline) license.")
     CONTENT_NOT_FOUND = ("CONTENT_NOT_FOUND", 404, "The content id is not in the catalog.")
     KEY_NOT_FOUND = ("KEY_NOT_FOUND", 404, "A requested key id is not in the catalog.")
     KEY_REVOKED = ("KEY_REVOKED", 403, "A requested content key is revoked (revocations.json key_ids).")

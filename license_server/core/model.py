@@ -165,6 +165,7 @@ class LicensePolicy:
     play_start_grace_period: int = 0
     soft_enforce_playback: bool = False
     soft_enforce_rental: bool = False
+    lease_duration: int = 0  # FairPlay-style lease (seconds; 0 = none); never with persistence
 
     def as_dict(self) -> dict[str, int | bool]:
         return dict(self.__dict__)

@@ -64,6 +64,8 @@ class PolicyOverrides:
     soft_enforce_rental: bool | None = None
     persistent_min_level: SecurityLevel | None = None
     track_requirements: tuple[tuple[Track, TrackRequirement], ...] = ()
+    lease_duration: int | None = None  # FairPlay-style lease; refused with persistence (LEASE_WITH_OFFLINE)
+    allowed_tracks: frozenset[Track] | None = None  # e.g. audio-only clients: {AUDIO}; None = every track
 
     def apply(self, policy: LicensePolicy) -> LicensePolicy:
         changes = {
@@ -79,6 +81,7 @@ class PolicyOverrides:
                 ("play_start_grace_period", self.play_start_grace_period),
                 ("soft_enforce_playback", self.soft_enforce_playback),
                 ("soft_enforce_rental", self.soft_enforce_rental),
+                ("lease_duration", self.lease_duration),
             )
             if value is not None
         }
@@ -103,6 +106,8 @@ def decide(
 ) -> Grant:
     """Decide a NEW license request. ``device`` is None for dialects without identity."""
     kind = requested_kind(challenge, overrides)
+    if kind is LicenseKind.PERSISTENT and overrides.lease_duration:
+        raise DrmError(ErrorCode.LEASE_WITH_OFFLINE, "a lease cannot be combined with a persistent (offline) license")
     if kind is LicenseKind.PERSISTENT:
         if not title.downloadable:
             raise DrmError(ErrorCode.OFFLINE_NOT_ALLOWED, f"the owner of {title.content_id} does not allow downloads")
@@ -116,6 +121,8 @@ def decide(
     requirements = {**DEFAULT_TRACK_REQUIREMENTS, **dict(overrides.track_requirements)}
     keys = []
     for entry in requested:
+        if overrides.allowed_tracks is not None and entry.track not in overrides.allowed_tracks:
+            continue
         need = requirements[entry.track]
         if device is not None and not (device.robustness >= need.robustness and device.max_hdcp.satisfies(need.hdcp)):
             continue
