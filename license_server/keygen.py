@@ -55,6 +55,9 @@ What is here:
   signed by the root. The device emulator provisions devices from them.
 - `widevine/service.*` — the license server's service certificate and key
   (answers the `08 04` service-certificate request; privacy mode).
+- `fairplay/app.*` — the provider's emulated FairPlay application certificate
+  (self-signed X.509, RSA-2048) and its key: SPCs wrap their key to it and
+  `GET /fairplay/certificate` serves it.
 - `apps.json` — the genuine player app (package and signing-certificate digest)
   that attestation accepts; anything else is refused with APP_NOT_GENUINE.
 - `catalog.json` — titles, tracks, KIDs and content keys. KIDs and keys are
@@ -137,8 +140,23 @@ def init_keys(directory: Path, *, force: bool, now: int) -> list[Path]:
     write(wv / "service.key.pem", service_key)
     write(wv / "service.cert.bin", service.SerializeToString())
 
+    written.extend(init_fairplay_keys(directory / "fairplay", now=now))
+
     write(directory / "catalog.json", json.dumps(build_catalog(), indent=2) + "\n")
     apps = {"apps": [{"package": GENUINE_APP_PACKAGE, "signing_digest": GENUINE_APP_SIGNING_DIGEST}]}
     write(directory / "apps.json", json.dumps(apps, indent=2) + "\n")
     write(directory / "README.md", README.format(label=CONTENT_KEY_LABEL.decode()))
     return written
+
+
+def init_fairplay_keys(directory: Path, *, now: int) -> list[Path]:
+    """The emulated FairPlay application certificate (X.509, RSA-2048) and its private key."""
+    from license_server.crypto import fairplay as fpcrypto
+
+    directory.mkdir(parents=True, exist_ok=True)
+    key = crypto.generate_rsa_private_key()
+    cert = fpcrypto.issue_app_certificate(key, common_name="drm-license-emulator FairPlay application certificate",
+                                          not_before=now - 86400, not_after=now + 20 * 365 * 86400)
+    (directory / "app.key.pem").write_bytes(key)
+    (directory / "app.cert.der").write_bytes(cert)
+    return [directory / "app.key.pem", directory / "app.cert.der"]

@@ -10,6 +10,7 @@ Layout (written by ``license-server keys init``)::
     keys/widevine/models.json       device models: system id, level, type
     keys/widevine/models/NAME.key.pem / NAME.cert.bin
     keys/widevine/service.key.pem / service.cert.bin
+    keys/fairplay/app.key.pem / app.cert.der   FairPlay application certificate (optional)
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class Keyring:
     service_certificate: bytes
     catalog: Catalog
     genuine_apps: tuple[tuple[str, bytes], ...] = ()
+    fairplay_key_pem: bytes = field(default=b"", repr=False)  # empty: keys/ predates FairPlay
+    fairplay_certificate: bytes = b""
 
     def model_by_system_id(self, system_id: int) -> DeviceModel | None:
         return next((m for m in self.models.values() if m.system_id == system_id), None)
@@ -144,6 +147,8 @@ def load_keyring(directory: Path | str | None = None) -> Keyring:
             service_key_pem=(wv / "service.key.pem").read_bytes(),
             service_certificate=(wv / "service.cert.bin").read_bytes(),
             catalog=catalog,
+            fairplay_key_pem=_optional(base / "fairplay" / "app.key.pem"),
+            fairplay_certificate=_optional(base / "fairplay" / "app.cert.der"),
             genuine_apps=tuple(
                 (app["package"], bytes.fromhex(app["signing_digest"]))
                 for app in json.loads((base / "apps.json").read_text(encoding="utf-8"))["apps"]
@@ -157,3 +162,8 @@ def load_keyring(directory: Path | str | None = None) -> Keyring:
     except (KeyError, ValueError, json.JSONDecodeError) as exc:
         raise KeyringError(f"keys directory {base} is inconsistent: {exc}") from exc
     return keyring
+
+
+def _optional(path: Path) -> bytes:
+    """Key material that older ``keys/`` directories do not have (empty if missing)."""
+    return path.read_bytes() if path.exists() else b""
