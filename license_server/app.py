@@ -9,6 +9,7 @@ from aiohttp import web
 from license_server.clock import Clock
 from license_server.core.service import LicenseService, attestation_rules
 from license_server.handlers import clearkey, health, widevine
+from license_server.handlers import media as media_origin
 from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, error_middleware
 from license_server.keyring import Keyring
 from license_server.revocations import RevocationFile
@@ -37,4 +38,5 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
     health.setup(app)
     widevine.setup(app)
     clearkey.setup(app)
+    media_origin.setup(app)
     return app

@@ -43,13 +43,16 @@ def main() -> None:
               help="NEGATIVE TESTING ONLY: serve rooted/tampered devices (software keys only).")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--media-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
+              help="Packaged media served through presigned /media URLs [default: DATA_DIR/media].")
 def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_clock: bool,
-          allow_compromised_devices: bool, log_level: str) -> None:
+          allow_compromised_devices: bool, log_level: str, media_dir: Path | None = None) -> None:
     """Run the license server with its embedded SQLite store."""
     from license_server.app import create_app
 
     settings = Settings(host=host, port=port, data_dir=data_dir, keys_dir=keys_dir, test_clock=test_clock,
                         allow_compromised_devices=allow_compromised_devices, log_level=log_level)
+    settings.media_dir = media_dir
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keyring = _keyring(settings.keys_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

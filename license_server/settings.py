@@ -18,6 +18,10 @@ class Settings(BaseModel):
         False, description="NEGATIVE TESTING ONLY: serve rooted/tampered devices as TAMPERED, SD at most."
     )
     max_body_bytes: int = Field(1024 * 1024, gt=0)
+    media_dir: Path | None = Field(
+        None, description="Packaged media served by /media (presigned URLs); default: <data_dir>/media."
+    )
+    media_url_ttl: int = Field(3600, gt=0, le=7 * 86400, description="Seconds a presigned media URL stays valid.")
     log_level: str = "INFO"
 
     @field_validator("log_level")
@@ -44,3 +48,13 @@ class Settings(BaseModel):
     @property
     def revocations_path(self) -> Path:
         return self.data_dir / "revocations.json"
+
+    @property
+    def media_path(self) -> Path:
+        """The media origin's root: ``--media-dir``, else ``<data_dir>/media``."""
+        return self.media_dir if self.media_dir is not None else self.data_dir / "media"
+
+    @property
+    def url_signing_key_path(self) -> Path:
+        """The per-data-dir secret that signs media URLs (created on first use, mode 0600)."""
+        return self.data_dir / "media-url-signing.key"

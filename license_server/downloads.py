@@ -1,0 +1,145 @@
+"""Download authorization: who may download what, and the plan they get.
+
+Pure decisions over values the handler looked up (no aiohttp, no SQL, no
+clock reads). An offline title is two downloads: the persistent license
+(acquired first, through a license dialect) and the encrypted media, which
+this module authorizes as a list of files of one quality rung.
+
+Rules:
+* the device must be known to the server (it obtained a license before);
+* its model's device type must be ``mobile`` or ``tablet``
+  (``DEVICE_TYPE_NOT_ALLOWED`` otherwise, e.g. a laptop);
+* the account tier must be ``premium`` (``TIER_NOT_ALLOWED``);
+* the license must be this device's active persistent license for the title;
+* the title must be downloadable and packaged in the requested scheme.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from license_server.errors import DrmError, ErrorCode
+from license_server.media_library import Package, Rendition
+from license_server.store import LicenseRecord
+
+ALLOWED_DEVICE_TYPES = ("mobile", "tablet")
+DOWNLOAD_TIERS = ("premium",)
+DEV_MODE_TIER = "premium"
+HEX_ID = r"^[0-9a-f]{8,64}$"
+
+
+class DownloadRequest(BaseModel):
+    """Body of ``POST /downloads``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(pattern=HEX_ID)
+    content_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    license_id: str = Field(pattern=HEX_ID)
+    quality: Literal["standard", "high"] = "standard"
+    scheme: Literal["cenc", "cbcs"] = "cenc"
+    account: str = Field("dev-account", min_length=1, max_length=128)
+    tier: str | None = Field(None, max_length=32)
+
+
+class DownloadFile(BaseModel):
+    path: str  # relative to the package, e.g. sd/seg_1.m4s
+    url: str  # presigned, relative to the server: /media/...?exp=...&sig=...
+    size: int
+    track: str
+
+
+class DownloadRendition(BaseModel):
+    track: str
+    kid: str
+    bandwidth: int
+    duration: float
+    init: str
+    segments: list[str]
+
+
+class DownloadAnswer(BaseModel):
+    """Answer of ``POST /downloads``."""
+
+    download_id: str
+    content_id: str
+    quality: str
+    scheme: str
+    expires_at: int
+    estimated_bytes: int
+    bytes_per_hour: int
+    files: list[DownloadFile]
+    renditions: list[DownloadRendition]
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    account: str
+    tier: str
+
+
+def resolve_entitlement(request: DownloadRequest) -> Entitlement:
+    """Account and tier of the requester.
+
+    Development mode (no entitlement tokens yet): both come from the request
+    body, the tier defaulting to premium. A later issue replaces this one
+    function with a signed entitlement token.
+    """
+    return Entitlement(account=request.account, tier=(request.tier or DEV_MODE_TIER).lower())
+
+
+def check_device(device_row: dict[str, Any] | None, device_type: str | None) -> None:
+    if device_row is None:
+        raise DrmError(ErrorCode.DEVICE_NOT_FOUND, "this device never obtained a license from this server")
+    if device_type not in ALLOWED_DEVICE_TYPES:
+        raise DrmError(ErrorCode.DEVICE_TYPE_NOT_ALLOWED,
+                       f"downloads are for {' and '.join(ALLOWED_DEVICE_TYPES)} devices; this one is "
+                       f"a {device_type or 'device of unknown type'}")
+
+
+def check_tier(entitlement: Entitlement) -> None:
+    if entitlement.tier not in DOWNLOAD_TIERS:
+        raise DrmError(ErrorCode.TIER_NOT_ALLOWED,
+                       f"the {entitlement.tier!r} tier does not include downloads (premium does)")
+
+
+def check_license(record: LicenseRecord | None, *, device_id: str, content_id: str, now: int) -> None:
+    """The license must be this device's unreleased, unexpired persistent license for the title."""
+    if record is None or record.device_id != device_id or record.content_id != content_id:
+        raise DrmError(ErrorCode.LICENSE_NOT_FOUND, "no such license for this device and title")
+    if record.kind != "persistent":
+        raise DrmError(ErrorCode.PERSISTENT_LICENSE_REQUIRED, "a download needs a persistent (offline) license")
+    if record.state == "released" or record.released_at is not None:
+        raise DrmError(ErrorCode.LICENSE_RELEASED, "the license was released")
+    end = license_end(record)
+    if record.state in ("expired", "revoked") or (end is not None and now >= end):
+        raise DrmError(ErrorCode.LICENSE_EXPIRED, "the license is no longer valid")
+
+
+def license_end(record: LicenseRecord) -> int | None:
+    """When the license stops being valid: issue + min(non-zero rental, license duration)."""
+    durations = [int(record.policy.get(k) or 0) for k in ("rental_duration", "license_duration")]
+    durations = [d for d in durations if d > 0]
+    return record.issued_at + min(durations) if durations else None
+
+
+def estimate(renditions: list[Rendition], sizes: dict[str, int]) -> tuple[int, int]:
+    """(total bytes, bytes per hour of playback) of a rung, from the real file sizes."""
+    total = sum(sizes.values())
+    per_hour = 0
+    for rendition in renditions:
+        rendition_bytes = sum(sizes[f] for f in rendition.files)
+        if rendition.duration > 0:
+            per_hour += round(rendition_bytes * 3600 / rendition.duration)
+        else:
+            per_hour += rendition.bandwidth * 3600 // 8
+    return total, per_hour
+
+
+def rung_files(package: Package, quality: str) -> tuple[list[Rendition], list[tuple[str, str]]]:
+    """The renditions of the rung and its (relative path, track) files, init first."""
+    renditions = package.rung(quality)
+    return renditions, [(path, r.track) for r in renditions for path in r.files]
