@@ -62,6 +62,8 @@ class ErrorCode(str, Enum):
     URL_SIGNATURE_INVALID = ("URL_SIGNATURE_INVALID", 403, "The media URL's signature is missing or does not verify.")
     URL_EXPIRED = ("URL_EXPIRED", 403, "The media URL has expired; authorize the download again.")
     RANGE_NOT_SATISFIABLE = ("RANGE_NOT_SATISFIABLE", 416, "The requested byte range is malformed or outside the file.")
+    # Test hooks
+    INJECTED_FAULT = ("INJECTED_FAULT", 500, "A fault injected on request by a test hook (e.g. cfg errorcode:).")
     # Server
     INTERNAL_ERROR = ("INTERNAL_ERROR", 500, "The server failed unexpectedly; details are in its log.")
 
