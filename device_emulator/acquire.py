@@ -12,7 +12,7 @@ from device_emulator.cdm.widevine import SYSTEM, CdmError, LoadedLicense, Widevi
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore, StoredLicense
 
-DEFAULT_PATHS = {SYSTEM: "/widevine/license"}
+DEFAULT_PATHS = {SYSTEM: "/widevine/license", "fairplay": "/fairplay/license"}
 
 
 @dataclass
@@ -39,8 +39,12 @@ def license_url(server: str, system: str, override: str | None) -> str:
 
 
 def acquire(device: Device, *, server: str, content_id: str, kind: LicenseKind, url: str | None = None,
-            privacy: bool = True, headers: dict[str, str] | None = None) -> AcquireResult:
+            privacy: bool = True, headers: dict[str, str] | None = None, system: str = SYSTEM) -> AcquireResult:
     """Acquire a license; store it if persistent. Raises TransportError if unreachable."""
+    if system == "fairplay":
+        from device_emulator.acquire_fairplay import acquire_fairplay
+
+        return acquire_fairplay(device, server=server, content_id=content_id, kind=kind, url=url, headers=headers)
     cdm = WidevineCdm(device)
     target = license_url(server, SYSTEM, url)
     if privacy and cdm.service_certificate is None:

@@ -100,7 +100,7 @@ def info(device_dir: Path, as_json: bool) -> None:
 @device_dir_arg
 @click.option("--server", required=True, help="License server base URL, e.g. http://127.0.0.1:8080")
 @click.option("--content", "content_id", required=True, help="Content id from the catalog, e.g. demo-movie.")
-@click.option("--system", type=click.Choice(["widevine"]), default="widevine", show_default=True)
+@click.option("--system", type=click.Choice(["widevine", "fairplay"]), default="widevine", show_default=True)
 @click.option("--type", "license_type", type=click.Choice(["temporary", "persistent"]), default="temporary",
               show_default=True)
 @click.option("--license-url", help="Replaces the dialect's default path (query string included).")
@@ -114,7 +114,7 @@ def acquire(device_dir: Path, server: str, content_id: str, system: str, license
     device = _load(device_dir)
     try:
         result = run_acquire(device, server=server, content_id=content_id, kind=LicenseKind(license_type),
-                             url=license_url, privacy=not no_privacy)
+                             url=license_url, privacy=not no_privacy, system=system)
     except TransportError as exc:
         _fail(str(exc))
     data = result.as_dict()

@@ -148,6 +148,86 @@ class _KeyHolder:
         except KeyError as exc:
             raise TeeError("SESSION_CLOSED", "the license session is closed") from exc
 
+    # ------------------------------------------------ FairPlay-style sessions (additive)
+    # SPCK, SK and R1 are created here and never leave; the app gets the SPC bytes
+    # and, after a CKC, key infos (values only via export_content_keys on L3).
+
+    def fairplay_build_spc(self, *, app_certificate: bytes, app_public_key: bytes, r2: bytes, hu: bytes,
+                           blocks: Sequence[tuple[int, bytes]]) -> tuple[int, bytes]:
+        """Add ``[SK..R1]`` and its integrity to ``blocks``, sign and encrypt them into an SPC."""
+        from license_server.crypto import fairplay as fpcrypto
+        from license_server.protocols.fairplay import spc as fp_spc
+        from license_server.protocols.fairplay.tllv import Tag
+
+        spc_key, iv, sk = crypto.random_bytes(16), crypto.random_bytes(16), crypto.random_bytes(16)
+        r1, integrity = crypto.random_bytes(44), crypto.random_bytes(16)
+        seed = dict(blocks).get(Tag.ANTI_REPLAY_SEED, b"")
+        session_block = fp_spc.seal_session_block(fpcrypto.derive_dask(spc_key, r2), crypto.random_bytes(16),
+                                                  sk, hu, r1, integrity)
+        body = fp_spc.build_spc(
+            app_certificate=app_certificate, app_public_key=app_public_key, sign=self.sign, spc_key=spc_key, iv=iv,
+            blocks=[(Tag.SESSION_KEY_R1, session_block), (Tag.SESSION_KEY_R1_INTEGRITY, integrity), *blocks],
+        )
+        ref = next(self.__ids)
+        self._fairplay_pending()[ref] = fp_spc.SessionSecrets(sk, hu, r1, seed)
+        return ref, body
+
+    def fairplay_load_ckc(self, ref: int, ckc_body: bytes):
+        """Verify and open the CKC answering SPC ``ref``; keys stay here. Returns (handle, contents)."""
+        secrets = self._fairplay_pending().get(ref)
+        if secrets is None:
+            raise TeeError("SESSION_CLOSED", "no pending FairPlay session for this SPC")
+        return self._fairplay_open(secrets, ckc_body)
+
+    def fairplay_persist(self, ref: int) -> bytes:
+        """The session secrets wrapped to this device's key (stored with an offline key)."""
+        s = self._fairplay_pending()[ref]
+        return crypto.rsa_oaep_wrap(self.public_key, s.sk + s.hu + s.r1 + s.seed)
+
+    def fairplay_load_stored(self, wrapped: bytes, ckc_body: bytes):
+        """Load a stored offline key; it only unwraps on the device it was issued to."""
+        from license_server.protocols.fairplay import spc as fp_spc
+
+        try:
+            plain = crypto.rsa_oaep_unwrap(self.__key_pem, wrapped)
+        except crypto.CryptoError as exc:
+            raise TeeError("LICENSE_NOT_BOUND", "the offline key is bound to another device") from exc
+        return self._fairplay_open(fp_spc.SessionSecrets(plain[:16], plain[16:36], plain[36:80], plain[80:96]),
+                                   ckc_body)
+
+    def fairplay_forget(self, ref: int) -> None:
+        self._fairplay_pending().pop(ref, None)
+
+    def _fairplay_pending(self) -> dict:
+        try:
+            return self.__fairplay
+        except AttributeError:
+            self.__fairplay: dict = {}
+            return self.__fairplay
+
+    def _fairplay_open(self, secrets, ckc_body: bytes):
+        import dataclasses
+
+        from license_server.errors import DrmError
+        from license_server.protocols.fairplay import ckc as fp_ckc
+        from license_server.protocols.fairplay.fields import HdcpType, SecurityLevel
+
+        try:
+            contents = fp_ckc.open_ckc(ckc_body, secrets)
+        except fp_ckc.CkcIntegrityError as exc:
+            raise TeeError("LICENSE_TAMPERED", str(exc)) from exc
+        except (DrmError, crypto.CryptoError) as exc:
+            raise TeeError("LICENSE_TAMPERED", "the CKC does not parse for this session") from exc
+        session = _Session(client_mac=b"", server_mac=b"", keys=dict(contents.key_values))
+        session.info = tuple(
+            KeyInfo(e.kid, e.track.value, 5 if e.security_level is SecurityLevel.MAIN else 1,
+                    {HdcpType.NONE: 0, HdcpType.TYPE0: 1, HdcpType.TYPE1: 4}[e.hdcp])
+            for e in contents.entries
+        )
+        handle = next(self.__ids)
+        self.__sessions[handle] = session
+        return handle, dataclasses.replace(contents, key_values={})
+
 
 class EmulatedTee(_KeyHolder):
     """L1: device key sealed under a hardware-unique key; content keys never leave."""

@@ -9,6 +9,7 @@ from aiohttp import web
 from license_server.clock import Clock
 from license_server.core.service import LicenseService, attestation_rules
 from license_server.handlers import clearkey, health, widevine
+from license_server.handlers import fairplay as fairplay_dialect
 from license_server.handlers import media as media_origin
 from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, error_middleware
 from license_server.keyring import Keyring
@@ -37,6 +38,7 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
         log.warning("NEGATIVE-TESTING MODE: rooted and tampered devices are served (as TAMPERED, software keys only)")
     health.setup(app)
     widevine.setup(app)
+    fairplay_dialect.setup(app)
     clearkey.setup(app)
     media_origin.setup(app)
     return app

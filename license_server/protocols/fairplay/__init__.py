@@ -1,0 +1,1 @@
+"""FairPlay-style SPC/CKC codec (sans-I/O): TLLV framing, values, containers, business rules."""
