@@ -58,6 +58,10 @@ What is here:
 - `fairplay/app.*` — the provider's emulated FairPlay application certificate
   (self-signed X.509, RSA-2048) and its key: SPCs wrap their key to it and
   `GET /fairplay/certificate` serves it.
+- `playready/root.*`, `playready/models.json` and `playready/models/` — the
+  emulated PlayReady-style ECC P-256 root and model certificates (SL3000 for
+  L1 models, SL2000 for L3 models, plus the SL150 test model
+  `emulated-test-sl150`); devices chain their PlayReady identity to them.
 - `apps.json` — the genuine player app (package and signing-certificate digest)
   that attestation accepts; anything else is refused with APP_NOT_GENUINE.
 - `catalog.json` — titles, tracks, KIDs and content keys. KIDs and keys are
@@ -141,6 +145,9 @@ def init_keys(directory: Path, *, force: bool, now: int) -> list[Path]:
     write(wv / "service.cert.bin", service.SerializeToString())
 
     written.extend(init_fairplay_keys(directory / "fairplay", now=now))
+    from license_server.playready_keys import init_playready_keys
+
+    written.extend(init_playready_keys(directory / "playready", widevine_models=MODELS, now=now))
 
     write(directory / "catalog.json", json.dumps(build_catalog(), indent=2) + "\n")
     apps = {"apps": [{"package": GENUINE_APP_PACKAGE, "signing_digest": GENUINE_APP_SIGNING_DIGEST}]}

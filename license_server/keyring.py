@@ -11,6 +11,7 @@ Layout (written by ``license-server keys init``)::
     keys/widevine/models/NAME.key.pem / NAME.cert.bin
     keys/widevine/service.key.pem / service.cert.bin
     keys/fairplay/app.key.pem / app.cert.der   FairPlay application certificate (optional)
+    keys/playready/...              PlayReady-style ECC root and models (optional; see playready_keys.py)
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from license_server.core.model import SecurityLevel, Track
+
+if TYPE_CHECKING:  # imported lazily at run time (keeps the keyring free of import cycles)
+    from license_server.playready_keys import PlayReadyKeys
 
 KEYS_ENV = "DRM_EMULATOR_KEYS"
 
@@ -102,6 +107,7 @@ class Keyring:
     genuine_apps: tuple[tuple[str, bytes], ...] = ()
     fairplay_key_pem: bytes = field(default=b"", repr=False)  # empty: keys/ predates FairPlay
     fairplay_certificate: bytes = b""
+    playready: PlayReadyKeys | None = None  # None: keys/ predates the PlayReady-style dialect
 
     def model_by_system_id(self, system_id: int) -> DeviceModel | None:
         return next((m for m in self.models.values() if m.system_id == system_id), None)
@@ -118,6 +124,7 @@ class Keyring:
 def load_keyring(directory: Path | str | None = None) -> Keyring:
     """Read and cross-check ``keys/``; raise :class:`KeyringError` with a fix."""
     from license_server.protocols.widevine import license_protocol_pb2 as pb
+    from license_server.playready_keys import load_playready_keys
 
     base = Path(directory) if directory else default_keys_dir()
     wv = base / "widevine"
@@ -149,6 +156,7 @@ def load_keyring(directory: Path | str | None = None) -> Keyring:
             catalog=catalog,
             fairplay_key_pem=_optional(base / "fairplay" / "app.key.pem"),
             fairplay_certificate=_optional(base / "fairplay" / "app.cert.der"),
+            playready=load_playready_keys(base / "playready"),
             genuine_apps=tuple(
                 (app["package"], bytes.fromhex(app["signing_digest"]))
                 for app in json.loads((base / "apps.json").read_text(encoding="utf-8"))["apps"]
