@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from license_server import crypto
 from license_server.core.model import Grant, Hdcp, LicenseKind, Track, TrackKey
 from license_server.crypto import fairplay as fpcrypto
-from license_server.errors import malformed
+from license_server.errors import DrmError, malformed
 from license_server.protocols.fairplay import fields
 from license_server.protocols.fairplay.fields import NO_LEASE, HdcpType, KeyDurationType, SecurityLevel
 from license_server.protocols.fairplay.spc import SessionSecrets
@@ -144,7 +144,7 @@ def open_ckc(body: bytes, secrets: SessionSecrets) -> CkcContents:
     try:
         blocks = Blocks(decode(plain, what="CKC payload"), what="CKC payload",
                         repeatable=frozenset({Tag.EMU_CONTENT_KEY}))
-    except Exception as exc:  # garbage after decryption means the CKC was altered or not ours
+    except DrmError as exc:  # garbage after decryption: the CKC was altered or is not for this SPC
         raise CkcIntegrityError("the CKC does not decrypt to TLLV blocks") from exc
     integrity = blocks.get(Tag.EMU_CKC_INTEGRITY)
     if integrity is None or integrity is not blocks.blocks[-1]:
