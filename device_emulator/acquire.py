@@ -12,7 +12,8 @@ from device_emulator.cdm.widevine import SYSTEM, CdmError, LoadedLicense, Widevi
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore, StoredLicense
 
-DEFAULT_PATHS = {SYSTEM: "/widevine/license", "fairplay": "/fairplay/license"}
+DEFAULT_PATHS = {SYSTEM: "/widevine/license", "fairplay": "/fairplay/license",
+                 "playready": "/playready/rightsmanager.asmx"}
 
 
 @dataclass
@@ -41,6 +42,10 @@ def license_url(server: str, system: str, override: str | None) -> str:
 def acquire(device: Device, *, server: str, content_id: str, kind: LicenseKind, url: str | None = None,
             privacy: bool = True, headers: dict[str, str] | None = None, system: str = SYSTEM) -> AcquireResult:
     """Acquire a license; store it if persistent. Raises TransportError if unreachable."""
+    if system == "playready":
+        from device_emulator.acquire_playready import acquire_playready
+
+        return acquire_playready(device, server=server, content_id=content_id, kind=kind, url=url, headers=headers)
     if system == "fairplay":
         from device_emulator.acquire_fairplay import acquire_fairplay
 
@@ -61,12 +66,12 @@ def acquire(device: Device, *, server: str, content_id: str, kind: LicenseKind, 
         return _refused(kind, reply.error_code or exc.code, exc.message)
     result = _granted(device, loaded)
     if loaded.kind is LicenseKind.PERSISTENT:
-        result.key_set_id = store_license(device, content_id, loaded)
+        result.key_set_id = store_license(device, content_id, loaded, license_url=target)
     device.tee.close(loaded.handle)
     return result
 
 
-def store_license(device: Device, content_id: str, loaded: LoadedLicense) -> str:
+def store_license(device: Device, content_id: str, loaded: LoadedLicense, *, license_url: str | None = None) -> str:
     key_set_id = "ksid" + crypto.random_bytes(6).hex()
     now = device.now()
     store = LicenseStore(device.license_db_path)
@@ -78,6 +83,7 @@ def store_license(device: Device, content_id: str, loaded: LoadedLicense) -> str
             wrapped_session_key=loaded.wrapped_session_key, policy=loaded.policy(),
             keys=_keys(device, loaded, with_values=False), received_at=now,
             license_start=loaded.license.license_start_time, first_played_at=None, updated_at=now,
+            license_url=license_url,
         ))
     finally:
         store.close()

@@ -7,10 +7,8 @@ server is unreachable).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
 
 import click
 
@@ -19,29 +17,12 @@ from license_server.core.model import Hdcp, LicenseKind, SecurityLevel
 from license_server.keyring import KeyringError, default_keys_dir, load_keyring
 from device_emulator.device import Device, DeviceError, DeviceFlags
 from device_emulator.license_store import LicenseStore
+from device_emulator.cli_support import (EXIT_ERROR, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, device_dir_arg, emit,
+                                         fail, json_option, load_device)
 from device_emulator.transport import TransportError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 HDCP_CHOICES = {"none": Hdcp.NONE, "1": Hdcp.V1, "2": Hdcp.V2, "2.1": Hdcp.V2_1, "2.2": Hdcp.V2_2,
                 "2.3": Hdcp.V2_3, "no-digital-output": Hdcp.NO_DIGITAL_OUTPUT}
-device_dir_arg = click.argument("device_dir", type=click.Path(path_type=Path, file_okay=False))
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-
-
-def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _emit(data: Any, as_json: bool, text: str) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
-
-
-def _load(device_dir: Path) -> Device:
-    try:
-        return Device.load(device_dir)
-    except DeviceError as exc:
-        _fail(str(exc), EXIT_USAGE)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,23 +49,23 @@ def create(device_dir: Path, level: str, model: str | None, rooted: bool, unlock
     try:
         keyring = load_keyring(keys_dir or default_keys_dir())
     except KeyringError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     wanted = SecurityLevel(level)
     if model is None:
         chosen = keyring.default_model(wanted)
     elif model not in keyring.models:
-        _fail(f"unknown model {model!r}; known: {', '.join(sorted(keyring.models))}", EXIT_USAGE)
+        fail(f"unknown model {model!r}; known: {', '.join(sorted(keyring.models))}", EXIT_USAGE)
     else:
         chosen = keyring.models[model]
         if chosen.security_level is not wanted:
-            _fail(f"model {model} is {chosen.security_level.value}, not {level}", EXIT_USAGE)
+            fail(f"model {model} is {chosen.security_level.value}, not {level}", EXIT_USAGE)
     flags = DeviceFlags(rooted=rooted, bootloader_unlocked=unlocked_bootloader, tampered_app=tampered_app)
     try:
         device = Device.create(device_dir, keyring, model=chosen, flags=flags, max_hdcp=HDCP_CHOICES[hdcp])
     except DeviceError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     info = device.summary()
-    _emit(info, as_json, f"created {info['level']} device {info['device_id']} ({info['model']}) in {device_dir}")
+    emit(info, as_json, f"created {info['level']} device {info['device_id']} ({info['model']}) in {device_dir}")
 
 
 @main.command()
@@ -92,15 +73,16 @@ def create(device_dir: Path, level: str, model: str | None, rooted: bool, unlock
 @json_option
 def info(device_dir: Path, as_json: bool) -> None:
     """Show a device's identity and state."""
-    summary = _load(device_dir).summary()
-    _emit(summary, as_json, "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    summary = load_device(device_dir).summary()
+    emit(summary, as_json, "\n".join(f"{k}: {v}" for k, v in summary.items()))
 
 
 @main.command()
 @device_dir_arg
 @click.option("--server", required=True, help="License server base URL, e.g. http://127.0.0.1:8080")
 @click.option("--content", "content_id", required=True, help="Content id from the catalog, e.g. demo-movie.")
-@click.option("--system", type=click.Choice(["widevine", "fairplay"]), default="widevine", show_default=True)
+@click.option("--system", type=click.Choice(["widevine", "fairplay", "playready"]), default="widevine",
+              show_default=True)
 @click.option("--type", "license_type", type=click.Choice(["temporary", "persistent"]), default="temporary",
               show_default=True)
 @click.option("--license-url", help="Replaces the dialect's default path (query string included).")
@@ -111,20 +93,20 @@ def acquire(device_dir: Path, server: str, content_id: str, system: str, license
     """Acquire a license; persistent licenses are stored on the device."""
     from device_emulator.acquire import acquire as run_acquire
 
-    device = _load(device_dir)
+    device = load_device(device_dir)
     try:
         result = run_acquire(device, server=server, content_id=content_id, kind=LicenseKind(license_type),
                              url=license_url, privacy=not no_privacy, system=system)
     except TransportError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     data = result.as_dict()
     if result.status == "granted":
         tracks = ",".join(k["track"] for k in result.keys)
         stored = f", stored as {result.key_set_id}" if result.key_set_id else ""
-        _emit(data, as_json, f"granted {result.type} license {result.license_id} ({tracks}){stored}")
+        emit(data, as_json, f"granted {result.type} license {result.license_id} ({tracks}){stored}")
         return
     assert result.error is not None
-    _emit(data, as_json, f"refused: {result.error['code']}: {result.error['message']}")
+    emit(data, as_json, f"refused: {result.error['code']}: {result.error['message']}")
     sys.exit(EXIT_REFUSED)
 
 
@@ -139,7 +121,7 @@ def challenge(device_dir: Path, content_id: str, license_type: str, out: Path) -
     """Write a signed challenge to a file without sending it (fixtures, load tools)."""
     from device_emulator.cdm.widevine import WidevineCdm
 
-    pending = WidevineCdm(_load(device_dir)).build_challenge(content_id, LicenseKind(license_type))
+    pending = WidevineCdm(load_device(device_dir)).build_challenge(content_id, LicenseKind(license_type))
     out.write_bytes(pending.body)
     click.echo(f"wrote {len(pending.body)}-byte challenge to {out}")
 
@@ -149,7 +131,7 @@ def challenge(device_dir: Path, content_id: str, license_type: str, out: Path) -
 @json_option
 def licenses(device_dir: Path, as_json: bool) -> None:
     """List the licenses stored on the device."""
-    device = _load(device_dir)
+    device = load_device(device_dir)
     store = LicenseStore(device.license_db_path)
     try:
         rows = [lic.public() for lic in store.all()]
@@ -157,8 +139,34 @@ def licenses(device_dir: Path, as_json: bool) -> None:
         store.close()
     lines = [f"{r['key_set_id']}  {r['system']:9} {r['content_id']:14} {r['type']:10} {r['state']:8} "
              f"{','.join(k['track'] for k in r['keys'])}" for r in rows]
-    _emit(rows, as_json, "\n".join(lines) or "no stored licenses")
+    emit(rows, as_json, "\n".join(lines) or "no stored licenses")
 
+
+@main.command()
+@device_dir_arg
+@click.option("--server", required=True, help="License server / media origin base URL, e.g. http://127.0.0.1:8080")
+@click.option("--content", "content_id", required=True, help="Content id from the catalog, e.g. demo-movie.")
+@click.option("--quality", type=click.Choice(["standard", "high"]), default="standard", show_default=True,
+              help="Quality rung: standard = AUDIO+SD, high = AUDIO+HD.")
+@click.option("--scheme", type=click.Choice(["cenc", "cbcs"]), default="cenc", show_default=True,
+              help="Which packaging of the title to download.")
+@click.option("--tier", default=None, help="Account tier sent in development mode [server default: premium].")
+@click.option("--account", default=None, help="Account name sent in development mode.")
+@click.option("--interrupt-after", type=click.IntRange(min=0), default=None, metavar="BYTES",
+              help="TESTING: drop the transfer after BYTES media bytes (run again to resume).")
+@json_option
+def download(device_dir: Path, server: str, content_id: str, quality: str, scheme: str, tier: str | None,
+             account: str | None, interrupt_after: int | None, as_json: bool) -> None:
+    """Download a title for offline play: a persistent license first, then the media (resumable)."""
+    from device_emulator.download_cli import run_download
+
+    run_download(load_device(device_dir), server=server, content_id=content_id, quality=quality, scheme=scheme,
+                 tier=tier, account=account, interrupt_after=interrupt_after, as_json=as_json)
+
+
+from device_emulator import cli_offline  # noqa: E402 - registers play/status/clock/remove/sync/renew
+
+cli_offline.register(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

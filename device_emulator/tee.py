@@ -129,6 +129,27 @@ class _KeyHolder:
         except cenc.CencError as exc:
             raise TeeError("DECRYPT_FAILED", str(exc)) from exc
 
+    def seal_server_mac(self, handle: int) -> bytes:
+        """An opaque blob that lets this device later verify the server's release acknowledgement.
+
+        It holds only the server MAC key (no content key); on L1 it is sealed to the TEE.
+        """
+        return self._seal(self._session(handle).server_mac)
+
+    def verify_sealed_mac(self, blob: bytes, message: bytes, signature: bytes) -> bool:
+        """Check an HMAC-SHA256 signature with a key sealed by :meth:`seal_server_mac`."""
+        try:
+            crypto.hmac_sha256_verify(self._unseal(blob), message, signature)
+        except crypto.CryptoError:
+            return False
+        return True
+
+    def _seal(self, secret: bytes) -> bytes:
+        return secret  # software keystore: no hardware to seal to
+
+    def _unseal(self, blob: bytes) -> bytes:
+        return blob
+
     def key_info(self, handle: int) -> tuple[KeyInfo, ...]:
         return self._session(handle).info
 
@@ -234,6 +255,16 @@ class EmulatedTee(_KeyHolder):
 
     hardware_backed = True
 
+    def __init__(self, key_pem: bytes, hardware_unique_key: bytes) -> None:
+        super().__init__(key_pem)
+        self.__huk = hardware_unique_key
+
+    def _seal(self, secret: bytes) -> bytes:
+        return crypto.seal(self.__huk, secret, SEAL_CONTEXT + b"|blob")
+
+    def _unseal(self, blob: bytes) -> bytes:
+        return crypto.unseal(self.__huk, blob, SEAL_CONTEXT + b"|blob")
+
     @classmethod
     def provision(cls, directory: Path) -> "EmulatedTee":
         directory.mkdir(parents=True, exist_ok=True)
@@ -241,7 +272,7 @@ class EmulatedTee(_KeyHolder):
         key_pem = crypto.generate_rsa_private_key()
         (directory / "hardware_unique_key.bin").write_bytes(huk)
         (directory / "device_key.sealed").write_bytes(crypto.seal(huk, key_pem, SEAL_CONTEXT))
-        return cls(key_pem)
+        return cls(key_pem, huk)
 
     @classmethod
     def open(cls, directory: Path) -> "EmulatedTee":
@@ -250,7 +281,7 @@ class EmulatedTee(_KeyHolder):
             key_pem = crypto.unseal(huk, (directory / "device_key.sealed").read_bytes(), SEAL_CONTEXT)
         except crypto.CryptoError as exc:
             raise TeeError("TEE_CORRUPT", "the sealed device key does not unseal") from exc
-        return cls(key_pem)
+        return cls(key_pem, huk)
 
 
 class SoftwareKeystore(_KeyHolder):

@@ -8,9 +8,10 @@ from aiohttp import web
 
 from license_server.clock import Clock
 from license_server.core.service import LicenseService, attestation_rules
-from license_server.handlers import clearkey, health, widevine
+from license_server.handlers import admin_clock, clearkey, health, widevine
 from license_server.handlers import fairplay as fairplay_dialect
 from license_server.handlers import media as media_origin
+from license_server.handlers import playready as playready_dialect
 from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, error_middleware
 from license_server.keyring import Keyring
 from license_server.revocations import RevocationFile
@@ -39,6 +40,8 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
     health.setup(app)
     widevine.setup(app)
     fairplay_dialect.setup(app)
+    admin_clock.setup(app)
     clearkey.setup(app)
     media_origin.setup(app)
+    playready_dialect.setup(app)
     return app

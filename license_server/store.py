@@ -55,6 +55,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX downloads_device ON downloads(device_id);
     """,
+    # 3: lifecycle (renewal restarts the license clock; first use seen by the server)
+    """
+    ALTER TABLE licenses ADD COLUMN license_start INTEGER;
+    ALTER TABLE licenses ADD COLUMN first_used_at INTEGER;
+    UPDATE licenses SET license_start = issued_at WHERE license_start IS NULL;
+    """,
 )
 
 REPLAY_RETENTION = 3600  # seconds; well past the freshness window
@@ -76,6 +82,8 @@ class LicenseRecord:
     updated_at: int
     released_at: int | None
     secrets: dict[str, str]
+    license_start: int = 0
+    first_used_at: int | None = None
 
     def public(self) -> dict[str, Any]:
         """The record without secrets, for logs and APIs."""
@@ -152,13 +160,15 @@ class Store:
                      device.verification.value, now, now),
                 )
             self.db.execute(
-                "INSERT INTO licenses VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?, NULL, ?)",
+                "INSERT INTO licenses (license_id, system, device_id, content_id, kind, state, version, kids, tracks, "
+                "policy, issued_at, updated_at, released_at, secrets, license_start) "
+                "VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
                 (
                     grant.license_id, system, device.device_id if device else None, grant.content_id,
                     grant.kind.value, grant.version,
                     json.dumps([k.kid.hex() for k in grant.keys]),
                     json.dumps([k.track.value for k in grant.keys]),
-                    json.dumps(grant.policy.as_dict()), grant.issued_at, now, json.dumps(secrets),
+                    json.dumps(grant.policy.as_dict()), grant.issued_at, now, json.dumps(secrets), grant.issued_at,
                 ),
             )
             self._audit(now, system, "grant", device.device_id if device else None, grant.content_id,
@@ -193,6 +203,38 @@ class Store:
                 self._audit(now, "clearkey", "release", None, None, None, None,
                             f"no issued license holds kids {','.join(sorted(wanted))}")
         return [license_id for license_id, _ in released]
+
+    def record_lifecycle(self, license_id: str, *, event: str, state: str, now: int, system: str,
+                         version: int | None = None, license_start: int | None = None,
+                         policy: dict[str, Any] | None = None, first_used_at: int | None = None,
+                         released: bool = False, message: str | None = None) -> None:
+        """Apply a lifecycle transition decided by the core, with its audit entry, atomically."""
+        with self.transaction():
+            row = self.db.execute("SELECT device_id, content_id FROM licenses WHERE license_id = ?",
+                                  (license_id,)).fetchone()
+            if row is None:
+                raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
+            self.db.execute(
+                """UPDATE licenses SET state = ?, updated_at = ?,
+                       version = COALESCE(?, version), license_start = COALESCE(?, license_start),
+                       policy = COALESCE(?, policy), first_used_at = COALESCE(first_used_at, ?),
+                       released_at = CASE WHEN ? THEN COALESCE(released_at, ?) ELSE released_at END
+                   WHERE license_id = ?""",
+                (state, now, version, license_start, json.dumps(policy) if policy is not None else None,
+                 first_used_at, released, now, license_id),
+            )
+            self._audit(now, system, event, row[0], row[1], license_id, None, message)
+
+    def mark_released(self, license_id: str, *, now: int, system: str, reason: str) -> bool:
+        """Mark a license released (idempotent). Returns False if it already was."""
+        record = self.license(license_id)
+        if record is None:
+            raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
+        if record.state == "released":
+            return False
+        self.record_lifecycle(license_id, event="release", state="released", now=now, system=system,
+                              released=True, message=reason)
+        return True
 
     def _claim_request(self, request_key: str, now: int) -> None:
         self.db.execute("DELETE FROM seen_requests WHERE seen_at < ?", (now - REPLAY_RETENTION,))
@@ -264,4 +306,6 @@ def _license(row: dict[str, Any]) -> LicenseRecord:
         kids=json.loads(row["kids"]), tracks=json.loads(row["tracks"]), policy=json.loads(row["policy"]),
         issued_at=row["issued_at"], updated_at=row["updated_at"], released_at=row["released_at"],
         secrets=json.loads(row["secrets"]),
+        license_start=row.get("license_start") or row["issued_at"],
+        first_used_at=row.get("first_used_at"),
     )

@@ -6,10 +6,10 @@ so the two can never disagree on the format. Network I/O lives elsewhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from license_server import crypto
-from license_server.core.model import LicenseKind, SecurityLevel
+from license_server.core.model import LicenseKind, RequestKind, SecurityLevel
 from license_server.errors import DrmError
 from license_server.protocols.common import attestation_nonce
 from license_server.protocols.widevine import codec
@@ -183,6 +183,56 @@ class WidevineCdm:
             self.device.tee.close(handle)
             raise CdmError("LICENSE_MISMATCH", "the license answers another request")
         return LoadedLicense(handle, lic, request_msg, license_msg, signature, wrapped_session_key)
+
+    def load_stored(self, stored) -> LoadedLicense:
+        """Load a stored license (and its verified renewal, if any) into the TEE."""
+        loaded = self.load(stored.request_msg, stored.wrapped_session_key, stored.license_msg, stored.signature)
+        if stored.renewal_msg:
+            renewed = self._verified_renewal(loaded, stored.renewal_msg, stored.renewal_signature or b"")
+            loaded = replace(loaded, license=renewed)
+        return loaded
+
+    # ---------------------------------------------------- renewal and release
+
+    def build_renewal(self, loaded: LoadedLicense, *, seconds_since_started: int) -> bytes:
+        return self._existing_request(loaded, RequestKind.RENEWAL, seconds_since_started)
+
+    def build_release(self, loaded: LoadedLicense, *, seconds_since_started: int = 0) -> bytes:
+        return self._existing_request(loaded, RequestKind.RELEASE, seconds_since_started)
+
+    def _existing_request(self, loaded: LoadedLicense, kind: RequestKind, seconds_since_started: int) -> bytes:
+        msg = codec.existing_license_request(loaded.license.id, kind, request_time=self.device.now(),
+                                             seconds_since_started=max(0, seconds_since_started))
+        return codec.sign_message(msg, self.device.tee.sign_with_client_mac(loaded.handle, msg))
+
+    def process_renewal(self, loaded: LoadedLicense, reply: bytes) -> tuple[LoadedLicense, bytes, bytes]:
+        """Verify a renewal; return the renewed license with its message and signature.
+
+        The caller applies it only if its version is higher than the one it holds.
+        """
+        parsed = self._reply(reply)
+        if parsed.type != pb.SignedMessage.LICENSE:
+            raise CdmError("UNEXPECTED_REPLY", "the server did not answer with a license")
+        renewed = self._verified_renewal(loaded, parsed.msg, parsed.signature)
+        return replace(loaded, license=renewed), parsed.msg, parsed.signature
+
+    def _verified_renewal(self, loaded: LoadedLicense, msg: bytes, signature: bytes) -> pb.License:
+        try:
+            renewed = self.device.tee.apply_renewal(loaded.handle, msg, signature)
+        except TeeError as exc:
+            raise CdmError(exc.code, exc.message) from exc
+        if renewed.id.session_id != loaded.license.id.session_id:
+            raise CdmError("LICENSE_MISMATCH", "the renewal is for another license")
+        return renewed
+
+    def release_acknowledged(self, ack_verifier: bytes, license_id: str, reply: bytes) -> bool:
+        """True if ``reply`` is the server's signed acknowledgement of releasing ``license_id``."""
+        parsed = self._reply(reply)
+        if parsed.type != pb.SignedMessage.LICENSE:
+            return False
+        if not self.device.tee.verify_sealed_mac(ack_verifier, parsed.msg, parsed.signature):
+            return False
+        return codec.decode_license(parsed.msg).id.session_id.hex() == license_id
 
     @staticmethod
     def _reply(body: bytes) -> codec.ServerReply:

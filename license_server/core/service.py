@@ -15,12 +15,14 @@ from license_server import crypto
 from license_server.clock import Clock
 from license_server.core import attestation, policy
 from license_server.core.attestation import AttestationRules, GenuineApp, ModelInfo, TrustAnchor
-from license_server.core.model import Grant, LicenseChallenge, VerifiedDevice
+from license_server.core import lifecycle
+from license_server.core.lifecycle import Event, State
+from license_server.core.model import Grant, LicenseChallenge, LicenseKind, LicensePolicy, VerifiedDevice
 from license_server.core.policy import PolicyOverrides
 from license_server.errors import DrmError, ErrorCode
 from license_server.keyring import Keyring, Title
 from license_server.revocations import RevocationFile
-from license_server.store import Store
+from license_server.store import LicenseRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,69 @@ class LicenseService:
             device.device_id if device else "anonymous", ",".join(k.track.value for k in grant.keys),
         )
         return body
+
+    def renew(self, challenge: LicenseChallenge, *, verify: Callable[[LicenseRecord], None],
+              build: Callable[[Grant], bytes], in_use: bool = False) -> bytes:
+        """A RENEWAL: a new license version that restarts the license clock, no new keys."""
+        now = self.clock.now()
+        try:
+            record, state = self._existing(challenge, verify, now)
+            if not record.policy.get("can_renew"):
+                raise DrmError(ErrorCode.RENEWAL_NOT_ALLOWED, "the license policy does not allow renewal")
+            if in_use:
+                state = lifecycle.transition(state, Event.USE)
+            state = lifecycle.transition(state, Event.RENEW)
+            grant = Grant(
+                license_id=record.license_id, content_id=record.content_id, kind=LicenseKind(record.kind), keys=(),
+                policy=LicensePolicy(**record.policy), issued_at=now, device=None, version=record.version + 1,
+            )
+            body = build(grant)
+            self.store.record_lifecycle(
+                record.license_id, event="renewal", state=state.value, now=now, system=challenge.system,
+                version=grant.version, license_start=now, first_used_at=now if in_use else None,
+                message=f"version {grant.version}",
+            )
+        except DrmError as error:
+            self.refused(error, challenge, device_id=None, now=now)
+            raise
+        log.info("renewed %s license %s to version %d", challenge.system, record.license_id, grant.version)
+        return body
+
+    def release(self, challenge: LicenseChallenge, *, verify: Callable[[LicenseRecord], None],
+                build: Callable[[Grant], bytes]) -> bytes:
+        """A RELEASE (the record of a license's destruction): idempotent acknowledgement."""
+        now = self.clock.now()
+        try:
+            record, state = self._existing(challenge, verify, now)
+            lifecycle.transition(state, Event.RELEASE)
+            grant = Grant(
+                license_id=record.license_id, content_id=record.content_id, kind=LicenseKind(record.kind), keys=(),
+                policy=LicensePolicy(can_play=False), issued_at=now, device=None, version=record.version,
+            )
+            body = build(grant)
+            first = self.store.mark_released(record.license_id, now=now, system=challenge.system,
+                                             reason="release acknowledged")
+        except DrmError as error:
+            self.refused(error, challenge, device_id=None, now=now)
+            raise
+        log.info("%s %s license %s", "released" if first else "re-acknowledged release of", challenge.system,
+                 record.license_id)
+        return body
+
+    def _existing(self, challenge: LicenseChallenge, verify: Callable[[LicenseRecord], None],
+                  now: int) -> tuple[LicenseRecord, State]:
+        """Look up, authenticate and bring up to date the license a request refers to."""
+        record = self.store.license(challenge.existing_license_id or "")
+        if record is None or record.system != challenge.system:
+            raise DrmError(ErrorCode.LICENSE_NOT_FOUND, "no such license was issued by this server")
+        verify(record)
+        if abs(now - challenge.request_time) > self.rules.freshness_window:
+            raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "request time outside the freshness window")
+        state = lifecycle.current_state(State(record.state), record.policy, record.license_start, now)
+        if state.value != record.state:
+            self.store.record_lifecycle(record.license_id, event="expire", state=state.value, now=now,
+                                        system=challenge.system, message="deadline passed")
+        return record, state
 
     def resolve_title(self, challenge: LicenseChallenge) -> Title:
         catalog = self.keyring.catalog

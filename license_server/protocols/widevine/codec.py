@@ -67,6 +67,7 @@ class ParsedRequest:
     request_msg: bytes  # serialized LicenseRequest; the key-derivation context
     wire_request_id: bytes
     existing: pb.LicenseIdentification | None
+    seconds_since_started: int = 0
 
 
 def is_service_certificate_request(body: bytes) -> bool:
@@ -118,7 +119,8 @@ def parse_license_request(body: bytes, *, service_key_pem: bytes) -> ParsedReque
         signature=signed.signature,
         signed_payload=signed.msg,
     )
-    return ParsedRequest(challenge, signed.msg, existing.request_id, existing)
+    return ParsedRequest(challenge, signed.msg, existing.request_id, existing,
+                         content.existing_license.seconds_since_started)
 
 
 def _parse_new(signed: pb.SignedMessage, request: pb.LicenseRequest, service_key_pem: bytes) -> ParsedRequest:
@@ -308,6 +310,26 @@ def encrypt_client_id(client: pb.ClientIdentification, service_certificate: byte
         encrypted_client_id_iv=iv,
         encrypted_privacy_key=crypto.rsa_oaep_wrap(cert.public_key, privacy_key),
     )
+
+
+def existing_license_request(license_id: pb.LicenseIdentification, kind: RequestKind, *, request_time: int,
+                             seconds_since_started: int = 0, seconds_since_last_played: int = 0) -> bytes:
+    """Serialized RENEWAL or RELEASE ``LicenseRequest`` for a license the device holds."""
+    request = pb.LicenseRequest(
+        type=pb.LicenseRequest.RENEWAL if kind is RequestKind.RENEWAL else pb.LicenseRequest.RELEASE,
+        request_time=request_time, protocol_version=pb.VERSION_2_1,
+    )
+    existing = request.content_id.existing_license
+    existing.license_id.CopyFrom(license_id)
+    existing.seconds_since_started = seconds_since_started
+    existing.seconds_since_last_played = seconds_since_last_played
+    return request.SerializeToString()
+
+
+def session_keys_from_secrets(secrets: dict[str, str]) -> crypto.SessionKeys:
+    """The MAC keys a server kept with a license (renewals carry no content keys)."""
+    return crypto.SessionKeys(encryption=b"", server_mac=bytes.fromhex(secrets["server_mac"]),
+                              client_mac=bytes.fromhex(secrets["client_mac"]))
 
 
 def sign_message(msg: bytes, signature: bytes) -> bytes:

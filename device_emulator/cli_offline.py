@@ -1,0 +1,137 @@
+"""``device-emulator`` commands of the offline lifecycle: play, status, clock, remove, sync, renew."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from license_server.clock import from_iso, parse_duration, to_iso
+from device_emulator import lifecycle
+from device_emulator.cdm.widevine import CdmError
+from device_emulator.cli_support import EXIT_REFUSED, EXIT_USAGE, device_dir_arg, emit, fail, json_option, load_device
+from device_emulator.transport import TransportError
+
+
+@click.command()
+@device_dir_arg
+@click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
+@click.option("--offline", is_flag=True,
+              help="State that the device is offline. Playback decisions never use the network anyway.")
+@json_option
+def play(device_dir: Path, content_id: str, offline: bool, as_json: bool) -> None:
+    """Decide from the stored license alone whether playback may start (records the first play)."""
+    decision = lifecycle.play(load_device(device_dir), content_id)
+    data = decision.as_dict()
+    data.pop("expires_at_iso")
+    data["offline"] = True
+    if decision.decision == "play":
+        emit(data, as_json, f"playing {content_id}: {decision.message} (governing clock: {decision.governing_clock})")
+        return
+    emit(data, as_json, f"refused: {decision.reason}: {decision.message}")
+    sys.exit(EXIT_REFUSED)
+
+
+@click.command()
+@device_dir_arg
+@json_option
+def status(device_dir: Path, as_json: bool) -> None:
+    """Every stored license with its two clocks and the message a viewer sees."""
+    rows = lifecycle.status(load_device(device_dir))
+    lines = [f"{r['content_id']:14} {r['state']:16} {r.get('message', '')}"
+             + (f"  [{r['governing_clock']}]" if r.get("governing_clock") else "")
+             + (f"  ({r['reason']})" if r.get("reason") else "") for r in rows]
+    emit(rows, as_json, "\n".join(lines) or "no stored licenses")
+
+
+@click.command()
+@device_dir_arg
+@click.option("--advance", help="Move the device clock forward (or back with a minus), e.g. 20d, 36h, -2d.")
+@click.option("--set", "set_to", help="Set the device clock to an ISO date/time (UTC if no zone).")
+@click.option("--reset", is_flag=True, help="Back to the real time (offset 0).")
+@json_option
+def clock(device_dir: Path, advance: str | None, set_to: str | None, reset: bool, as_json: bool) -> None:
+    """Show or move the device clock (a persisted offset, for testing)."""
+    if sum(x is not None and x is not False for x in (advance, set_to, reset)) > 1:
+        fail("give at most one of --advance, --set, --reset", EXIT_USAGE)
+    device = load_device(device_dir)
+    try:
+        if advance is not None:
+            device.record.clock_offset += parse_duration(advance)
+        elif set_to is not None:
+            device.record.clock_offset += from_iso(set_to) - device.now()
+        elif reset:
+            device.record.clock_offset = 0
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    device.save()
+    now = device.now()
+    emit({"now": now, "iso": to_iso(now), "offset": device.record.clock_offset}, as_json,
+         f"device clock: {to_iso(now)} (offset {device.record.clock_offset:+d} s)")
+
+
+@click.command()
+@device_dir_arg
+@click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
+@click.option("--server", help="Send the release now (omit, or add --offline, to keep it pending).")
+@click.option("--offline", is_flag=True, help="Do not contact the server; the destruction record waits.")
+@json_option
+def remove(device_dir: Path, content_id: str, server: str | None, offline: bool, as_json: bool) -> None:
+    """Destroy a downloaded license at once and record its destruction for the server."""
+    device = load_device(device_dir)
+    try:
+        report = lifecycle.remove(device, content_id, server=None if offline else server)
+    except lifecycle.LifecycleError as exc:
+        emit({"error": {"code": exc.code, "message": exc.message}}, as_json, f"refused: {exc.code}: {exc.message}")
+        sys.exit(EXIT_REFUSED)
+    except TransportError as exc:
+        report = None
+        click.echo(f"warning: {exc}; the release stays pending until the next sync", err=True)
+    data = {"removed": content_id, "release": report.as_dict() if report else "pending"}
+    state = "acknowledged" if report and report.released else "pending until the next sync"
+    emit(data, as_json, f"removed {content_id}: keys destroyed, release {state}")
+
+
+@click.command()
+@device_dir_arg
+@click.option("--server", required=True, help="License server base URL.")
+@json_option
+def sync(device_dir: Path, server: str, as_json: bool) -> None:
+    """Send pending releases (until acknowledged), due renewals, and re-sync trusted time."""
+    try:
+        report = lifecycle.sync(load_device(device_dir), server=server)
+    except TransportError as exc:
+        fail(str(exc))
+    except lifecycle.LifecycleError as exc:
+        fail(f"{exc.code}: {exc.message}")
+    emit(report.as_dict(), as_json,
+         f"released {len(report.released)}, pending {len(report.release_pending)}, renewed {len(report.renewed)}, "
+         f"time {to_iso(report.server_time)}")
+    if report.release_pending:
+        sys.exit(EXIT_REFUSED)
+
+
+@click.command()
+@device_dir_arg
+@click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
+@click.option("--server", required=True, help="License server base URL.")
+@json_option
+def renew(device_dir: Path, content_id: str, server: str, as_json: bool) -> None:
+    """Renew a stored license (applied only if the server's version is higher)."""
+    try:
+        result = lifecycle.renew(load_device(device_dir), content_id, server=server)
+    except TransportError as exc:
+        fail(str(exc))
+    except (lifecycle.LifecycleError, CdmError) as exc:
+        emit({"applied": False, "error": {"code": exc.code, "message": exc.message}}, as_json,
+             f"refused: {exc.code}: {exc.message}")
+        sys.exit(EXIT_REFUSED)
+    text = (f"renewed to version {result['version']}" if result["applied"]
+            else f"ignored a stale renewal (version {result['offered_version']} <= {result['version']})")
+    emit(result, as_json, text)
+
+
+def register(group: click.Group) -> None:
+    for command in (play, status, clock, remove, sync, renew):
+        group.add_command(command)

@@ -1,0 +1,32 @@
+"""Helpers shared by the ``device-emulator`` command modules: exit codes, output, loading."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from device_emulator.device import Device, DeviceError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+device_dir_arg = click.argument("device_dir", type=click.Path(path_type=Path, file_okay=False))
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def emit(data: Any, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
+
+
+def load_device(device_dir: Path) -> Device:
+    try:
+        return Device.load(device_dir)
+    except DeviceError as exc:
+        fail(str(exc), EXIT_USAGE)
