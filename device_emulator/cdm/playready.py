@@ -1,0 +1,286 @@
+"""The device's PlayReady-style CDM: SOAP challenges, license binding, reports.
+
+Uses the server's own codecs (``license_server.protocols.playready``), so the
+two sides cannot disagree on a format. Network I/O lives in
+``device_emulator.acquire_playready``.
+
+Binding rules (a license is refused, and nothing is stored, when one fails):
+
+* the keys are encrypted to this device's ECC key and the AES-CMAC verifies
+  (``LICENSE_NOT_BOUND`` / ``LICENSE_TAMPERED``);
+* a non-persistent license carries the pending request's LicenseNonce; a
+  persistent one comes in a response whose LicenseNonce is the pending one,
+  bound by the NonceBinding MAC (``LICENSE_MISMATCH``: a replayed response);
+* the license's minimum security level is not above the device's
+  (``SECURITY_LEVEL_TOO_LOW``), and it has not already expired (``LICENSE_EXPIRED``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from license_server import crypto
+from license_server.core.model import Evidence, Hdcp, LicenseKind
+from license_server.errors import DrmError
+from license_server.keyring import Keyring, load_keyring
+from license_server.protocols.common import attestation_nonce
+from license_server.protocols.playready import SYSTEM, faults, reports, soap, wrmheader, xmr
+from device_emulator.cdm.playready_identity import Identity, open_identity
+from device_emulator.cdm.widevine import CdmError
+from device_emulator.device import Device
+from device_emulator.license_store import StoredLicense
+from device_emulator.tee import KeyInfo, TeeError
+
+DEFAULT_HEADER_VERSION = "4.3.0.0"
+
+
+@dataclass(frozen=True)
+class PendingLicense:
+    body: bytes
+    license_nonce: bytes
+    kind: LicenseKind
+    content_id: str
+    kids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class PendingReport:
+    operation: str
+    body: bytes
+    license_id: str
+    nonce: bytes
+
+
+@dataclass(frozen=True)
+class LoadedLicense:
+    handle: int
+    license: xmr.XmrLicense = field(repr=False)
+    data: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
+    keys: tuple[KeyInfo, ...]
+    transaction_id: bytes | None = None
+
+    @property
+    def license_id(self) -> str:
+        return self.license.license_id
+
+    @property
+    def kind(self) -> LicenseKind:
+        return LicenseKind.PERSISTENT if self.license.persistent else LicenseKind.TEMPORARY
+
+    @property
+    def platform_verification(self) -> str:
+        return self.license.platform_verification or "UNVERIFIED"
+
+    @property
+    def license_start(self) -> int:
+        return self.license.begin or self.license.issue_date
+
+    def policy(self) -> dict:
+        """The neutral policy keys (as the Widevine-style CDM reports them) the offline player enforces."""
+        lic = self.license
+        window = lic.end - lic.issue_date if lic.end else 0
+        return {
+            "can_play": lic.play_right, "can_persist": lic.persistent, "can_renew": False,
+            "rental_duration": window if lic.persistent else 0,
+            "playback_duration": lic.expire_after_first_play,
+            "license_duration": 0 if lic.persistent else window,
+            "renewal_recovery_duration": 0, "renewal_delay": 0, "renewal_retry_interval": 0,
+            "play_start_grace_period": 0, "soft_enforce_playback": False, "soft_enforce_rental": False,
+            "renewal_server_url": "",
+        }
+
+    def details(self) -> dict:
+        """The XMR objects the neutral policy has no key for."""
+        lic = self.license
+        opl = lic.output_protection
+        return {
+            "min_security_level": lic.min_security_level, "begin": lic.begin, "end": lic.end,
+            "real_time_expiration": lic.real_time_expiration, "removal_date": lic.removal_date,
+            "output_protection": opl.__dict__ if opl else None,
+        }
+
+
+class PlayReadyCdm:
+    def __init__(self, device: Device, keyring: Keyring | None = None) -> None:
+        self.device = device
+        self._keyring = keyring
+        self._identity: Identity | None = None
+
+    @property
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            self._keyring = load_keyring()
+        return self._keyring
+
+    @property
+    def identity(self) -> Identity:
+        if self._identity is None:
+            try:
+                self._identity = open_identity(self.device, self._keyring)
+            except TeeError as exc:
+                raise CdmError(exc.code, exc.message) from exc
+        return self._identity
+
+    @property
+    def security_level(self) -> int:
+        return self.identity.security_level
+
+    # ---------------------------------------------------------------- header
+
+    def content_header(self, content_id: str, *, version: str = DEFAULT_HEADER_VERSION,
+                       key_ids: tuple[bytes, ...] | None = None, algid: str | None = wrmheader.AESCTR) -> bytes:
+        """The content's PlayReady Object, as a packager would write it from the catalog."""
+        title = self.keyring.catalog.title(content_id)
+        if title is None:
+            raise CdmError("CONTENT_NOT_FOUND", f"{content_id!r} is not in the catalog")
+        tracks = [t for t in title.tracks if key_ids is None or t.kid in key_ids]
+        if version in ("4.0.0.0", "4.1.0.0"):
+            tracks = tracks[:1]
+        if version != "4.3.0.0":
+            algid = wrmheader.AESCTR
+        keys = tuple(wrmheader.HeaderKey(t.kid, algid, wrmheader.kid_checksum(t.kid, t.key, algid)) for t in tracks)
+        return wrmheader.build_pro(wrmheader.build_wrmheader(wrmheader.WrmHeader(version, keys)))
+
+    # ------------------------------------------------------------- challenge
+
+    def build_challenge(self, content_id: str, kind: LicenseKind, *, pro: bytes | None = None,
+                        header_version: str = DEFAULT_HEADER_VERSION) -> PendingLicense:
+        """A signed AcquireLicense request for the content's WRMHEADER (read from its PRO)."""
+        pro = pro if pro is not None else self.content_header(content_id, version=header_version)
+        try:
+            header_xml = wrmheader.parse_pro(pro)
+            header = wrmheader.parse_wrmheader(header_xml)
+        except DrmError as exc:
+            raise CdmError("MALFORMED_HEADER", exc.message) from exc
+        now, nonce = self.device.now(), crypto.random_bytes(16)
+        identity = self.identity
+        la = soap.build_la(
+            header_xml=header_xml, license_nonce=nonce, client_time=now, certificate_chain=identity.chain,
+            evidence=self._evidence(nonce, now), max_hdcp=Hdcp(self.device.record.max_hdcp),
+            custom_data=soap.PERSISTENT_HINT if kind is LicenseKind.PERSISTENT else None,
+        )
+        body = soap.signed_request("AcquireLicense", la, identity.holder.sign(la.encode("utf-8")))
+        return PendingLicense(body, nonce, kind, content_id, header.kids)
+
+    def _evidence(self, request_id: bytes, now: int) -> Evidence:
+        """On L1 the TEE reports the root of trust; on L3 these are software claims."""
+        record = self.device.record
+        flags = record.flags
+        return Evidence(
+            verified_boot="SELF_SIGNED" if flags.bootloader_unlocked else "VERIFIED",
+            bootloader_locked=not flags.bootloader_unlocked,
+            root_indicators=("su_binary", "magisk") if flags.rooted else (),
+            app_package=record.app_package, app_signing_digest=bytes.fromhex(record.app_signing_digest),
+            app_recognized=not flags.tampered_app, nonce=attestation_nonce(request_id), timestamp=now,
+            os_patch_level=record.os_patch_level, from_tee=self.identity.holder.hardware_backed,
+        )
+
+    # --------------------------------------------------------------- license
+
+    def process_license(self, pending: PendingLicense, reply: bytes) -> LoadedLicense:
+        """Verify and bind the license answering ``pending``; raise CdmError if refused."""
+        response = self._license_response(reply)
+        if response.client_info is not None:
+            info = ", ".join(f"{k}={v}" for k, v in response.client_info.items())
+            raise CdmError("NO_LICENSE", f"the server answered with client information instead of a license: {info}")
+        if len(response.licenses) != 1:
+            raise CdmError("UNEXPECTED_REPLY", f"expected one license, got {len(response.licenses)}")
+        loaded = self._load(response.licenses[0], transaction_id=response.transaction_id)
+        lic = loaded.license
+        try:
+            if lic.persistent:
+                if (response.license_nonce is None or response.binding is None
+                        or not crypto.constant_time_equal(response.license_nonce, pending.license_nonce)
+                        or not self.identity.holder.verify_nonce_binding(
+                            loaded.handle, pending.license_nonce, loaded.data, response.binding)):
+                    raise CdmError("LICENSE_MISMATCH", "the response's LicenseNonce is not this request's (replayed)")
+            elif lic.nonce is None or not crypto.constant_time_equal(lic.nonce, pending.license_nonce):
+                raise CdmError("LICENSE_MISMATCH", "the license's nonce is not this request's (replayed response)")
+            if lic.end and lic.end <= self.device.now():
+                raise CdmError("LICENSE_EXPIRED", "the license has already expired")
+        except CdmError:
+            self.close(loaded)
+            raise
+        return loaded
+
+    def load_stored(self, stored: StoredLicense) -> LoadedLicense:
+        """Load a stored persistent license again (offline): binding and signature, no nonce."""
+        if stored.system != SYSTEM:
+            raise CdmError("WRONG_SYSTEM", f"license {stored.key_set_id} is a {stored.system} license")
+        return self._load(stored.license_msg)
+
+    def _load(self, data: bytes, *, transaction_id: bytes | None = None) -> LoadedLicense:
+        try:
+            parsed = xmr.decode(data)
+        except DrmError as exc:
+            raise CdmError("MALFORMED_REPLY", exc.message) from exc
+        lic = parsed.license
+        if lic.min_security_level > self.security_level:
+            raise CdmError("SECURITY_LEVEL_TOO_LOW", f"the license needs SL{lic.min_security_level}; "
+                                                     f"this device is SL{self.security_level}")
+        holder = self.identity.holder
+        try:
+            handle = holder.load(parsed)
+        except TeeError as exc:
+            raise CdmError(exc.code, exc.message) from exc
+        return LoadedLicense(handle, lic, data, parsed.signature, holder.key_info(handle), transaction_id)
+
+    def export_content_keys(self, loaded: LoadedLicense) -> dict[bytes, bytes]:
+        try:
+            return self.identity.holder.export_content_keys(loaded.handle)
+        except TeeError as exc:
+            raise CdmError(exc.code, exc.message) from exc
+
+    def close(self, loaded: LoadedLicense) -> None:
+        self.identity.holder.close(loaded.handle)
+
+    @staticmethod
+    def _license_response(reply: bytes) -> soap.LicenseResponse:
+        try:
+            fault = faults.parse_fault(reply)
+            if fault is not None:
+                raise CdmError(fault.error_code or f"0x{fault.status_code:08x}", fault.message)
+            return soap.parse_license_response(reply)
+        except DrmError as exc:
+            raise CdmError("MALFORMED_REPLY", exc.message) from exc
+
+    # --------------------------------------------------------------- reports
+
+    def _report(self, report: reports.Report) -> PendingReport:
+        signed = reports.build_signed_element(report)
+        body = reports.build_request(report.operation, signed, self.identity.holder.sign(signed.encode("utf-8")))
+        return PendingReport(report.operation, body, report.license_id, report.nonce)
+
+    def _common(self) -> dict:
+        return {"client_time": self.device.now(), "nonce": crypto.random_bytes(16),
+                "certificate_chain": self.identity.chain}
+
+    def build_acknowledgement(self, loaded: LoadedLicense, *, result: int = 0) -> PendingReport:
+        return self._report(reports.Report(operation=reports.ACK, license_id=loaded.license_id, kids=(),
+                                           transaction_id=loaded.transaction_id or b"", result=result,
+                                           **self._common()))
+
+    def build_secure_stop(self, license_id: str, kids: tuple[bytes, ...], *, start: int, stop: int) -> PendingReport:
+        return self._report(reports.Report(operation=reports.SECURE_STOP, license_id=license_id, kids=kids,
+                                           playback_start=start, playback_stop=stop, **self._common()))
+
+    def build_secure_delete(self, license_id: str, kids: tuple[bytes, ...], *,
+                            deleted_at: int | None = None) -> PendingReport:
+        common = self._common()
+        return self._report(reports.Report(operation=reports.SECURE_DELETE, license_id=license_id, kids=kids,
+                                           deleted_at=deleted_at if deleted_at is not None else common["client_time"],
+                                           **common))
+
+    def process_report_answer(self, pending: PendingReport, reply: bytes) -> reports.ReportAnswer:
+        """The server's answer to ``pending``; only a matching answer lets the device purge."""
+        try:
+            fault = faults.parse_fault(reply)
+            if fault is not None:
+                raise CdmError(fault.error_code or f"0x{fault.status_code:08x}", fault.message)
+            answer = reports.parse_answer(pending.operation, reply)
+        except DrmError as exc:
+            raise CdmError("MALFORMED_REPLY", exc.message) from exc
+        if answer.license_id != pending.license_id or not crypto.constant_time_equal(answer.nonce, pending.nonce):
+            raise CdmError("LICENSE_MISMATCH", "the answer is for another report")
+        return answer

@@ -1,0 +1,162 @@
+"""The device's PlayReady-style identity: an ECC P-256 key and certificate chain,
+provisioned lazily on first use into ``DEVICE_DIR/playready/``::
+
+    playready/certificate.bin    chain DEVICE <- MODEL <- ROOT (certificates.py format)
+    playready/device_key.sealed  L1: the private key sealed under tee/hardware_unique_key.bin
+    playready/device_key.pem     L3: the private key as plain PEM (software keystore)
+
+The device certificate reuses the device's serial number (so a revocation of
+the device id covers both dialects) and takes the model's security level. The
+model is the device's own (same name in keys/playready/models.json) unless
+``device.json`` ``extra.playready_model`` names another one, e.g.
+``emulated-test-sl150`` for a test device.
+
+:class:`EccKeyHolder` plays the TEE's role for this dialect: the private key
+and the content keys stay inside it; on L1 nothing can export them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from license_server import crypto
+from license_server.core.model import SecurityLevel
+from license_server.crypto import ecc
+from license_server.keyring import Keyring, load_keyring
+from license_server.protocols.playready import soap, xmr
+from license_server.protocols.playready.certificates import CertType, decode_certificate, decode_chain, encode_chain, issue
+from device_emulator.device import Device
+from device_emulator.tee import KeyInfo, TeeError
+
+SEAL_CONTEXT = b"drm-license-emulator tee playready device key v1"
+MODEL_OVERRIDE = "playready_model"
+
+
+@dataclass
+class _Session:
+    integrity_key: bytes = field(repr=False)
+    keys: dict[bytes, bytes] = field(repr=False)
+    info: tuple[KeyInfo, ...]
+
+
+class EccKeyHolder:
+    """Holds the device's ECC key; opens licenses; keeps their content keys."""
+
+    def __init__(self, key_pem: bytes, *, hardware_backed: bool) -> None:
+        self.__key_pem = key_pem
+        self.public_key = ecc.ec_public_point(key_pem)
+        self.hardware_backed = hardware_backed
+        self.__sessions: dict[int, _Session] = {}
+        self.__ids = itertools.count(1)
+
+    def sign(self, payload: bytes) -> bytes:
+        return ecc.ecdsa_sign(self.__key_pem, payload)
+
+    def load(self, parsed: xmr.ParsedLicense) -> int:
+        """Check the binding, decrypt every key, verify the CMAC signature; return a handle.
+
+        ``LICENSE_NOT_BOUND``: the license is for another device key.
+        ``LICENSE_TAMPERED``: a key or the signature does not verify.
+        """
+        lic = parsed.license
+        if not crypto.constant_time_equal(lic.device_key_digest, crypto.sha256(self.public_key)):
+            raise TeeError("LICENSE_NOT_BOUND", "the license is bound to another device")
+        integrity, keys, info = None, {}, []
+        for key in lic.keys:
+            try:
+                secret = ecc.ecies_decrypt(self.__key_pem, key.encrypted_key, xmr.key_context(lic.rights_id, key.kid))
+            except crypto.CryptoError as exc:
+                raise TeeError("LICENSE_NOT_BOUND", f"key {key.kid.hex()} is not encrypted to this device") from exc
+            if len(secret) != 32 or (integrity is not None and not crypto.constant_time_equal(integrity, secret[:16])):
+                raise TeeError("LICENSE_TAMPERED", "the license's keys disagree on the integrity key")
+            integrity = secret[:16]
+            keys[key.kid] = secret[16:]
+            info.append(KeyInfo(key.kid, key.track, key.robustness, key.hdcp))
+        if integrity is None:
+            raise TeeError("LICENSE_TAMPERED", "the license holds no content key")
+        if not xmr.verify_signature(parsed, integrity):
+            raise TeeError("LICENSE_TAMPERED", "the license signature does not verify")
+        handle = next(self.__ids)
+        self.__sessions[handle] = _Session(integrity, keys, tuple(info))
+        return handle
+
+    def verify_nonce_binding(self, handle: int, license_nonce: bytes, license_bytes: bytes, binding: bytes) -> bool:
+        expected = soap.nonce_binding(self._session(handle).integrity_key, license_nonce, license_bytes)
+        return crypto.constant_time_equal(expected, binding)
+
+    def key_info(self, handle: int) -> tuple[KeyInfo, ...]:
+        return self._session(handle).info
+
+    def export_content_keys(self, handle: int) -> dict[bytes, bytes]:
+        """L3 only: software keys are reachable by the app."""
+        if self.hardware_backed:
+            raise TeeError("KEYS_NOT_EXPORTABLE", "L1 content keys never leave the TEE")
+        return dict(self._session(handle).keys)
+
+    def close(self, handle: int) -> None:
+        self.__sessions.pop(handle, None)
+
+    def _session(self, handle: int) -> _Session:
+        try:
+            return self.__sessions[handle]
+        except KeyError as exc:
+            raise TeeError("SESSION_CLOSED", "the license session is closed") from exc
+
+
+@dataclass(frozen=True)
+class Identity:
+    chain: bytes
+    security_level: int
+    model: str
+    holder: EccKeyHolder
+
+
+def _directory(device: Device) -> Path:
+    return device.directory / "playready"
+
+
+def _huk(device: Device) -> bytes:
+    return (device.directory / "tee" / "hardware_unique_key.bin").read_bytes()
+
+
+def open_identity(device: Device, keyring: Keyring | None = None) -> Identity:
+    """Load the device's PlayReady identity, provisioning it on first use."""
+    directory = _directory(device)
+    if not (directory / "certificate.bin").exists():
+        _provision(device, keyring or load_keyring())
+    chain = (directory / "certificate.bin").read_bytes()
+    leaf, model = decode_chain(chain)[:2]
+    if device.level is SecurityLevel.L1:
+        try:
+            key_pem = crypto.unseal(_huk(device), (directory / "device_key.sealed").read_bytes(), SEAL_CONTEXT)
+        except crypto.CryptoError as exc:
+            raise TeeError("TEE_CORRUPT", "the sealed PlayReady device key does not unseal") from exc
+    else:
+        key_pem = (directory / "device_key.pem").read_bytes()
+    holder = EccKeyHolder(key_pem, hardware_backed=device.level is SecurityLevel.L1)
+    return Identity(chain, leaf.security_level, model.name, holder)
+
+
+def _provision(device: Device, keyring: Keyring) -> None:
+    if keyring.playready is None:
+        raise TeeError("NOT_PROVISIONABLE", "keys/ has no playready/ material; run `license-server keys init --force`")
+    name = device.record.extra.get(MODEL_OVERRIDE, device.record.model)
+    model = keyring.playready.models.get(name)
+    if model is None:
+        raise TeeError("NOT_PROVISIONABLE", f"no PlayReady model {name!r} in keys/playready/models.json")
+    key_pem = ecc.generate_ec_private_key()
+    now = device.now()
+    cert = issue(cert_type=CertType.DEVICE, security_level=model.security_level, system_id=model.system_id,
+                 serial=bytes.fromhex(device.device_id), public_key=ecc.ec_public_point(key_pem),
+                 name=f"device {device.device_id}", issuer_key_pem=model.key_pem, not_before=now - 86400)
+    chain = encode_chain([cert, decode_certificate(model.certificate),
+                          decode_certificate(keyring.playready.root_certificate)])
+    directory = _directory(device)
+    directory.mkdir(parents=True, exist_ok=True)
+    if device.level is SecurityLevel.L1:
+        (directory / "device_key.sealed").write_bytes(crypto.seal(_huk(device), key_pem, SEAL_CONTEXT))
+    else:
+        (directory / "device_key.pem").write_bytes(key_pem)
+    (directory / "certificate.bin").write_bytes(chain)
