@@ -1,0 +1,233 @@
+"""Conformance checks for the Widevine-style dialect, run with the reference device emulator.
+
+Every check talks to the target over real HTTP (``Context.server``) and decides
+from what the server answered and what the emulated device made of it.
+"""
+
+from __future__ import annotations
+
+from license_server.core.model import Hdcp, LicenseKind
+from license_server.protocols.widevine import license_protocol_pb2 as pb
+from device_emulator.cdm.widevine import CdmError, WidevineCdm
+from conformance.catalog import Context, Outcome, check
+from conformance.widevine_support import (CONTENT, exchange, expect_refusal, key_table, make_device,
+                                          post_raw)
+
+WV = ("widevine",)
+KC = pb.License.KeyContainer
+PERSISTENT, TEMPORARY = LicenseKind.PERSISTENT, LicenseKind.TEMPORARY
+
+# ----------------------------------------------------------------- attestation
+
+
+@check("ATT-001", "Rooted device is refused", systems=WV, severity="critical",
+       reference="DESIGN §4 Devices and attestation (root indicators)")
+def rooted_refused(ctx: Context) -> Outcome:
+    """An L1 device reporting root indicators (su binary, Magisk) must get no license: DEVICE_ROOTED."""
+    device = make_device(ctx, "L1", rooted=True)
+    return expect_refusal(exchange(ctx, device), device, "DEVICE_ROOTED")
+
+
+@check("ATT-002", "Unlocked bootloader is refused", systems=WV, severity="critical",
+       reference="DESIGN §4 Devices and attestation (verified boot)")
+def unlocked_refused(ctx: Context) -> Outcome:
+    """A device whose verified-boot state is SELF_SIGNED / bootloader unlocked must be refused: BOOTLOADER_UNLOCKED."""
+    device = make_device(ctx, "L1", bootloader_unlocked=True)
+    return expect_refusal(exchange(ctx, device), device, "BOOTLOADER_UNLOCKED")
+
+
+@check("ATT-003", "Tampered (not genuine) app is refused", systems=WV, severity="critical",
+       reference="DESIGN §4 Devices and attestation (app signing digest)")
+def tampered_app_refused(ctx: Context) -> Outcome:
+    """A repackaged player app signed by someone else must be refused: APP_NOT_GENUINE."""
+    device = make_device(ctx, "L1", tampered_app=True)
+    return expect_refusal(exchange(ctx, device), device, "APP_NOT_GENUINE")
+
+
+@check("ATT-004", "Device certificate not chained to the trusted roots is refused", systems=WV,
+       severity="critical", reference="DESIGN §4; Widevine-style certificate chain device <- model <- root")
+def rogue_chain_refused(ctx: Context) -> Outcome:
+    """A device provisioned from a throwaway root nobody trusts must be refused: CERTIFICATE_INVALID."""
+    from license_server.clock import wall_clock_now
+    from license_server.keygen import init_keys
+    from license_server.keyring import load_keyring
+
+    rogue_dir = ctx.scratch("rogue-keys")
+    init_keys(rogue_dir, force=True, now=wall_clock_now())
+    device = make_device(ctx, "L1", keyring=load_keyring(rogue_dir))
+    return expect_refusal(exchange(ctx, device), device, "CERTIFICATE_INVALID")
+
+
+@check("ATT-005", "Replayed challenge is refused", systems=WV, severity="high",
+       reference="DESIGN §3 Widevine-style (request id / nonce freshness)")
+def replayed_challenge_refused(ctx: Context) -> Outcome:
+    """The same signed challenge sent twice: the first gets a license, the second REPLAYED_CHALLENGE."""
+    device = make_device(ctx, "L1")
+    pending = WidevineCdm(device).build_challenge(CONTENT, TEMPORARY, privacy=False)
+    first, ev1 = post_raw(ctx, pending.body, "fresh signed challenge")
+    second, ev2 = post_raw(ctx, pending.body, "the same challenge again")
+    evidence = {"first": ev1, "second": ev2, "expected": "first 200, second 403 REPLAYED_CHALLENGE"}
+    if first.status != 200:
+        return Outcome.failed(f"the fresh challenge was not granted ({first.status} {first.error_code}), "
+                              "so replay protection cannot be told apart from a broken exchange", **evidence)
+    if second.status == 403 and second.error_code == "REPLAYED_CHALLENGE":
+        return Outcome.passed("replay refused with 403 REPLAYED_CHALLENGE", **evidence)
+    return Outcome.failed(f"replay answered {second.status} {second.error_code}", **evidence)
+
+
+@check("ATT-006", "Challenge modified after signing is refused", systems=WV, severity="critical",
+       reference="DESIGN §3 Widevine-style (SignedMessage signature over LicenseRequest)")
+def modified_challenge_refused(ctx: Context) -> Outcome:
+    """Raising the claimed HDCP version after the device signed the request must give SIGNATURE_INVALID."""
+    device = make_device(ctx, "L1", hdcp=Hdcp.V1)
+    pending = WidevineCdm(device).build_challenge(CONTENT, TEMPORARY, privacy=False)
+    signed = pb.SignedMessage.FromString(pending.body)
+    request = pb.LicenseRequest.FromString(signed.msg)
+    request.client_id.client_capabilities.max_hdcp_version = pb.ClientIdentification.ClientCapabilities.HDCP_V2_3
+    signed.msg = request.SerializeToString()
+    reply, evidence = post_raw(ctx, signed.SerializeToString(), "signed challenge, max_hdcp raised afterwards")
+    evidence["expected"] = "403 SIGNATURE_INVALID"
+    if reply.status == 403 and reply.error_code == "SIGNATURE_INVALID":
+        return Outcome.passed("modified challenge refused", **evidence)
+    return Outcome.failed(f"modified challenge answered {reply.status} {reply.error_code}", **evidence)
+
+
+@check("ATT-007", "Attestation evidence from another request is refused", systems=WV, severity="high",
+       reference="DESIGN §4 (evidence nonce bound to the request id)")
+def replayed_evidence_refused(ctx: Context) -> Outcome:
+    """Evidence copied from an earlier challenge into a fresh, correctly signed one: ATTESTATION_INVALID."""
+    device = make_device(ctx, "L1")
+    cdm = WidevineCdm(device)
+    old = pb.LicenseRequest.FromString(pb.SignedMessage.FromString(
+        cdm.build_challenge(CONTENT, TEMPORARY, privacy=False).body).msg)
+    fresh = pb.LicenseRequest.FromString(pb.SignedMessage.FromString(
+        cdm.build_challenge(CONTENT, TEMPORARY, privacy=False).body).msg)
+    fresh.client_id.attestation.CopyFrom(old.client_id.attestation)
+    msg = fresh.SerializeToString()
+    body = pb.SignedMessage(type=pb.SignedMessage.LICENSE_REQUEST, msg=msg, signature=device.tee.sign(msg))
+    reply, evidence = post_raw(ctx, body.SerializeToString(), "fresh challenge carrying an older request's evidence")
+    evidence["expected"] = "403 ATTESTATION_INVALID"
+    if reply.status == 403 and reply.error_code == "ATTESTATION_INVALID":
+        return Outcome.passed("replayed evidence refused", **evidence)
+    return Outcome.failed(f"replayed evidence answered {reply.status} {reply.error_code}", **evidence)
+
+# ------------------------------------------------------- security levels, outputs
+
+
+@check("SEC-001", "L3 device gets audio and SD keys only", systems=WV, severity="critical",
+       reference="DESIGN §5 Policy (track rules per security level)")
+def l3_audio_sd_only(ctx: Context) -> Outcome:
+    """A software-only (L3) device must receive no HD or UHD keys."""
+    device = make_device(ctx, "L3")
+    ex = exchange(ctx, device)
+    evidence = ex.evidence(device)
+    evidence["expected"] = {"tracks": ["AUDIO", "SD"]}
+    if not ex.granted:
+        return Outcome.failed(f"an L3 device was refused a streaming license ({ex.code})", **evidence)
+    keys = key_table(device, ex.outcome)  # type: ignore[arg-type]
+    evidence["observed"] = {"keys": keys}
+    tracks = sorted({k["track"] for k in keys})
+    if tracks == ["AUDIO", "SD"]:
+        return Outcome.passed("L3 got AUDIO and SD only", **evidence)
+    return Outcome.failed(f"L3 got tracks {tracks}", **evidence)
+
+
+@check("SEC-002", "HD and UHD keys carry their security level and HDCP requirement", systems=WV,
+       severity="high", reference="DESIGN §3 Widevine-style (KeyContainer.level, required_protection.hdcp)")
+def hd_uhd_levels(ctx: Context) -> Outcome:
+    """For an L1 device, HD keys need at least HW_SECURE_CRYPTO and HDCP v1; UHD keys HW_SECURE_ALL and HDCP v2.2."""
+    device = make_device(ctx, "L1")
+    ex = exchange(ctx, device)
+    evidence = ex.evidence(device)
+    expected = {"HD": (KC.HW_SECURE_CRYPTO, KC.OutputProtection.HDCP_V1),
+                "UHD1": (KC.HW_SECURE_ALL, KC.OutputProtection.HDCP_V2_2)}
+    evidence["expected"] = {t: {"level": KC.SecurityLevel.Name(lv), "min_hdcp": KC.OutputProtection.HDCP.Name(h)}
+                            for t, (lv, h) in expected.items()}
+    if not ex.granted:
+        return Outcome.failed(f"an L1 device was refused a streaming license ({ex.code})", **evidence)
+    lic = ex.outcome.license  # type: ignore[union-attr]
+    got = {k.track_label: (k.level, k.required_protection.hdcp) for k in lic.key if k.type == KC.CONTENT}
+    evidence["observed"] = {t: {"level": KC.SecurityLevel.Name(lv), "hdcp": KC.OutputProtection.HDCP.Name(h)}
+                            for t, (lv, h) in got.items()}
+    problems = [t for t, (lv, h) in expected.items() if t not in got or got[t][0] < lv or got[t][1] < h]
+    if problems:
+        return Outcome.failed(f"keys without the required level/HDCP: {problems}", **evidence)
+    return Outcome.passed("HD and UHD keys carry level and HDCP", **evidence)
+
+# --------------------------------------------------------------------- licenses
+
+
+@check("LIC-001", "A temporary (stream-only) license cannot be persisted", systems=WV, severity="high",
+       reference="DESIGN §5 Policy (offline rights per title)")
+def stream_only_not_persistent(ctx: Context) -> Outcome:
+    """A persistent request for a stream-only title is refused (OFFLINE_NOT_ALLOWED), and its streaming license has can_persist false."""
+    device = make_device(ctx, "L1")
+    outcome = expect_refusal(exchange(ctx, device, "stream-only", PERSISTENT), device, "OFFLINE_NOT_ALLOWED")
+    if outcome.status != "passed":
+        return outcome
+    stream = exchange(ctx, device, "stream-only", TEMPORARY)
+    outcome.evidence["streaming_license"] = stream.evidence()
+    if not stream.granted:
+        return Outcome.failed(f"the streaming license was refused too ({stream.code})", **outcome.evidence)
+    policy = stream.outcome.license.policy  # type: ignore[union-attr]
+    outcome.evidence["streaming_license"]["can_persist"] = policy.can_persist
+    if policy.can_persist:
+        return Outcome.failed("the streaming license says can_persist=true", **outcome.evidence)
+    return outcome
+
+
+@check("LIC-002", "An L3 device is refused a persistent license", systems=WV, severity="high",
+       reference="DESIGN §5 Policy (offline needs hardware security)")
+def l3_not_persistent(ctx: Context) -> Outcome:
+    """Persistent licenses need L1: an L3 device asking for one gets SECURITY_LEVEL_TOO_LOW."""
+    device = make_device(ctx, "L3")
+    return expect_refusal(exchange(ctx, device, CONTENT, PERSISTENT), device, "SECURITY_LEVEL_TOO_LOW")
+
+
+@check("LIC-003", "A license copied to another device is unusable", systems=WV, severity="critical",
+       reference="DESIGN §3 Widevine-style (session key wrapped to the device key)")
+def copied_license_unusable(ctx: Context) -> Outcome:
+    """A persistent license moved to a second device must not load there: LICENSE_NOT_BOUND."""
+    owner, thief = make_device(ctx, "L1"), make_device(ctx, "L1")
+    ex = exchange(ctx, owner, CONTENT, PERSISTENT)
+    evidence = ex.evidence(owner)
+    if not ex.granted:
+        return Outcome.failed(f"the owner was refused a persistent license ({ex.code})", **evidence)
+    lic = ex.outcome
+    try:
+        stolen = WidevineCdm(thief).load(lic.request_msg, lic.wrapped_session_key, lic.license_msg,  # type: ignore
+                                         lic.signature)  # type: ignore[union-attr]
+    except CdmError as exc:
+        evidence["copy"] = {"expected": "LICENSE_NOT_BOUND", "observed": exc.code}
+        if exc.code == "LICENSE_NOT_BOUND":
+            return Outcome.passed("the copy does not load on another device", **evidence)
+        return Outcome.failed(f"the copy was refused with {exc.code}, not LICENSE_NOT_BOUND", **evidence)
+    evidence["copy"] = {"expected": "LICENSE_NOT_BOUND", "observed": f"loaded {len(key_table(thief, stolen))} keys"}
+    return Outcome.failed("the copied license loaded on another device", **evidence)
+
+
+@check("LIC-004", "A license modified in transit is rejected by the device", systems=WV, severity="critical",
+       reference="DESIGN §3 Widevine-style (license signature under the derived server MAC key)")
+def modified_license_rejected(ctx: Context) -> Outcome:
+    """Extending license_duration in the server's answer must make the device refuse it: LICENSE_TAMPERED."""
+    device = make_device(ctx, "L1")
+    cdm = WidevineCdm(device)
+    pending = cdm.build_challenge(CONTENT, TEMPORARY, privacy=False)
+    reply, evidence = post_raw(ctx, pending.body, "fresh signed challenge")
+    if reply.status != 200:
+        return Outcome.failed(f"the challenge was refused ({reply.status} {reply.error_code})", **evidence)
+    signed = pb.SignedMessage.FromString(reply.body)
+    lic = pb.License.FromString(signed.msg)
+    lic.policy.license_duration_seconds = 10 * 365 * 86400
+    signed.msg = lic.SerializeToString()
+    evidence["tamper"] = "policy.license_duration_seconds set to 10 years"
+    try:
+        loaded = cdm.process_license(pending, signed.SerializeToString())
+    except CdmError as exc:
+        evidence["device"] = {"expected": "LICENSE_TAMPERED", "observed": exc.code}
+        if exc.code == "LICENSE_TAMPERED":
+            return Outcome.passed("the device rejected the modified license", **evidence)
+        return Outcome.failed(f"rejected with {exc.code}, not LICENSE_TAMPERED", **evidence)
+    device.tee.close(loaded.handle)
+    evidence["device"] = {"expected": "LICENSE_TAMPERED", "observed": "loaded"}
+    return Outcome.failed("the device loaded a license modified in transit", **evidence)
