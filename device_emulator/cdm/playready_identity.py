@@ -26,7 +26,9 @@ from license_server.core.model import SecurityLevel
 from license_server.crypto import ecc
 from license_server.keyring import Keyring, load_keyring
 from license_server.protocols.playready import soap, xmr
-from license_server.protocols.playready.certificates import CertType, decode_certificate, decode_chain, encode_chain, issue
+from license_server.protocols.playready.certificates import (
+    CertType, decode_certificate, decode_chain, encode_chain, issue,
+)
 from device_emulator.device import Device
 from device_emulator.tee import KeyInfo, TeeError
 

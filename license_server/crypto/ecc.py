@@ -38,7 +38,8 @@ _CURVE = ec.SECP256R1()
 def generate_ec_private_key() -> bytes:
     """A fresh P-256 private key as PKCS#8 PEM."""
     key = ec.generate_private_key(_CURVE)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def ec_public_point(private_pem: bytes) -> bytes:

@@ -134,7 +134,8 @@ def _build_license(grant: Grant, parsed: soap.ParsedChallenge, cfg: testcfg.Test
             kid=k.kid,
             cipher=cfg.cipher or (by_kid[k.kid].algid if k.kid in by_kid and by_kid[k.kid].algid else "AESCTR"),
             track=k.track.value, robustness=int(k.robustness), hdcp=int(k.hdcp),
-            encrypted_key=ecc.ecies_encrypt(device.public_key, integrity_key + k.key, xmr.key_context(rights_id, k.kid)),
+            encrypted_key=ecc.ecies_encrypt(device.public_key, integrity_key + k.key,
+                                            xmr.key_context(rights_id, k.kid)),
         )
         for k in keys
     )

@@ -241,3 +241,23 @@ def test_cdm_challenge_carries_evidence_bound_to_the_nonce(make_device, keyring)
     assert parsed.header.version == "4.3.0.0" and len(parsed.header.kids) == 3
     assert (device.directory / "playready" / "device_key.sealed").exists()
     assert not (device.directory / "playready" / "device_key.pem").exists()
+
+
+async def test_sl2000_lets_a_software_device_persist_and_default_policy_does_not(playready, make_device):
+    device = make_device("L3")
+    reply, outcome, _ = await playready.acquire(device, kind=PERSISTENT, query="?cfg=(persist:true)")
+    assert reply.code == "SECURITY_LEVEL_TOO_LOW" and isinstance(outcome, CdmError)
+    reply, loaded, _ = await playready.acquire(device, kind=PERSISTENT, query="?cfg=(persist:true,sl:2000)")
+    assert not isinstance(loaded, CdmError), loaded
+    assert loaded.license.persistent and loaded.license.min_security_level == SL2000
+
+
+async def test_dates_realtime_and_opls_reach_the_xmr(playready, make_device, clock):
+    device = make_device("L1")
+    reply, loaded, _ = await playready.acquire(
+        device, query="?cfg=(begindate:20270115,enddate:20270116080000,realtime:true,ucvopl:300,avopl:150)")
+    assert not isinstance(loaded, CdmError), loaded
+    lic = loaded.license
+    assert (lic.begin, lic.end, lic.real_time_expiration) == (1_799_971_200, clock.now() + 86400, True)
+    assert lic.output_protection == xmr.OutputProtection(0, 300, 150, 0, 0)
+    assert loaded.policy()["license_duration"] == 86400 and loaded.license_start == 1_799_971_200

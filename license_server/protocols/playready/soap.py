@@ -214,7 +214,8 @@ def build_license_response(licenses: list[bytes], *, response_id: bytes, license
         extra += f"<NonceBinding>{xmlsafe.b64encode(binding)}</NonceBinding>"
     extra += f"<ResponseID>{xmlsafe.b64encode(response_id)}</ResponseID>"
     if transaction_id is not None:
-        extra += f"<Acknowledgement><TransactionID>{xmlsafe.b64encode(transaction_id)}</TransactionID></Acknowledgement>"
+        extra += (f"<Acknowledgement><TransactionID>{xmlsafe.b64encode(transaction_id)}</TransactionID>"
+                  "</Acknowledgement>")
     return _license_response_envelope(f"<Licenses>{items}</Licenses>{extra}")
 
 
