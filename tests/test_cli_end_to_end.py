@@ -79,3 +79,11 @@ def test_every_command_has_help():
             assert command in top.stdout, (module, command)
             sub = run_cli(command, "--help", module=module)
             assert sub.returncode == 0 and "Usage" in sub.stdout, (module, command)
+
+
+def test_every_error_code_is_documented_in_the_readme():
+    from license_server.errors import ErrorCode
+    from tests.conftest import PROJECT
+
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    assert [c.value for c in ErrorCode if f"`{c.value}`" not in readme] == []
