@@ -7,7 +7,9 @@ pieces of signalling it does not write are added here:
   ``urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e``, value ``ClearKey1.0``),
   optionally with the license URL as ``dashif:Laurl`` (DASH-IF CPS namespace)
   and ``clearkey:Laurl`` (the older DASH-IF Clear Key namespace that dash.js
-  reads), next to the common-PSSH ``ContentProtection``;
+  reads), just before the common-PSSH ``ContentProtection`` (both map to
+  ``org.w3.clearkey``; players such as Shaka take the license URL of the
+  first one, so the element carrying the URL must come first);
 * one FairPlay ``skd://`` key URI per rendition in the HLS media playlists
   (the packager takes a single global key URI), and no bogus ``identity``
   key line pointing at an ``skd://`` URI.
@@ -62,7 +64,7 @@ def add_clearkey_signalling(mpd: str, license_url: str | None = None) -> str:
         if license_url:
             ET.SubElement(element, _q("Laurl", DASHIF_NS)).text = license_url
             ET.SubElement(element, _q("Laurl", CLEARKEY_NS), {"Lic_type": "EME-1.0"}).text = license_url
-        adaptation.insert(children.index(common) + 1, element)
+        adaptation.insert(children.index(common), element)
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
