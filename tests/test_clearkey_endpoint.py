@@ -144,6 +144,26 @@ async def test_revoked_key_is_refused(client, keyring, store, settings):
     assert any(row["code"] == "KEY_REVOKED" for row in store.audit_trail())
 
 
+async def test_cfg_persist_applies_the_download_rules(client, keyring, store):
+    body = clearkey.build_license_request([kid_of(keyring, "stream-only", "SD")])
+    response = await client.post(URL + "?cfg=(persist:true)", data=body)
+    assert response.status == 403 and response.headers[ERROR_CODE_HEADER] == "OFFLINE_NOT_ALLOWED"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    response = await client.post(URL + "?cfg=(persist:true,rental:3600)",
+                                 data=clearkey.build_license_request([kid_of(keyring, "demo-movie", "SD")]))
+    assert response.status == 200 and json.loads(await response.read())["type"] == "temporary"
+    [record] = store.licenses(system="clearkey")
+    assert record.kind == "persistent" and record.policy["rental_duration"] == 3600
+
+
+async def test_bad_cfg_is_refused(client, keyring, store):
+    body = clearkey.build_license_request([kid_of(keyring, "demo-movie", "SD")])
+    response = await client.post(URL + "?cfg=(bogus:1)", data=body)
+    assert response.status == 400 and response.headers[ERROR_CODE_HEADER] == "INVALID_POLICY_OVERRIDE"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert store.counts()["licenses"] == 0
+
+
 async def test_get_is_not_allowed(client):
     response = await client.get(URL)
     assert response.status == 405

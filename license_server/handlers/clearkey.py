@@ -16,7 +16,7 @@ from aiohttp import web
 
 from license_server import crypto
 from license_server.core.model import Grant
-from license_server.core.policy import PolicyOverrides
+from license_server.core.overrides import overrides_from_query
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.http import CLOCK, KEYRING, SERVICE, STORE, error_renderer, json_error, read_body
 from license_server.protocols import clearkey
@@ -61,6 +61,10 @@ async def license_exchange(request: web.Request) -> web.Response:
     message = clearkey.parse_message(body)
     if isinstance(message, clearkey.ReleaseRequest):
         return _release(request, message)
+    # ?cfg=(...) as for every dialect: it changes what the policy engine decides and
+    # records (e.g. persist:true applies the download rules); a JWK set carries no
+    # durations, so the CDM enforces none of them.
+    overrides = overrides_from_query(request.query)
     challenge = clearkey.to_challenge(
         message, request_id=crypto.random_bytes(16), request_time=request.app[CLOCK].now()
     )
@@ -68,7 +72,7 @@ async def license_exchange(request: web.Request) -> web.Response:
     def build(grant: Grant) -> tuple[bytes, dict[str, str]]:
         return clearkey.build_license(grant, message.session_type), {}
 
-    answer = request.app[SERVICE].acquire(challenge, trust=None, overrides=PolicyOverrides(), build=build)
+    answer = request.app[SERVICE].acquire(challenge, trust=None, overrides=overrides, build=build)
     return web.Response(body=answer, content_type=CONTENT_TYPE, headers=CORS_HEADERS)
 
 
