@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from license_server.core.lifecycle import State, current_state
 from license_server.errors import DrmError, ErrorCode
 from license_server.media_library import Package, Rendition
 from license_server.store import LicenseRecord
@@ -112,18 +113,14 @@ def check_license(record: LicenseRecord | None, *, device_id: str, content_id: s
         raise DrmError(ErrorCode.LICENSE_NOT_FOUND, "no such license for this device and title")
     if record.kind != "persistent":
         raise DrmError(ErrorCode.PERSISTENT_LICENSE_REQUIRED, "a download needs a persistent (offline) license")
-    if record.state == "released" or record.released_at is not None:
+    try:
+        state = current_state(State(record.state), record.policy, record.license_start or record.issued_at, now)
+    except ValueError:  # a state this module does not know: not usable for a download
+        raise DrmError(ErrorCode.LICENSE_EXPIRED, f"the license is {record.state}") from None
+    if state is State.RELEASED:
         raise DrmError(ErrorCode.LICENSE_RELEASED, "the license was released")
-    end = license_end(record)
-    if record.state in ("expired", "revoked") or (end is not None and now >= end):
+    if state is State.EXPIRED:
         raise DrmError(ErrorCode.LICENSE_EXPIRED, "the license is no longer valid")
-
-
-def license_end(record: LicenseRecord) -> int | None:
-    """When the license stops being valid: issue + min(non-zero rental, license duration)."""
-    durations = [int(record.policy.get(k) or 0) for k in ("rental_duration", "license_duration")]
-    durations = [d for d in durations if d > 0]
-    return record.issued_at + min(durations) if durations else None
 
 
 def estimate(renditions: list[Rendition], sizes: dict[str, int]) -> tuple[int, int]:

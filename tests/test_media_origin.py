@@ -232,6 +232,13 @@ async def test_expired_license_is_refused(client, phone, clock, store) -> None:
     await refused(client, body(device, license_id), 403, ErrorCode.LICENSE_EXPIRED, store)
 
 
+async def test_released_license_is_refused(client, phone, clock, store) -> None:
+    device, license_id = phone
+    store.record_lifecycle(license_id, event="release", state="released", now=clock.now(), system="widevine",
+                           released=True, message="released by the device")
+    await refused(client, body(device, license_id), 403, ErrorCode.LICENSE_RELEASED, store)
+
+
 async def test_unpackaged_scheme_or_rung(client, phone, store, media_root) -> None:
     device, license_id = phone
     await refused(client, body(device, license_id, scheme="cbcs"), 404, ErrorCode.MEDIA_NOT_PACKAGED, store)
