@@ -10,13 +10,11 @@ device's store does not load there.
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
-import sqlite_utils
+from license_server.sqlite_support import connect, migrate, transaction
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -83,33 +81,18 @@ class StoredLicense:
 
 class LicenseStore:
     def __init__(self, path: Path | str) -> None:
-        conn = sqlite3.connect(str(path), isolation_level=None)
-        self.db = sqlite_utils.Database(conn)
-        if str(path) != ":memory:":
-            self.db.enable_wal()
-            conn.execute("PRAGMA synchronous=FULL")  # first play and destruction must survive a crash
+        # synchronous=FULL: a first play or a destruction record must survive a crash.
+        self.db = connect(path, synchronous="FULL")
         self._migrate()
 
     def close(self) -> None:
         self.db.conn.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def transaction(self) -> ContextManager[None]:
+        return transaction(self.db)
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                for statement in filter(str.strip, script.split(";")):
-                    self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version={number}")
+        migrate(self.db, MIGRATIONS)
 
     def save(self, lic: StoredLicense) -> None:
         with self.transaction():

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
 import sqlite_utils
 
 from license_server.core.model import Grant
 from license_server.errors import DrmError, ErrorCode
+from license_server.sqlite_support import connect, migrate, transaction
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: foundation
@@ -102,13 +102,7 @@ class Store:
     @classmethod
     def open(cls, path: Path | str) -> "Store":
         """Open (creating if needed) the store at ``path``; ``":memory:"`` for tests."""
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        db = sqlite_utils.Database(conn)
-        if str(path) != ":memory:":
-            db.enable_wal()
-            conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        return cls(db)
+        return cls(connect(path, synchronous="NORMAL"))
 
     @classmethod
     def memory(cls) -> "Store":
@@ -119,23 +113,11 @@ class Store:
 
     # -------------------------------------------------------------- plumbing
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def transaction(self) -> ContextManager[None]:
+        return transaction(self.db)
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                for statement in filter(str.strip, script.split(";")):
-                    self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version={number}")
+        migrate(self.db, MIGRATIONS)
 
     @property
     def schema_version(self) -> int:
