@@ -81,7 +81,7 @@ def store_license(device: Device, content_id: str, loaded: LoadedLicense, *, lic
             kind=loaded.kind.value, version=loaded.license.id.version, state="active",
             request_msg=loaded.request_msg, license_msg=loaded.license_msg, signature=loaded.signature,
             wrapped_session_key=loaded.wrapped_session_key, policy=loaded.policy(),
-            keys=_keys(device, loaded, with_values=False), received_at=now,
+            keys=key_list(device, loaded, with_values=False), received_at=now,
             license_start=loaded.license.license_start_time, first_played_at=None, updated_at=now,
             license_url=license_url,
         ))
@@ -93,13 +93,14 @@ def store_license(device: Device, content_id: str, loaded: LoadedLicense, *, lic
 def _granted(device: Device, loaded: LoadedLicense) -> AcquireResult:
     return AcquireResult(
         status="granted", system=SYSTEM, type=loaded.kind.value, license_id=loaded.license_id,
-        keys=_keys(device, loaded, with_values=device.level is SecurityLevel.L3),
+        keys=key_list(device, loaded, with_values=device.level is SecurityLevel.L3),
         policy=loaded.policy(), platform_verification=loaded.platform_verification,
     )
 
 
-def _keys(device: Device, loaded: LoadedLicense, *, with_values: bool) -> list[dict[str, Any]]:
-    """Key ids and tracks; values only for L3, whose keys the app can read anyway."""
+def key_list(device: Device, loaded: Any, *, with_values: bool) -> list[dict[str, Any]]:
+    """Key ids and tracks of a loaded TEE session (any dialect); values only for L3,
+    whose keys the app can read anyway."""
     values = device.tee.export_content_keys(loaded.handle) if with_values else {}
     keys = []
     for info in device.tee.key_info(loaded.handle):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 from urllib.parse import urlencode
 
 from license_server import crypto
-from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel
+from license_server.core.model import LicenseKind, SecurityLevel
 from license_server.protocols.fairplay import fields
 from device_emulator import transport
-from device_emulator.acquire import AcquireResult, license_url
+from device_emulator.acquire import AcquireResult, key_list, license_url
 from device_emulator.cdm.fairplay import SYSTEM, FairPlayCdm, LoadedKey, PendingSpc, decode_answer
 from device_emulator.cdm.widevine import CdmError
 from device_emulator.device import Device
@@ -85,18 +84,6 @@ def acquire_fairplay(device: Device, *, server: str, content_id: str, kind: Lice
     device.tee.fairplay_forget(pending.ref)
     device.tee.close(loaded.handle)
     return result
-
-
-def key_list(device: Device, loaded: LoadedKey, *, with_values: bool) -> list[dict[str, Any]]:
-    values = device.tee.export_content_keys(loaded.handle) if with_values else {}
-    keys = []
-    for info in device.tee.key_info(loaded.handle):
-        entry: dict[str, Any] = {"kid": info.kid.hex(), "track": info.track,
-                                 "robustness": Robustness(info.robustness).name, "hdcp": Hdcp(info.hdcp).name}
-        if info.kid in values:
-            entry["key"] = values[info.kid].hex()
-        keys.append(entry)
-    return keys
 
 
 def store_offline_key(device: Device, cdm: FairPlayCdm, content_id: str, pending: PendingSpc, loaded: LoadedKey,
