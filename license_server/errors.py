@@ -81,6 +81,11 @@ class ErrorCode(str, Enum):
     DEVICE_LIMIT_REACHED = ("DEVICE_LIMIT_REACHED", 403, "The account already has the most devices holding downloads; release one first.")
     DOWNLOAD_LIMIT_REACHED = ("DOWNLOAD_LIMIT_REACHED", 403, "The device already holds the most active downloads; release one first.")
     MONTHLY_ALLOWANCE_EXHAUSTED = ("MONTHLY_ALLOWANCE_EXHAUSTED", 403, "The tier's monthly download allowance on this device is used up.")
+    # Admin API (/admin/...)
+    ADMIN_UNAUTHORIZED = ("ADMIN_UNAUTHORIZED", 401, "The admin API needs the header Authorization: Bearer <admin token>; it is missing or wrong.")
+    ADMIN_NOT_LOOPBACK = ("ADMIN_NOT_LOOPBACK", 403, "The admin API answers loopback clients only (start the server with --admin-remote to allow others).")
+    ADMIN_REQUEST_INVALID = ("ADMIN_REQUEST_INVALID", 400, "The admin request's parameters or JSON body are invalid.")
+    ADMIN_NOT_FOUND = ("ADMIN_NOT_FOUND", 404, "The admin API has no such resource (license, device, revocation or route).")
     # Test hooks
     INJECTED_FAULT = ("INJECTED_FAULT", 500, "A fault injected on request by a test hook (e.g. cfg errorcode:).")
     # Server
