@@ -11,10 +11,11 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any, Callable, ContextManager
 
 import sqlite_utils
 
+from license_server.core.entitlements import Holding, UsageSnapshot, month_start
 from license_server.core.model import Grant
 from license_server.errors import DrmError, ErrorCode
 from license_server.sqlite_support import connect, migrate, transaction
@@ -61,9 +62,34 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE licenses ADD COLUMN first_used_at INTEGER;
     UPDATE licenses SET license_start = issued_at WHERE license_start IS NULL;
     """,
+    # 4: entitlements (who a license was issued to) and single-use token ids
+    """
+    ALTER TABLE licenses ADD COLUMN account TEXT;
+    ALTER TABLE licenses ADD COLUMN tier TEXT;
+    ALTER TABLE licenses ADD COLUMN token_jti TEXT;
+    CREATE INDEX licenses_account ON licenses(account);
+    CREATE TABLE used_tokens (
+        jti TEXT PRIMARY KEY, license_id TEXT, used_at INTEGER NOT NULL, expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX used_tokens_expiry ON used_tokens(expires_at);
+    """,
 )
 
 REPLAY_RETENTION = 3600  # seconds; well past the freshness window
+TOKEN_RETENTION_SLACK = 3600  # spent token ids are kept this long past their token's exp
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who a license is issued to, as the entitlement says."""
+
+    account: str | None = None
+    tier: str | None = None
+    token_jti: str | None = None
+    token_expires_at: int | None = None
+
+
+UsageCheck = Callable[[UsageSnapshot], None]
 
 
 @dataclass(frozen=True)
@@ -84,6 +110,9 @@ class LicenseRecord:
     secrets: dict[str, str]
     license_start: int = 0
     first_used_at: int | None = None
+    account: str | None = None
+    tier: str | None = None
+    token_jti: str | None = None
 
     def public(self) -> dict[str, Any]:
         """The record without secrets, for logs and APIs."""
@@ -125,14 +154,24 @@ class Store:
 
     # ---------------------------------------------------------------- writes
 
-    def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int) -> None:
+    def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int,
+                     holder: Holder | None = None, check_usage: UsageCheck | None = None) -> None:
         """Record an issued license with its device, replay key and audit entry, atomically.
 
-        Raises ``REPLAYED_CHALLENGE`` (and writes nothing) if ``request_key`` was seen.
+        Raises ``REPLAYED_CHALLENGE`` (and writes nothing) if ``request_key`` was seen,
+        ``TOKEN_REUSED`` if the holder's single-use token id was spent on another
+        license. ``check_usage`` gets a snapshot of the account's and device's
+        persistent licenses taken inside the same transaction, so concurrent
+        grants cannot both take the last slot; it raises to refuse.
         """
         device = grant.device
+        holder = holder or Holder()
         with self.transaction():
             self._claim_request(request_key, now)
+            if holder.token_jti is not None:
+                self._spend_token(holder.token_jti, grant.license_id, holder.token_expires_at or now, now)
+            if check_usage is not None and device is not None:
+                check_usage(self._usage_snapshot(holder.account, device.device_id, now))
             if device is not None:
                 self.db.execute(
                     """INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -143,14 +182,15 @@ class Store:
                 )
             self.db.execute(
                 "INSERT INTO licenses (license_id, system, device_id, content_id, kind, state, version, kids, tracks, "
-                "policy, issued_at, updated_at, released_at, secrets, license_start) "
-                "VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                "policy, issued_at, updated_at, released_at, secrets, license_start, account, tier, token_jti) "
+                "VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
                 (
                     grant.license_id, system, device.device_id if device else None, grant.content_id,
                     grant.kind.value, grant.version,
                     json.dumps([k.kid.hex() for k in grant.keys]),
                     json.dumps([k.track.value for k in grant.keys]),
                     json.dumps(grant.policy.as_dict()), grant.issued_at, now, json.dumps(secrets), grant.issued_at,
+                    holder.account, holder.tier, holder.token_jti,
                 ),
             )
             self._audit(now, system, "grant", device.device_id if device else None, grant.content_id,
@@ -218,6 +258,42 @@ class Store:
                               released=True, message=reason)
         return True
 
+    def _spend_token(self, jti: str, license_id: str, expires_at: int, now: int) -> None:
+        """A single-use token buys one license; its id is kept until the token expires."""
+        self.db.execute("DELETE FROM used_tokens WHERE expires_at < ?", (now - TOKEN_RETENTION_SLACK,))
+        try:
+            self.db.execute("INSERT INTO used_tokens VALUES (?, ?, ?, ?)", (jti, license_id, now, expires_at))
+        except sqlite3.IntegrityError as exc:
+            raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was already used") from exc
+
+    def token_spent_on(self, jti: str) -> str | None:
+        """The license a single-use token id was spent on ("" if none recorded), or None if unused."""
+        row = self.db.execute("SELECT license_id FROM used_tokens WHERE jti = ?", (jti,)).fetchone()
+        return None if row is None else (row[0] or "")
+
+    def spend_token(self, jti: str, *, expires_at: int, now: int, purpose: str) -> None:
+        """Spend a single-use token on something other than a license (e.g. a download)."""
+        with self.transaction():
+            self._spend_token(jti, purpose, expires_at, now)
+
+    def _usage_snapshot(self, account: str | None, device_id: str, now: int) -> UsageSnapshot:
+        rows = self.db.execute(
+            """SELECT license_id, device_id, account, state, policy, license_start, issued_at FROM licenses
+               WHERE kind = 'persistent' AND state NOT IN ('released', 'expired')
+                 AND (device_id = ? OR (? IS NOT NULL AND account = ?))""",
+            (device_id, account, account),
+        ).fetchall()
+        holdings = tuple(
+            Holding(lid, dev, acct, state, json.loads(policy), start or issued, issued)
+            for lid, dev, acct, state, policy, start, issued in rows
+        )
+        this_month = self.db.execute(
+            "SELECT COUNT(*) FROM licenses WHERE kind = 'persistent' AND device_id = ? "
+            "AND account IS ? AND issued_at >= ?",
+            (device_id, account, month_start(now)),
+        ).fetchone()[0]
+        return UsageSnapshot(holdings, this_month)
+
     def _claim_request(self, request_key: str, now: int) -> None:
         self.db.execute("DELETE FROM seen_requests WHERE seen_at < ?", (now - REPLAY_RETENTION,))
         try:
@@ -240,7 +316,7 @@ class Store:
         return _license(rows[0]) if rows else None
 
     def licenses(self, **filters: str) -> list[LicenseRecord]:
-        allowed = {"device_id", "content_id", "state", "system", "kind"}
+        allowed = {"device_id", "content_id", "state", "system", "kind", "account"}
         clauses = [f"{name} = :{name}" for name in filters if name in allowed and filters[name] is not None]
         where = " AND ".join(clauses) or None
         params = {k: v for k, v in filters.items() if k in allowed and v is not None}
@@ -290,4 +366,5 @@ def _license(row: dict[str, Any]) -> LicenseRecord:
         secrets=json.loads(row["secrets"]),
         license_start=row.get("license_start") or row["issued_at"],
         first_used_at=row.get("first_used_at"),
+        account=row.get("account"), tier=row.get("tier"), token_jti=row.get("token_jti"),
     )

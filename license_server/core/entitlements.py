@@ -1,0 +1,217 @@
+"""Entitlements: who the viewer is, what they may play, and the business rules.
+
+Pure functions over values (no I/O, no clock reads). An :class:`Entitlement`
+comes from a verified token or, in development mode, is the documented
+default. :func:`authorize` applies the per-request rules (content, device
+binding, region, offline rights); :func:`terms` merges the title's rights, the
+token's policy and the request's ``cfg=`` overrides into one
+:class:`PolicyOverrides`; :func:`check_usage` applies the caps to a snapshot
+the store takes inside the grant's transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+
+from license_server.core import lifecycle
+from license_server.core.lifecycle import State
+from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel, Track, VerifiedDevice
+from license_server.core.policy import DEFAULT_TRACK_REQUIREMENTS, PolicyOverrides, TrackRequirement
+from license_server.errors import DrmError, ErrorCode
+from license_server.rights import Rights, TitleRights
+from license_server.tokens import TokenClaims, TrackRule
+
+DEVELOPMENT = "development"
+TOKEN = "token"
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    """What the operator's backend vouches for (or the development default)."""
+
+    source: str  # "token" | "development"
+    account: str | None = None
+    profile: str | None = None
+    tier: str | None = None
+    content_ids: frozenset[str] | None = None  # None: any title (development mode)
+    device_id: str | None = None
+    offline_allowed: bool = True
+    overrides: PolicyOverrides = field(default_factory=PolicyOverrides)
+    regions: tuple[str, ...] | None = None
+    region: str | None = None
+    device_cap: int | None = None
+    jti: str | None = None
+    expires_at: int | None = None
+
+    @property
+    def is_development(self) -> bool:
+        return self.source == DEVELOPMENT
+
+
+DEVELOPMENT_DEFAULT = Entitlement(source=DEVELOPMENT)
+
+
+def requirement_for(track: Track, rule: TrackRule) -> TrackRequirement:
+    """A rights/token track rule as a policy requirement (unset parts keep the default)."""
+    default = DEFAULT_TRACK_REQUIREMENTS[track]
+    robustness = default.robustness
+    if rule.min_level == SecurityLevel.L3.value:
+        robustness = Robustness.SW_SECURE_CRYPTO
+    elif rule.min_level == SecurityLevel.L1.value:
+        robustness = max(default.robustness, Robustness.HW_SECURE_CRYPTO)
+    hdcp = Hdcp[rule.hdcp] if rule.hdcp is not None else default.hdcp
+    return TrackRequirement(robustness, hdcp)
+
+
+def from_claims(claims: TokenClaims) -> Entitlement:
+    policy = claims.policy
+    overrides = PolicyOverrides(
+        rental_duration=policy.rental, playback_duration=policy.playback, license_duration=policy.license,
+        can_renew=policy.renew, renewal_delay=policy.renewal_delay,
+        renewal_retry_interval=policy.renewal_retry, renewal_recovery_duration=policy.renewal_recovery,
+        track_requirements=tuple((Track(name), requirement_for(Track(name), rule))
+                                 for name, rule in claims.tracks.items()),
+    )
+    return Entitlement(
+        source=TOKEN, account=claims.sub, profile=claims.profile, tier=claims.tier.lower(),
+        content_ids=frozenset(claims.content), device_id=claims.device_id, offline_allowed=policy.persistent,
+        overrides=overrides, regions=tuple(r.upper() for r in claims.regions) if claims.regions is not None else None,
+        region=claims.region.upper() if claims.region else None, device_cap=claims.device_cap, jti=claims.jti,
+        expires_at=claims.exp,
+    )
+
+
+def merge(base: PolicyOverrides, top: PolicyOverrides) -> PolicyOverrides:
+    """``top``'s set values win; track requirements are combined per track."""
+    changes = {
+        f.name: getattr(top, f.name) for f in fields(PolicyOverrides)
+        if f.name != "track_requirements" and getattr(top, f.name) is not None
+    }
+    tracks = dict(base.track_requirements) | dict(top.track_requirements)
+    return replace(base, **changes, track_requirements=tuple(tracks.items()))
+
+
+def title_overrides(rights: TitleRights) -> PolicyOverrides:
+    return PolicyOverrides(
+        rental_duration=rights.rental, playback_duration=rights.playback,
+        track_requirements=tuple((Track(name), requirement_for(Track(name), rule))
+                                 for name, rule in rights.tracks.items()),
+    )
+
+
+def terms(rights: TitleRights, entitlement: Entitlement, request: PolicyOverrides) -> PolicyOverrides:
+    """Title rights, then the token's policy, then the request's ``cfg=`` test overrides."""
+    return merge(merge(title_overrides(rights), entitlement.overrides), request)
+
+
+def authorize(entitlement: Entitlement, *, content_id: str, rights: TitleRights, kind: LicenseKind,
+              device: VerifiedDevice | None, region_header: str | None) -> None:
+    """Per-request rules; raises :class:`DrmError` with the rule's stable code."""
+    if entitlement.content_ids is not None and content_id not in entitlement.content_ids:
+        raise DrmError(ErrorCode.CONTENT_NOT_ENTITLED, f"the token does not cover {content_id}")
+    if entitlement.device_id is not None:
+        if device is None:
+            raise DrmError(ErrorCode.TOKEN_DEVICE_MISMATCH,
+                           "the token is bound to a device and this dialect carries no device identity")
+        if device.device_id != entitlement.device_id:
+            raise DrmError(ErrorCode.TOKEN_DEVICE_MISMATCH, "the token is bound to another device")
+    check_region(entitlement, rights, region_header)
+    if kind is LicenseKind.PERSISTENT:
+        if not rights.downloadable:
+            raise DrmError(ErrorCode.OFFLINE_NOT_ALLOWED, f"the owner of {content_id} does not allow downloads")
+        if not entitlement.offline_allowed:
+            raise DrmError(ErrorCode.OFFLINE_NOT_ALLOWED, "the entitlement token does not allow persistent licenses")
+
+
+def check_region(entitlement: Entitlement, rights: TitleRights, region_header: str | None) -> None:
+    """The viewer's region (the token's, else the request header's) must be allowed by both."""
+    allowed = [set(r) for r in (rights.regions, entitlement.regions) if r is not None]
+    if not allowed:
+        return
+    region = entitlement.region or (region_header or "").strip().upper() or None
+    if region is None:
+        raise DrmError(ErrorCode.REGION_NOT_ALLOWED, "the title is region-restricted and the viewer's region is unknown")
+    if not all(region in codes for codes in allowed):
+        raise DrmError(ErrorCode.REGION_NOT_ALLOWED, f"not available in region {region}")
+
+
+# ------------------------------------------------------------------ caps
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A persistent license as the caps see it."""
+
+    license_id: str
+    device_id: str | None
+    account: str | None
+    state: str
+    policy: dict
+    license_start: int
+    issued_at: int
+
+
+@dataclass(frozen=True)
+class UsageRules:
+    """The caps that apply to one persistent grant."""
+
+    account: str | None
+    device_id: str
+    device_cap: int | None
+    max_active_per_device: int | None
+    monthly_allowance: int | None
+
+
+@dataclass(frozen=True)
+class UsageSnapshot:
+    """Taken by the store inside the grant's transaction."""
+
+    holdings: tuple[Holding, ...]  # unreleased persistent licenses of the account or the device
+    device_grants_this_month: int  # persistent grants to this device (same account) since month start
+
+
+def usage_rules(rights: Rights, entitlement: Entitlement, device_id: str) -> UsageRules:
+    tier = rights.tier(entitlement.tier)
+    cap = entitlement.device_cap if entitlement.device_cap is not None else tier.device_cap
+    return UsageRules(
+        account=entitlement.account, device_id=device_id,
+        device_cap=cap if entitlement.account is not None else None,
+        max_active_per_device=rights.max_active_downloads_per_device,
+        monthly_allowance=tier.monthly_allowance if entitlement.account is not None else None,
+    )
+
+
+def month_start(now: int) -> int:
+    """Start of the calendar month (UTC) that contains ``now``."""
+    day = datetime.fromtimestamp(now, tz=timezone.utc)
+    return int(day.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
+
+
+def is_active(holding: Holding, now: int) -> bool:
+    """Unreleased and not past its deadline: it holds a download slot."""
+    try:
+        state = lifecycle.current_state(State(holding.state), holding.policy, holding.license_start, now)
+    except ValueError:  # a state the lifecycle does not know holds no slot
+        return False
+    return state not in (State.RELEASED, State.EXPIRED)
+
+
+def check_usage(rules: UsageRules, snapshot: UsageSnapshot, now: int) -> None:
+    """Device cap per account, active downloads per device, monthly allowance."""
+    active = [h for h in snapshot.holdings if is_active(h, now)]
+    if rules.device_cap is not None and rules.account is not None:
+        devices = {h.device_id for h in active if h.account == rules.account}
+        if rules.device_id not in devices and len(devices) >= rules.device_cap:
+            raise DrmError(ErrorCode.DEVICE_LIMIT_REACHED,
+                           f"{len(devices)} of {rules.device_cap} devices of this account hold downloads; "
+                           "release one first")
+    if rules.max_active_per_device is not None:
+        on_device = sum(1 for h in active if h.device_id == rules.device_id)
+        if on_device >= rules.max_active_per_device:
+            raise DrmError(ErrorCode.DOWNLOAD_LIMIT_REACHED,
+                           f"this device holds {on_device} active downloads (limit {rules.max_active_per_device})")
+    if rules.monthly_allowance is not None and snapshot.device_grants_this_month >= rules.monthly_allowance:
+        raise DrmError(ErrorCode.MONTHLY_ALLOWANCE_EXHAUSTED,
+                       f"{snapshot.device_grants_this_month} of {rules.monthly_allowance} downloads this month "
+                       "on this device; the allowance resets on the 1st (UTC)")
