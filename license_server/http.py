@@ -46,6 +46,12 @@ def json_error(error: DrmError) -> web.Response:
     )
 
 
+def render_error(request: web.Request, error: DrmError) -> web.Response:
+    """Render ``error`` in the native shape of the dialect that owns the matched route
+    (used by middlewares that answer on a handler's behalf, e.g. injected faults)."""
+    return _RENDERERS.get(_dialect(request), json_error)(error)
+
+
 def _dialect(request: web.Request) -> str:
     route = request.match_info.route
     name = route.name if route is not None else None
@@ -75,7 +81,10 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes; larger bodies are refused without reading them all."""
     if request.content_length is not None and request.content_length > limit:
         raise DrmError(ErrorCode.CHALLENGE_TOO_LARGE, f"body larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
+    if request.body_exists and request.content.at_eof():
+        body = await request.read()  # a middleware (fault matching) already read it: aiohttp's cached copy
+    else:
+        body = await request.content.read(limit + 1)
     if len(body) > limit:
         raise DrmError(ErrorCode.CHALLENGE_TOO_LARGE, f"body larger than {limit} bytes")
     return body

@@ -23,6 +23,12 @@ class Settings(BaseModel):
     )
     media_url_ttl: int = Field(3600, gt=0, le=7 * 86400, description="Seconds a presigned media URL stays valid.")
     log_level: str = "INFO"
+    admin_token: str | None = Field(
+        None, min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$", repr=False,
+        description="Bearer token of the /admin/ API; generated at start (and written to <data_dir>/admin-token) "
+                    "when not given.",
+    )
+    admin_remote: bool = Field(False, description="Let non-loopback clients use the /admin/ API (token still needed).")
 
     @field_validator("log_level")
     @classmethod
@@ -53,6 +59,11 @@ class Settings(BaseModel):
     def media_path(self) -> Path:
         """The media origin's root: ``--media-dir``, else ``<data_dir>/media``."""
         return self.media_dir if self.media_dir is not None else self.data_dir / "media"
+
+    @property
+    def admin_token_path(self) -> Path:
+        """Where a generated admin token is written (mode 0600) for scripts to read."""
+        return self.data_dir / "admin-token"
 
     @property
     def url_signing_key_path(self) -> Path:
