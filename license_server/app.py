@@ -12,18 +12,36 @@ from license_server.handlers import admin_clock, clearkey, health, widevine
 from license_server.handlers import fairplay as fairplay_dialect
 from license_server.handlers import media as media_origin
 from license_server.handlers import playready as playready_dialect
-from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, error_middleware
+from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, entitlement_mode_middleware, error_middleware
 from license_server.keyring import Keyring
 from license_server.revocations import RevocationFile
+from license_server.rights import RightsBook
 from license_server.settings import Settings
 from license_server.store import Store
+from license_server.tokens import TokenKeys, TokenVerifier
 
 log = logging.getLogger(__name__)
 
 
+def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier | None:
+    """Entitlement-token verification keys: ``--token-jwks``, else the keyring's test JWK set."""
+    path = settings.token_jwks or keyring.token_jwks_path
+    if not path.exists():
+        if settings.require_token:
+            raise FileNotFoundError(f"--require-token needs a JWK set; {path} does not exist")
+        log.warning("no entitlement-token keys at %s: tokens will be refused", path)
+        return None
+    keys = TokenKeys.from_file(path)
+    log.info("entitlement tokens: %s (kids %s)%s", path, ", ".join(keys.kids) or "none",
+             ", REQUIRED" if settings.require_token else "; development mode without a token")
+    return TokenVerifier(keys, audience=settings.token_audience, issuer=settings.token_issuer,
+                         leeway=settings.token_leeway)
+
+
 def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clock) -> web.Application:
     """Build the server. Tests pass an in-memory store and a controlled clock."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[entitlement_mode_middleware, error_middleware],
+                          client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[STORE] = store
     app[KEYRING] = keyring
@@ -34,6 +52,9 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
         clock=clock,
         revocations=RevocationFile(settings.revocations_path),
         rules=attestation_rules(keyring, allow_compromised=settings.allow_compromised_devices),
+        rights=RightsBook(keyring.rights_path, settings.rights_overlay_path),
+        tokens=token_verifier(settings, keyring),
+        require_token=settings.require_token,
     )
     if settings.allow_compromised_devices:
         log.warning("NEGATIVE-TESTING MODE: rooted and tampered devices are served (as TAMPERED, software keys only)")

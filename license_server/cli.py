@@ -45,17 +45,25 @@ def main() -> None:
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.option("--media-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
               help="Packaged media served through presigned /media URLs [default: DATA_DIR/media].")
+@click.option("--admin-token", default=None, envvar="DRM_SERVER_ADMIN_TOKEN", show_envvar=True,
+              help="Bearer token of the /admin/ API (16+ visible ASCII characters) [default: generate one, "
+                   "print it once and write it to DATA_DIR/admin-token].")
+@click.option("--admin-remote", is_flag=True, envvar="DRM_SERVER_ADMIN_REMOTE",
+              help="Let non-loopback clients use the /admin/ API (the token is still required).")
 def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_clock: bool,
-          allow_compromised_devices: bool, log_level: str, media_dir: Path | None = None) -> None:
+          allow_compromised_devices: bool, log_level: str, media_dir: Path | None = None,
+          admin_token: str | None = None, admin_remote: bool = False) -> None:
     """Run the license server with its embedded SQLite store."""
     from license_server.app import create_app
 
     settings = Settings(host=host, port=port, data_dir=data_dir, keys_dir=keys_dir, test_clock=test_clock,
                         allow_compromised_devices=allow_compromised_devices, log_level=log_level)
     settings.media_dir = media_dir
+    settings.admin_remote = admin_remote
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keyring = _keyring(settings.keys_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _admin_token(settings, admin_token)
     store = Store.open(settings.database_path)
     clock = ControlledClock() if settings.test_clock else SystemClock()
     if keyring.is_public_test_keyring and not settings.is_loopback:
@@ -106,6 +114,27 @@ def bench(server: str | None, concurrency: int, duration: float, requests: int, 
     result = run_bench(server=server, concurrency=concurrency, duration=duration, requests=requests,
                        devices=devices, keys_dir=keys_dir, privacy=privacy, echo=lambda m: click.echo(m, err=True))
     click.echo(result.report(concurrency))
+
+
+def _admin_token(settings: Settings, given: str | None) -> None:
+    """Use ``--admin-token``, or generate one: printed once to stderr, written to DATA_DIR/admin-token."""
+    from pydantic import ValidationError
+
+    from license_server.admin_auth import generate_token, write_token_file
+
+    if given is not None:
+        try:
+            settings.admin_token = Settings(admin_token=given).admin_token
+        except ValidationError:
+            raise click.BadParameter("use 16 to 256 visible ASCII characters (no spaces)",
+                                     param_hint="--admin-token") from None
+        settings.admin_token_path.unlink(missing_ok=True)  # a stale generated token must not mislead scripts
+    else:
+        settings.admin_token = generate_token()
+        write_token_file(settings.admin_token_path, settings.admin_token)
+        click.echo(f"admin token (also in {settings.admin_token_path}, mode 0600): {settings.admin_token}", err=True)
+    if settings.admin_remote:
+        log.warning("the admin API accepts non-loopback clients (--admin-remote); keep the token secret")
 
 
 def _keyring(keys_dir: Path | None):

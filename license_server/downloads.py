@@ -9,7 +9,10 @@ Rules:
 * the device must be known to the server (it obtained a license before);
 * its model's device type must be ``mobile`` or ``tablet``
   (``DEVICE_TYPE_NOT_ALLOWED`` otherwise, e.g. a laptop);
-* the account tier must be ``premium`` (``TIER_NOT_ALLOWED``);
+* the account tier must have download rights in ``rights.json``
+  (``TIER_NOT_ALLOWED``; the shipped rules: premium, standard and ads do, basic does not);
+* with an entitlement token: the token must cover the title, its region and device binding
+  must match, and the license must be the token's account's;
 * the license must be this device's active persistent license for the title;
 * the title must be downloadable and packaged in the requested scheme.
 """
@@ -21,14 +24,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from license_server.core.entitlements import Entitlement
 from license_server.core.lifecycle import State, current_state
 from license_server.errors import DrmError, ErrorCode
 from license_server.media_library import Package, Rendition
+from license_server.rights import Rights
 from license_server.store import LicenseRecord
 
 ALLOWED_DEVICE_TYPES = ("mobile", "tablet")
-DOWNLOAD_TIERS = ("premium",)
-DEV_MODE_TIER = "premium"
+DEV_MODE_TIER = "premium"  # development mode (no token): the tier when the body names none
 HEX_ID = r"^[0-9a-f]{8,64}$"
 
 
@@ -77,19 +81,19 @@ class DownloadAnswer(BaseModel):
 
 
 @dataclass(frozen=True)
-class Entitlement:
+class Downloader:
+    """Who downloads: the account and tier, from the token (or the body in development mode)."""
+
     account: str
     tier: str
 
 
-def resolve_entitlement(request: DownloadRequest) -> Entitlement:
-    """Account and tier of the requester.
-
-    Development mode (no entitlement tokens yet): both come from the request
-    body, the tier defaulting to premium. A later issue replaces this one
-    function with a signed entitlement token.
-    """
-    return Entitlement(account=request.account, tier=(request.tier or DEV_MODE_TIER).lower())
+def resolve_downloader(request: DownloadRequest, entitlement: Entitlement) -> Downloader:
+    """With a token, account and tier are the token's (the body's are ignored); in development
+    mode they come from the body, the tier defaulting to premium."""
+    if entitlement.is_development or entitlement.account is None:
+        return Downloader(account=request.account, tier=(request.tier or DEV_MODE_TIER).lower())
+    return Downloader(account=entitlement.account, tier=(entitlement.tier or "").lower())
 
 
 def check_device(device_row: dict[str, Any] | None, device_type: str | None) -> None:
@@ -101,10 +105,17 @@ def check_device(device_row: dict[str, Any] | None, device_type: str | None) -> 
                        f"a {device_type or 'device of unknown type'}")
 
 
-def check_tier(entitlement: Entitlement) -> None:
-    if entitlement.tier not in DOWNLOAD_TIERS:
+def check_tier(downloader: Downloader, rights: Rights) -> None:
+    if not rights.tier(downloader.tier).downloads:
+        allowed = sorted(name for name, tier in rights.tiers.items() if tier.downloads)
         raise DrmError(ErrorCode.TIER_NOT_ALLOWED,
-                       f"the {entitlement.tier!r} tier does not include downloads (premium does)")
+                       f"the {downloader.tier!r} tier does not include downloads ({', '.join(allowed)} do)")
+
+
+def check_account(record: LicenseRecord | None, downloader: Downloader, entitlement: Entitlement) -> None:
+    """With a token, the license must have been issued to the token's account."""
+    if record is not None and not entitlement.is_development and record.account not in (None, downloader.account):
+        raise DrmError(ErrorCode.LICENSE_NOT_FOUND, "no such license for this account")
 
 
 def check_license(record: LicenseRecord | None, *, device_id: str, content_id: str, now: int) -> None:

@@ -10,11 +10,13 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from license_server.clock import Clock
+from license_server.core.entitlements import Access
 from license_server.core.service import LicenseService
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.keyring import Keyring
 from license_server.settings import Settings
 from license_server.store import Store
+from license_server.tokens import TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,41 @@ async def error_middleware(
         log.exception("unhandled error on %s %s", request.method, request.path)
         error = DrmError(ErrorCode.INTERNAL_ERROR)
         return _RENDERERS.get(_dialect(request), json_error)(error)
+
+
+MODE_HEADER = "X-DRM-Mode"
+REGION_HEADER = "X-DRM-Region"
+
+
+@web.middleware
+async def entitlement_mode_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every response says whether the server runs in development mode (default policy without a
+    token) or strict mode (``--require-token``)."""
+    mode = "strict" if request.app[SETTINGS].require_token else "development"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers[MODE_HEADER] = mode
+        raise
+    if not response.prepared:
+        response.headers[MODE_HEADER] = mode
+    return response
+
+
+def access_of(request: web.Request) -> Access:
+    """The entitlement token and the viewer's region a request carries.
+
+    In strict mode the policy comes from the token alone, so ``cfg=`` test
+    overrides are refused rather than silently ignored.
+    """
+    if request.app[SETTINGS].require_token and "cfg" in request.query:
+        raise DrmError(ErrorCode.INVALID_POLICY_OVERRIDE,
+                       "cfg= overrides are a development-mode knob; with --require-token the token carries the policy")
+    token = request.headers.get(TOKEN_HEADER)
+    region = request.headers.get(REGION_HEADER)
+    return Access(token=token.strip() if token else None, region=region[:8] if region else None)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

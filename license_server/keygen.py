@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from license_server import crypto
+from license_server.rights import RIGHTS_FILE, default_rights
 from license_server.protocols.widevine.certificates import CertType, issue_certificate
 
 CONTENT_KEY_LABEL = b"drm-license-emulator PUBLIC TEST CONTENT KEY v1"
@@ -27,10 +28,11 @@ GENUINE_APP_PACKAGE = "com.example.drmplayer"
 GENUINE_APP_SIGNING_DIGEST = hashlib.sha256(b"drm-license-emulator PUBLIC TEST app signing certificate").hexdigest()
 
 TITLES = (
-    ("demo-movie", "Demo Movie", True, ("AUDIO", "SD", "HD", "UHD1")),
-    ("demo-episode", "Demo Episode", True, ("AUDIO", "SD", "HD")),
-    ("stream-only", "Stream-Only Title (downloads forbidden by the owner)", False, ("AUDIO", "SD", "HD")),
+    ("demo-movie", "Demo Movie", ("AUDIO", "SD", "HD", "UHD1")),
+    ("demo-episode", "Demo Episode", ("AUDIO", "SD", "HD")),
+    ("stream-only", "Stream-Only Title (downloads forbidden by the owner)", ("AUDIO", "SD", "HD")),
 )
+STREAM_ONLY = ("stream-only",)  # rights.json: the owner forbids downloads
 
 README = """# keys/: PUBLIC TEST KEYS — NOT SECRET, NOT FOR PRODUCTION
 
@@ -64,10 +66,29 @@ What is here:
   `emulated-test-sl150`); devices chain their PlayReady identity to them.
 - `apps.json` — the genuine player app (package and signing-certificate digest)
   that attestation accepts; anything else is refused with APP_NOT_GENUINE.
+- `tokens/signing-keys.jwks.json` — the PRIVATE keys of an emulated operator
+  backend that signs entitlement tokens (`license-server token issue` uses
+  them); `tokens/jwks.json` — the JWK set the license server verifies tokens
+  with (kids `test-hs256`, `test-rs256`, `test-es256`; the HS256 secret is in
+  both because it is symmetric).
+- `rights.json` — content-owner rights and business rules: tiers (download
+  rights, device cap, monthly allowance), active downloads per device, and
+  per-title rules (downloadable, windows, regions, per-track requirements).
 - `catalog.json` — titles, tracks, KIDs and content keys. KIDs and keys are
   derived from the public label `{label}`
   with SHA-256, so they are the same after every regeneration.
 """
+
+
+def init_token_keys(directory: Path) -> list[Path]:
+    """The operator's entitlement-token keys: private JWKs to sign, a JWK set to verify."""
+    from license_server.crypto.jwk import generate_token_keys
+
+    directory.mkdir(parents=True, exist_ok=True)
+    private, public = generate_token_keys("test")
+    (directory / "signing-keys.jwks.json").write_text(json.dumps(private, indent=2) + "\n", encoding="utf-8")
+    (directory / "jwks.json").write_text(json.dumps(public, indent=2) + "\n", encoding="utf-8")
+    return [directory / "signing-keys.jwks.json", directory / "jwks.json"]
 
 
 def derive_content_key(content_id: str, track: str, purpose: str) -> bytes:
@@ -77,10 +98,9 @@ def derive_content_key(content_id: str, track: str, purpose: str) -> bytes:
 
 def build_catalog() -> dict:
     contents = {}
-    for content_id, name, downloadable, tracks in TITLES:
+    for content_id, name, tracks in TITLES:
         contents[content_id] = {
             "title": name,
-            "downloadable": downloadable,
             "tracks": {
                 track: {
                     "kid": derive_content_key(content_id, track, "kid").hex(),
@@ -150,6 +170,8 @@ def init_keys(directory: Path, *, force: bool, now: int) -> list[Path]:
     written.extend(init_playready_keys(directory / "playready", widevine_models=MODELS, now=now))
 
     write(directory / "catalog.json", json.dumps(build_catalog(), indent=2) + "\n")
+    write(directory / RIGHTS_FILE, default_rights(STREAM_ONLY).model_dump_json(indent=2, exclude_none=True) + "\n")
+    written.extend(init_token_keys(directory / "tokens"))
     apps = {"apps": [{"package": GENUINE_APP_PACKAGE, "signing_digest": GENUINE_APP_SIGNING_DIGEST}]}
     write(directory / "apps.json", json.dumps(apps, indent=2) + "\n")
     write(directory / "README.md", README.format(label=CONTENT_KEY_LABEL.decode()))

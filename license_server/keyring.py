@@ -4,6 +4,8 @@ Layout (written by ``license-server keys init``)::
 
     keys/README.md                  says these keys are public test keys
     keys/catalog.json               titles, tracks, KIDs and content keys
+    keys/rights.json                content-owner rights and business rules (see rights.py)
+    keys/tokens/jwks.json           entitlement-token verification keys (signing-keys.jwks.json: test signer)
     keys/apps.json                  the genuine player app attestation accepts
     keys/widevine/root.key.pem      emulated root (private key: test only)
     keys/widevine/root.cert.bin     SignedDrmCertificate, self-signed
@@ -65,7 +67,6 @@ class TrackEntry:
 class Title:
     content_id: str
     name: str
-    downloadable: bool
     tracks: tuple[TrackEntry, ...]
 
     def track_for(self, kid: bytes) -> TrackEntry | None:
@@ -90,7 +91,7 @@ class Catalog:
                 TrackEntry(Track(name), bytes.fromhex(t["kid"]), bytes.fromhex(t["key"]))
                 for name, t in entry["tracks"].items()
             )
-            titles[content_id] = Title(content_id, entry.get("title", content_id), bool(entry.get("downloadable", True)), tracks)
+            titles[content_id] = Title(content_id, entry.get("title", content_id), tracks)
         return cls(titles)
 
 
@@ -114,6 +115,18 @@ class Keyring:
 
     def default_model(self, level: SecurityLevel) -> DeviceModel:
         return next(m for m in self.models.values() if m.security_level is level)
+
+    @property
+    def rights_path(self) -> Path:
+        return self.directory / "rights.json"
+
+    @property
+    def token_jwks_path(self) -> Path:
+        return self.directory / "tokens" / "jwks.json"
+
+    @property
+    def token_signing_keys_path(self) -> Path:
+        return self.directory / "tokens" / "signing-keys.jwks.json"
 
     @property
     def is_public_test_keyring(self) -> bool:

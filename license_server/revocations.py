@@ -2,9 +2,12 @@
 
 Format::
 
-    {"devices": ["<device id hex>", ...], "system_ids": [7101, ...], "key_ids": ["<KID hex>", ...]}
+    {"devices": ["<device id hex>", ...], "system_ids": [7101, ...], "key_ids": ["<KID hex>", ...],
+     "notes": {"device:<id>": {"reason": "...", "revoked_at": 1800000000}, "system_id:7101": {...}}}
 
 ``key_ids`` revokes content keys: licenses holding them are refused (KEY_REVOKED).
+``notes`` (optional) records why and when an entry was added (the admin API
+writes it); the lists alone decide who is revoked.
 
 The file is re-read when it changes, so an operator (or a test) can revoke a
 device without restarting the server.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from license_server.core.attestation import Revocations
@@ -58,18 +62,74 @@ class RevocationFile:
             return self._current
 
     def revoke(self, *, device_id: str | None = None, system_id: int | None = None,
-               key_id: bytes | None = None) -> None:
-        """Add an entry to the file (used by the CLI and tests)."""
-        if self.path is None:
-            raise ValueError("no revocation file configured")
-        doc = {"devices": [], "system_ids": []}
-        if self.path.exists():
-            doc.update(json.loads(self.path.read_text(encoding="utf-8")))
-        if key_id is not None and key_id.hex() not in doc.setdefault("key_ids", []):
+               key_id: bytes | None = None, reason: str | None = None, now: int | None = None) -> None:
+        """Add an entry to the file (used by the admin API, the CLI and tests)."""
+        doc = self.document()
+        if key_id is not None and key_id.hex() not in doc["key_ids"]:
             doc["key_ids"].append(key_id.hex())
         if device_id and device_id.lower() not in doc["devices"]:
             doc["devices"].append(device_id.lower())
         if system_id is not None and system_id not in doc["system_ids"]:
             doc["system_ids"].append(system_id)
+        if reason is not None or now is not None:
+            for key in _note_keys(device_id, system_id, key_id):
+                doc["notes"][key] = {"reason": reason, "revoked_at": now}
+        self._write(doc)
+
+    def unrevoke(self, *, device_id: str | None = None, system_id: int | None = None,
+                 key_id: bytes | None = None) -> bool:
+        """Remove an entry; returns False (and writes nothing) if it was not in the file."""
+        doc = self.document()
+        removed = False
+        for field, value in (("devices", device_id.lower() if device_id else None), ("system_ids", system_id),
+                             ("key_ids", key_id.hex() if key_id is not None else None)):
+            if value is not None and value in doc[field]:
+                doc[field] = [v for v in doc[field] if v != value]
+                removed = True
+        if not removed:
+            return False
+        for key in _note_keys(device_id, system_id, key_id):
+            doc["notes"].pop(key, None)
+        self._write(doc)
+        return True
+
+    def document(self) -> dict:
+        """The file's content with every list present (empty if the file does not exist)."""
+        if self.path is None:
+            raise ValueError("no revocation file configured")
+        doc: dict = {}
+        if self.path.exists():
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict):
+                raise ValueError(f"{self.path.name} is not a JSON object")
+        for field in ("devices", "system_ids", "key_ids"):
+            if not isinstance(doc.setdefault(field, []), list):
+                raise ValueError(f"{self.path.name}: {field!r} is not a list")
+        if not isinstance(doc.setdefault("notes", {}), dict):
+            raise ValueError(f"{self.path.name}: 'notes' is not an object")
+        return doc
+
+    def _write(self, doc: dict) -> None:
+        """Atomically replace the file (temp file + ``os.replace``) and drop the cached list."""
+        assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        os.replace(temp, self.path)
+        self._stamp = None  # re-read on next use even if mtime and size look unchanged
+
+
+def note_key(kind: str, value: str) -> str:
+    """The key of an entry in ``notes``: ``device:<id>``, ``system_id:<n>`` or ``key_id:<hex>``."""
+    return f"{kind}:{value}"
+
+
+def _note_keys(device_id: str | None, system_id: int | None, key_id: bytes | None) -> list[str]:
+    keys = []
+    if device_id:
+        keys.append(note_key("device", device_id.lower()))
+    if system_id is not None:
+        keys.append(note_key("system_id", str(system_id)))
+    if key_id is not None:
+        keys.append(note_key("key_id", key_id.hex()))
+    return keys

@@ -29,6 +29,15 @@ class Settings(BaseModel):
                     "when not given.",
     )
     admin_remote: bool = Field(False, description="Let non-loopback clients use the /admin/ API (token still needed).")
+    require_token: bool = Field(
+        False, description="Strict mode: no entitlement token (X-DRM-Token), no license. Default: development mode."
+    )
+    token_jwks: Path | None = Field(
+        None, description="JWK set of the operator keys that sign entitlement tokens; default: <keys>/tokens/jwks.json."
+    )
+    token_audience: str | None = Field(None, description="Required `aud` of entitlement tokens (unchecked if unset).")
+    token_issuer: str | None = Field(None, description="Required `iss` of entitlement tokens (unchecked if unset).")
+    token_leeway: int = Field(30, ge=0, le=600, description="Seconds of clock skew tolerated for exp, nbf and iat.")
 
     @field_validator("log_level")
     @classmethod
@@ -50,6 +59,11 @@ class Settings(BaseModel):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "license-server.db"
+
+    @property
+    def rights_overlay_path(self) -> Path:
+        """Rights changed through the admin API (takes precedence over <keys>/rights.json)."""
+        return self.data_dir / "rights.json"
 
     @property
     def revocations_path(self) -> Path:

@@ -142,9 +142,9 @@ def test_no_license_no_download(tmp_path: Path, server) -> None:
     assert not (laptop / "media").exists()
 
 
-def test_non_premium_tier_downloads_nothing(tmp_path: Path, server) -> None:
+def test_tier_without_download_rights_downloads_nothing(tmp_path: Path, server) -> None:
     device = make_device(tmp_path, "phone")
-    result = download(device, server, "--tier", "standard")
+    result = download(device, server, "--tier", "basic")
     assert result.returncode == 3
     assert "TIER_NOT_ALLOWED" in result.stdout
     assert not list((device / "media").rglob("*.m4s*")) if (device / "media").exists() else True

@@ -195,10 +195,17 @@ async def test_tablet_is_allowed(client, make_device, widevine) -> None:
     assert (await client.post("/downloads", json=body(tablet, loaded.license_id))).status == 200
 
 
-@pytest.mark.parametrize("tier", ["standard", "ad-supported", "basic"])
-async def test_non_premium_tier_is_refused(client, phone, store, tier: str) -> None:
+@pytest.mark.parametrize("tier", ["basic", "ad-supported", "free"])
+async def test_tier_without_download_rights_is_refused(client, phone, store, tier: str) -> None:
+    """rights.json: basic has no download rights; a tier it does not list has none either."""
     device, license_id = phone
     await refused(client, body(device, license_id, tier=tier), 403, ErrorCode.TIER_NOT_ALLOWED, store)
+
+
+@pytest.mark.parametrize("tier", ["premium", "standard", "ads"])
+async def test_tiers_with_download_rights_are_authorized(client, phone, tier: str) -> None:
+    device, license_id = phone
+    assert (await client.post("/downloads", json=body(device, license_id, tier=tier))).status == 200
 
 
 async def test_unknown_device_content_and_license(client, phone, store) -> None:

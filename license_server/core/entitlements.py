@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from license_server.core import lifecycle
 from license_server.core.lifecycle import State
-from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel, Track, VerifiedDevice
+from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel, Track
 from license_server.core.policy import DEFAULT_TRACK_REQUIREMENTS, PolicyOverrides, TrackRequirement
 from license_server.errors import DrmError, ErrorCode
 from license_server.rights import Rights, TitleRights
@@ -50,6 +50,14 @@ class Entitlement:
 
 
 DEVELOPMENT_DEFAULT = Entitlement(source=DEVELOPMENT)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a request brings besides its challenge: the token and the viewer's region header."""
+
+    token: str | None = None
+    region: str | None = None
 
 
 def requirement_for(track: Track, rule: TrackRule) -> TrackRequirement:
@@ -106,15 +114,18 @@ def terms(rights: TitleRights, entitlement: Entitlement, request: PolicyOverride
 
 
 def authorize(entitlement: Entitlement, *, content_id: str, rights: TitleRights, kind: LicenseKind,
-              device: VerifiedDevice | None, region_header: str | None) -> None:
-    """Per-request rules; raises :class:`DrmError` with the rule's stable code."""
+              device_id: str | None, region_header: str | None) -> None:
+    """Per-request rules; raises :class:`DrmError` with the rule's stable code.
+
+    ``device_id`` is None for dialects without device identity (Clear Key).
+    """
     if entitlement.content_ids is not None and content_id not in entitlement.content_ids:
         raise DrmError(ErrorCode.CONTENT_NOT_ENTITLED, f"the token does not cover {content_id}")
     if entitlement.device_id is not None:
-        if device is None:
+        if device_id is None:
             raise DrmError(ErrorCode.TOKEN_DEVICE_MISMATCH,
                            "the token is bound to a device and this dialect carries no device identity")
-        if device.device_id != entitlement.device_id:
+        if device_id != entitlement.device_id:
             raise DrmError(ErrorCode.TOKEN_DEVICE_MISMATCH, "the token is bound to another device")
     check_region(entitlement, rights, region_header)
     if kind is LicenseKind.PERSISTENT:

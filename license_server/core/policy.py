@@ -109,8 +109,6 @@ def decide(
     if kind is LicenseKind.PERSISTENT and overrides.lease_duration:
         raise DrmError(ErrorCode.LEASE_WITH_OFFLINE, "a lease cannot be combined with a persistent (offline) license")
     if kind is LicenseKind.PERSISTENT:
-        if not title.downloadable:
-            raise DrmError(ErrorCode.OFFLINE_NOT_ALLOWED, f"the owner of {title.content_id} does not allow downloads")
         min_level = overrides.persistent_min_level or SecurityLevel.L1
         if device is not None and min_level is SecurityLevel.L1 and device.security_level is not SecurityLevel.L1:
             raise DrmError(

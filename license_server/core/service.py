@@ -9,12 +9,14 @@ are raised as :class:`DrmError` and audited here, once.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Callable
 
 from license_server import crypto
 from license_server.clock import Clock
-from license_server.core import attestation, policy
+from license_server.core import attestation, entitlements, policy
 from license_server.core.attestation import AttestationRules, GenuineApp, ModelInfo, TrustAnchor
+from license_server.core.entitlements import Access, Entitlement
 from license_server.core import lifecycle
 from license_server.core.lifecycle import Event, State
 from license_server.core.model import Grant, LicenseChallenge, LicenseKind, LicensePolicy, VerifiedDevice
@@ -22,7 +24,9 @@ from license_server.core.policy import PolicyOverrides
 from license_server.errors import DrmError, ErrorCode
 from license_server.keyring import Keyring, Title
 from license_server.revocations import RevocationFile
-from license_server.store import LicenseRecord, Store
+from license_server.rights import RightsBook
+from license_server.store import Holder, LicenseRecord, Store
+from license_server.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +57,28 @@ class LicenseService:
         clock: Clock,
         revocations: RevocationFile,
         rules: AttestationRules,
+        rights: RightsBook,
+        tokens: TokenVerifier | None = None,
+        require_token: bool = False,
     ) -> None:
         self.keyring = keyring
         self.store = store
         self.clock = clock
         self.revocations = revocations
         self.rules = rules
+        self.rights = rights
+        self.tokens = tokens
+        self.require_token = require_token
+
+    def entitlement(self, access: Access, now: int) -> Entitlement:
+        """The verified token's entitlement; without a token, the development default or a refusal."""
+        if access.token is None:
+            if self.require_token:
+                raise DrmError(ErrorCode.TOKEN_REQUIRED, "send an entitlement token in the X-DRM-Token header")
+            return entitlements.DEVELOPMENT_DEFAULT
+        if self.tokens is None:
+            raise DrmError(ErrorCode.TOKEN_KEY_UNKNOWN, "this server has no entitlement-token keys configured")
+        return entitlements.from_claims(self.tokens.verify(access.token, now))
 
     def acquire(
         self,
@@ -67,23 +87,37 @@ class LicenseService:
         trust: TrustAnchor | None,
         overrides: PolicyOverrides,
         build: BuildLicense,
+        access: Access = Access(),
     ) -> bytes:
-        """Walk a NEW request through attestation, policy, encoding and the store."""
+        """Walk a NEW request through token, attestation, rights, policy, encoding and the store."""
         now = self.clock.now()
         device: VerifiedDevice | None = None
         try:
+            entitlement = self.entitlement(access, now)
             if trust is not None:
                 device = attestation.verify(
                     challenge, trust=trust, rules=self.rules, revocations=self.revocations.current(), now=now
                 )
             title = self.resolve_title(challenge)
+            rights = self.rights.current()
+            title_rights = rights.title(title.content_id)
+            kind = policy.requested_kind(challenge, overrides)
+            entitlements.authorize(entitlement, content_id=title.content_id, rights=title_rights, kind=kind,
+                                   device_id=device.device_id if device else None, region_header=access.region)
             grant = policy.decide(
-                challenge, device, title, overrides=overrides, license_id=crypto.random_bytes(16).hex(), now=now
+                challenge, device, title, overrides=entitlements.terms(title_rights, entitlement, overrides),
+                license_id=crypto.random_bytes(16).hex(), now=now,
             )
             attestation.check_key_ids(tuple(key.kid for key in grant.keys), self.revocations.current())
             body, secrets = build(grant)
             request_key = f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
-            self.store.record_grant(grant, system=challenge.system, request_key=request_key, secrets=secrets, now=now)
+            check = None
+            if grant.kind is LicenseKind.PERSISTENT and device is not None:
+                limits = entitlements.usage_rules(rights, entitlement, device.device_id)
+                check = partial(entitlements.check_usage, limits, now=now)
+            holder = Holder(entitlement.account, entitlement.tier, entitlement.jti, entitlement.expires_at)
+            self.store.record_grant(grant, system=challenge.system, request_key=request_key, secrets=secrets, now=now,
+                                    holder=holder, check_usage=check)
         except DrmError as error:
             self.refused(error, challenge, device_id=device.device_id if device else None, now=now)
             raise
@@ -95,11 +129,13 @@ class LicenseService:
         return body
 
     def renew(self, challenge: LicenseChallenge, *, verify: Callable[[LicenseRecord], None],
-              build: Callable[[Grant], bytes], in_use: bool = False) -> bytes:
+              build: Callable[[Grant], bytes], in_use: bool = False, access: Access = Access()) -> bytes:
         """A RENEWAL: a new license version that restarts the license clock, no new keys."""
         now = self.clock.now()
         try:
+            entitlement = self.entitlement(access, now)
             record, state = self._existing(challenge, verify, now)
+            self._check_renewal_entitlement(entitlement, record)
             if not record.policy.get("can_renew"):
                 raise DrmError(ErrorCode.RENEWAL_NOT_ALLOWED, "the license policy does not allow renewal")
             if in_use:
@@ -141,6 +177,22 @@ class LicenseService:
         log.info("%s %s license %s", "released" if first else "re-acknowledged release of", challenge.system,
                  record.license_id)
         return body
+
+    def _check_renewal_entitlement(self, entitlement: Entitlement, record: LicenseRecord) -> None:
+        """A token presented for a renewal must cover the license's title and account.
+
+        A single-use token may renew the license it bought, and nothing else.
+        """
+        if entitlement.is_development:
+            return
+        if entitlement.content_ids is not None and record.content_id not in entitlement.content_ids:
+            raise DrmError(ErrorCode.CONTENT_NOT_ENTITLED, f"the token does not cover {record.content_id}")
+        if record.account is not None and entitlement.account != record.account:
+            raise DrmError(ErrorCode.CONTENT_NOT_ENTITLED, "the license was issued to another account")
+        if entitlement.jti is not None:
+            spent_on = self.store.token_spent_on(entitlement.jti)
+            if spent_on is not None and spent_on != record.license_id:
+                raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was used for another license")
 
     def _existing(self, challenge: LicenseChallenge, verify: Callable[[LicenseRecord], None],
                   now: int) -> tuple[LicenseRecord, State]:

@@ -2,50 +2,39 @@
 
 Without ``--test-clock`` the route does not exist. Body of a POST:
 ``{"advance": "31d"}`` (or seconds as a number) or ``{"set": "2027-02-15T00:00:00Z"}``.
+Like every admin route it needs the admin bearer token (see :mod:`license_server.admin_auth`).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError, model_validator
 
+from license_server.admin_models import ClockChange, ClockState
 from license_server.clock import ControlledClock, from_iso, parse_duration, to_iso
-from license_server.errors import DrmError, ErrorCode
+from license_server.handlers.admin_common import body_model, invalid, reply
 from license_server.http import CLOCK, SETTINGS
 
 
-class ClockChange(BaseModel):
-    advance: str | int | None = None
-    set: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> "ClockChange":
-        if (self.advance is None) == (self.set is None):
-            raise ValueError('give exactly one of "advance" or "set"')
-        return self
-
-
-def _state(clock: ControlledClock) -> dict:
+def _state(clock: ControlledClock) -> ClockState:
     now = clock.now()
-    return {"now": now, "iso": to_iso(now)}
+    return ClockState(now=now, iso=to_iso(now) or "")
 
 
 async def get_clock(request: web.Request) -> web.Response:
-    return web.json_response(_state(request.app[CLOCK]))
+    return reply(_state(request.app[CLOCK]))
 
 
 async def move_clock(request: web.Request) -> web.Response:
     clock = request.app[CLOCK]
+    change = await body_model(request, ClockChange)
     try:
-        change = ClockChange.model_validate(await request.json())
         if change.advance is not None:
             clock.advance(parse_duration(str(change.advance)))
         else:
             clock.set(from_iso(change.set or ""))
-    except (ValidationError, ValueError) as exc:
-        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        raise DrmError(ErrorCode.MALFORMED_CHALLENGE, f"bad clock change: {message}") from exc
-    return web.json_response(_state(clock))
+    except ValueError as exc:
+        raise invalid(exc, "clock change") from exc
+    return reply(_state(clock))
 
 
 def setup(app: web.Application) -> None:

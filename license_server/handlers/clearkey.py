@@ -18,7 +18,7 @@ from license_server import crypto
 from license_server.core.model import Grant
 from license_server.core.overrides import overrides_from_query
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
-from license_server.http import CLOCK, KEYRING, SERVICE, STORE, error_renderer, json_error, read_body
+from license_server.http import CLOCK, KEYRING, SERVICE, STORE, access_of, error_renderer, json_error, read_body
 from license_server.protocols import clearkey
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ async def license_exchange(request: web.Request) -> web.Response:
     def build(grant: Grant) -> tuple[bytes, dict[str, str]]:
         return clearkey.build_license(grant, message.session_type), {}
 
-    answer = request.app[SERVICE].acquire(challenge, trust=None, overrides=overrides, build=build)
+    answer = request.app[SERVICE].acquire(challenge, trust=None, overrides=overrides, build=build,
+                                          access=access_of(request))
     return web.Response(body=answer, content_type=CONTENT_TYPE, headers=CORS_HEADERS)
 
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from license_server.core import invalidation
 from license_server.core.model import Grant
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
-from license_server.http import KEYRING, SERVICE, error_renderer, read_body
+from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
 from license_server.keyring import Keyring
 from license_server.protocols.fairplay import ckc, fields, spc
 from license_server.protocols.fairplay import policy as fp_policy
@@ -164,7 +164,7 @@ async def license_exchange(request: web.Request) -> web.Response:
         return ckc.build_ckc(grant, parsed.secrets, offline_key_supported=offline_key), {}
 
     answer_bytes = request.app[SERVICE].acquire(parsed.challenge, trust=request.app[TRUST], overrides=overrides,
-                                                build=build)
+                                                build=build, access=access_of(request))
     return render(answer_bytes, answer)
 
 

@@ -18,11 +18,15 @@ from pydantic import ValidationError
 
 from license_server import crypto, presign
 from license_server.downloads import (
-    DownloadAnswer, DownloadFile, DownloadRendition, DownloadRequest, check_device, check_license, check_tier,
-    estimate, resolve_entitlement, rung_files,
+    DownloadAnswer, DownloadFile, DownloadRendition, DownloadRequest, check_account, check_device, check_license,
+    check_tier, estimate, resolve_downloader, rung_files,
 )
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
-from license_server.http import CLOCK, KEYRING, SETTINGS, STORE, read_body
+from license_server.core import entitlements
+from license_server.core.entitlements import Entitlement
+from license_server.core.model import LicenseKind
+from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, access_of, read_body
+from license_server.store import Store
 from license_server.media_library import MediaLibrary, UrlSigningKey
 
 log = logging.getLogger(__name__)
@@ -44,19 +48,25 @@ async def authorize_download(request: web.Request) -> web.Response:
         raise malformed(f"not a valid download request (check: {fields})") from exc
     app = request.app
     store, keyring, library, now = app[STORE], app[KEYRING], app[LIBRARY], app[CLOCK].now()
+    service, access = app[SERVICE], access_of(request)
     try:
+        entitlement = service.entitlement(access, now)
         title = keyring.catalog.title(wanted.content_id)
         if title is None:
             raise DrmError(ErrorCode.CONTENT_NOT_FOUND, f"content {wanted.content_id!r} is not in the catalog")
-        if not title.downloadable:
-            raise DrmError(ErrorCode.OFFLINE_NOT_ALLOWED, f"the owner of {wanted.content_id} does not allow downloads")
+        rights = service.rights.current()
+        entitlements.authorize(entitlement, content_id=wanted.content_id, rights=rights.title(wanted.content_id),
+                               kind=LicenseKind.PERSISTENT, device_id=wanted.device_id, region_header=access.region)
         device = store.device(wanted.device_id)
         model = keyring.model_by_system_id(device["system_id"]) if device else None
         check_device(device, model.device_type if model else None)
-        entitlement = resolve_entitlement(wanted)
-        check_tier(entitlement)
-        check_license(store.license(wanted.license_id), device_id=wanted.device_id,
-                      content_id=wanted.content_id, now=now)
+        downloader = resolve_downloader(wanted, entitlement)
+        check_tier(downloader, rights)
+        record = store.license(wanted.license_id)
+        check_account(record, downloader, entitlement)
+        check_license(record, device_id=wanted.device_id, content_id=wanted.content_id, now=now)
+        if entitlement.jti is not None:
+            spend_on_license(store, entitlement, wanted.license_id, now)
         package = library.package(wanted.content_id, wanted.scheme)
         renditions, files = rung_files(package, wanted.quality)
         sizes = {path: library.file_size(wanted.content_id, wanted.scheme, path) for path, _ in files}
@@ -78,12 +88,22 @@ async def authorize_download(request: web.Request) -> web.Response:
                                       init=r.init, segments=r.segments) for r in renditions],
     )
     store.record_download(download_id=answer.download_id, device_id=wanted.device_id, content_id=wanted.content_id,
-                          license_id=wanted.license_id, account=entitlement.account, tier=entitlement.tier,
+                          license_id=wanted.license_id, account=downloader.account, tier=downloader.tier,
                           quality=wanted.quality, scheme=wanted.scheme, files=len(files), total_bytes=total,
                           now=now, expires_at=expires_at)
     log.info("authorized download %s: %s %s %s, %d files, %d bytes, to %s", answer.download_id, wanted.content_id,
              wanted.quality, wanted.scheme, len(files), total, wanted.device_id)
     return web.json_response(answer.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+def spend_on_license(store: Store, entitlement: Entitlement, license_id: str, now: int) -> None:
+    """A single-use token may authorize the download of the license it bought, nothing else."""
+    assert entitlement.jti is not None
+    spent_on = store.token_spent_on(entitlement.jti)
+    if spent_on is None:
+        store.spend_token(entitlement.jti, expires_at=entitlement.expires_at or now, now=now, purpose=license_id)
+    elif spent_on != license_id:
+        raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was used for another license")
 
 
 async def media_file(request: web.Request) -> web.StreamResponse:

@@ -29,7 +29,7 @@ from license_server.core.attestation import ModelInfo
 from license_server.core.model import Grant, LicenseChallenge, LicenseKind, RequestKind, Robustness, SecurityLevel
 from license_server.crypto import ecc
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
-from license_server.http import KEYRING, SERVICE, error_renderer, read_body
+from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
 from license_server.protocols.playready import (
     MAX_BODY_BYTES, PROTOCOLS_NS, SL150, SL2000, SL3000, SYSTEM, faults, reports, soap, testcfg, wrmheader, xmr,
     xmlsafe,
@@ -101,7 +101,8 @@ def _acquire(request: web.Request, operation: xmlsafe.Element, body: bytes) -> w
     def build(grant: Grant) -> tuple[bytes, dict[str, str]]:
         return _build_license(grant, parsed, cfg, trust.chain_info(challenge.device.certificate_chain, now=now)), {}
 
-    answer = service.acquire(challenge, trust=trust, overrides=cfg.overrides(now), build=build)
+    answer = service.acquire(challenge, trust=trust, overrides=cfg.overrides(now), build=build,
+                             access=access_of(request))
     return _xml(answer)
 
 

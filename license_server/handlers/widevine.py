@@ -12,7 +12,7 @@ from license_server import crypto
 from license_server.core.model import Grant, RequestKind
 from license_server.core.overrides import overrides_from_query
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
-from license_server.http import KEYRING, SERVICE, error_renderer, read_body
+from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
 from license_server.protocols.widevine import codec
 from license_server.protocols.widevine.trust import WidevineTrust
 from license_server.store import LicenseRecord
@@ -47,7 +47,8 @@ async def license_exchange(request: web.Request) -> web.Response:
             issued = codec.build_license(grant, parsed, device_public_key=grant.device.public_key)
             return issued.body, {"server_mac": issued.keys.server_mac.hex(), "client_mac": issued.keys.client_mac.hex()}
 
-        return _reply(service.acquire(challenge, trust=request.app[TRUST], overrides=overrides, build=build_new))
+        return _reply(service.acquire(challenge, trust=request.app[TRUST], overrides=overrides, build=build_new,
+                                      access=access_of(request)))
 
     keys_of: dict[str, crypto.SessionKeys] = {}
 
@@ -65,7 +66,8 @@ async def license_exchange(request: web.Request) -> web.Response:
         return codec.build_license(grant, parsed, device_public_key=None, session_keys=keys).body
 
     if challenge.kind is RequestKind.RENEWAL:
-        answer = service.renew(challenge, verify=verify, build=build_existing, in_use=parsed.seconds_since_started > 0)
+        answer = service.renew(challenge, verify=verify, build=build_existing, in_use=parsed.seconds_since_started > 0,
+                               access=access_of(request))
     else:
         answer = service.release(challenge, verify=verify, build=build_existing)
     return _reply(answer)

@@ -1,0 +1,32 @@
+"""Mounts the admin API (``/admin/...``) and ``GET /openapi.json``.
+
+Order matters: the admin guard (bearer token, loopback peers) and the fault
+injector are appended after the error middleware, so they run inside it and
+their refusals and injected errors get the dialects' error shapes.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from license_server import admin_auth
+from license_server.handlers import admin_clock, admin_devices, admin_faults, admin_licenses
+from license_server.openapi import build_document
+
+OPENAPI = web.AppKey("openapi_document", dict)
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """The OpenAPI document; public (it is documentation, and holds no secrets)."""
+    return web.json_response(request.app[OPENAPI])
+
+
+def setup(app: web.Application) -> None:
+    admin_auth.setup(app)
+    admin_faults.install(app)
+    admin_clock.setup(app)
+    admin_licenses.setup(app)
+    admin_devices.setup(app)
+    admin_faults.setup(app)
+    app[OPENAPI] = build_document()
+    app.router.add_get("/openapi.json", openapi_document, name="health.openapi")

@@ -1,0 +1,159 @@
+"""Admin API, devices and revocations.
+
+``GET /admin/devices``, ``GET /admin/devices/{device_id}`` (with its licenses),
+``GET /admin/revocations``, ``POST /admin/revocations`` (a device, a whole
+system id or model, or a content key id) and ``DELETE
+/admin/revocations/{kind}/{value}`` to un-revoke.
+
+Revocations live in ``revocations.json`` (:mod:`license_server.revocations`),
+written atomically; the license service re-reads it, so every dialect refuses
+a revoked device with ``DEVICE_REVOKED`` from the next request on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from license_server.admin_models import (
+    DeviceDetail, DeviceList, DeviceSummary, Revocation, RevocationList, RevocationRequest,
+)
+from license_server.core.attestation import Revocations
+from license_server.errors import DrmError, ErrorCode
+from license_server.handlers.admin_common import body_model, reply
+from license_server.handlers.admin_licenses import summary
+from license_server.http import CLOCK, KEYRING, SERVICE, STORE
+from license_server.keyring import Keyring
+from license_server.revocations import RevocationFile, note_key
+
+log = logging.getLogger(__name__)
+
+KINDS = ("device", "system_id", "model", "key_id")
+
+
+def _device(row: dict[str, Any], revoked: Revocations) -> DeviceSummary:
+    by = []
+    if row["device_id"] in revoked.devices:
+        by.append("device")
+    if row["system_id"] in revoked.system_ids:
+        by.append("system_id")
+    return DeviceSummary(**{k: row[k] for k in DeviceSummary.model_fields if k in row},
+                         revoked=bool(by), revoked_by=by)
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    revoked = request.app[SERVICE].revocations.current()
+    devices = [_device(row, revoked) for row in request.app[STORE].devices()]
+    return reply(DeviceList(count=len(devices), devices=devices))
+
+
+async def show_device(request: web.Request) -> web.Response:
+    device_id = request.match_info["device_id"].lower()
+    store = request.app[STORE]
+    row = store.device(device_id) if len(device_id) <= 128 else None
+    if row is None:
+        raise DrmError(ErrorCode.DEVICE_NOT_FOUND, f"no device {device_id[:128]!r} on this server")
+    now = request.app[CLOCK].now()
+    licenses = [summary(r, now) for r in store.licenses(device_id=device_id)]
+    base = _device(row, request.app[SERVICE].revocations.current())
+    return reply(DeviceDetail(**base.model_dump(), licenses=licenses))
+
+
+def _document(revocations: RevocationFile) -> dict[str, Any]:
+    try:
+        return revocations.document()
+    except ValueError as exc:  # hand-edited into something unreadable: say so, do not overwrite it
+        raise DrmError(ErrorCode.INTERNAL_ERROR, f"revocations.json is unreadable ({exc}); fix or remove it") from exc
+
+
+def _entries(doc: dict[str, Any], keyring: Keyring) -> list[Revocation]:
+    def note(kind: str, value: str) -> dict[str, Any]:
+        found = doc["notes"].get(note_key(kind, value))
+        return found if isinstance(found, dict) else {}
+
+    entries = []
+    for device_id in doc["devices"]:
+        entries.append(Revocation(kind="device", value=str(device_id), **note("device", str(device_id))))
+    for system_id in doc["system_ids"]:
+        model = keyring.model_by_system_id(int(system_id))
+        entries.append(Revocation(kind="system_id", value=str(system_id), model=model.name if model else None,
+                                  **note("system_id", str(system_id))))
+    for kid in doc["key_ids"]:
+        entries.append(Revocation(kind="key_id", value=str(kid), **note("key_id", str(kid))))
+    return entries
+
+
+async def list_revocations(request: web.Request) -> web.Response:
+    return _revocation_list(request)
+
+
+def _target(kind: str, value: str, keyring: Keyring) -> dict[str, Any]:
+    """Keyword arguments for RevocationFile.revoke/unrevoke from a kind and a value."""
+    try:
+        if kind == "device":
+            if not value or len(value) > 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
+                raise ValueError("a device id is hex")
+            return {"device_id": value.lower()}
+        if kind == "system_id":
+            return {"system_id": int(value)}
+        if kind == "key_id":
+            kid = bytes.fromhex(value)
+            if len(kid) != 16:
+                raise ValueError("a key id is 16 bytes")
+            return {"key_id": kid}
+    except ValueError as exc:
+        raise DrmError(ErrorCode.ADMIN_REQUEST_INVALID, f"bad {kind} {value[:80]!r}: {exc}") from exc
+    model = keyring.models.get(value)
+    if model is None:
+        raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no device model {value[:80]!r} (known: {', '.join(keyring.models)})")
+    return {"system_id": model.system_id}
+
+
+async def revoke(request: web.Request) -> web.Response:
+    wanted = await body_model(request, RevocationRequest)
+    keyring, revocations = request.app[KEYRING], request.app[SERVICE].revocations
+    kind = next(k for k in KINDS if getattr(wanted, "device_id" if k == "device" else k) is not None)
+    value = str(getattr(wanted, "device_id" if kind == "device" else kind))
+    target = _target(kind, value, keyring)
+    _document(revocations)  # refuse before writing if the file is unreadable
+    revocations.revoke(**target, reason=wanted.reason, now=request.app[CLOCK].now())
+    log.info("admin: revoked %s %s", kind, value)
+    stored = _stored_as(target)
+    entry = next(e for e in _entries(_document(revocations), keyring) if (e.kind, e.value) == stored)
+    return reply(entry, status=201)
+
+
+def _stored_as(target: dict[str, Any]) -> tuple[str, str]:
+    """(kind, value) of the file entry a revoke/unrevoke target names."""
+    if "device_id" in target:
+        return "device", target["device_id"]
+    if "system_id" in target:
+        return "system_id", str(target["system_id"])
+    return "key_id", target["key_id"].hex()
+
+
+async def unrevoke(request: web.Request) -> web.Response:
+    kind, value = request.match_info["kind"], request.match_info["value"]
+    if kind not in KINDS:
+        raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no revocation kind {kind[:40]!r} (use {', '.join(KINDS)})")
+    revocations = request.app[SERVICE].revocations
+    _document(revocations)
+    if not revocations.unrevoke(**_target(kind, value, request.app[KEYRING])):
+        raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"{kind} {value[:80]!r} is not revoked")
+    log.info("admin: un-revoked %s %s", kind, value)
+    return _revocation_list(request)
+
+
+def _revocation_list(request: web.Request) -> web.Response:
+    doc = _document(request.app[SERVICE].revocations)
+    return reply(RevocationList(revocations=_entries(doc, request.app[KEYRING])))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/admin/devices", list_devices, name="admin.devices")
+    app.router.add_get("/admin/devices/{device_id}", show_device, name="admin.device")
+    app.router.add_get("/admin/revocations", list_revocations, name="admin.revocations")
+    app.router.add_post("/admin/revocations", revoke, name="admin.revoke")
+    app.router.add_delete("/admin/revocations/{kind}/{value}", unrevoke, name="admin.unrevoke")
