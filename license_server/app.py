@@ -8,7 +8,7 @@ from aiohttp import web
 
 from license_server.clock import Clock
 from license_server.core.service import LicenseService, attestation_rules
-from license_server.handlers import admin_clock, clearkey, health, widevine
+from license_server.handlers import admin, clearkey, health, widevine
 from license_server.handlers import fairplay as fairplay_dialect
 from license_server.handlers import media as media_origin
 from license_server.handlers import playready as playready_dialect
@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
     health.setup(app)
     widevine.setup(app)
     fairplay_dialect.setup(app)
-    admin_clock.setup(app)
+    admin.setup(app)
     clearkey.setup(app)
     media_origin.setup(app)
     playready_dialect.setup(app)

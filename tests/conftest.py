@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -124,6 +125,11 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
+        # The admin API needs a bearer token: choose one unless the test passes its own.
+        self.admin_token = extra[extra.index("--admin-token") + 1] if "--admin-token" in extra \
+            else "test-admin-" + secrets.token_hex(16)
+        if "--admin-token" not in extra:
+            extra = ("--admin-token", self.admin_token, *extra)
         self.log = data_dir.parent / f"server-{self.port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
@@ -142,6 +148,10 @@ class ServerProcess:
                     break
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start: {self.log.read_text(errors='replace')}")
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
 
     def stop(self) -> None:
         self.proc.terminate()

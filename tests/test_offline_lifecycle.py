@@ -16,7 +16,8 @@ CFG_RENEW = "/widevine/license?cfg=(persist:true,rental:2592000,playback:172800,
 
 def move_server_clock(server, advance: str) -> None:
     request = urllib.request.Request(server.url + "/admin/clock", data=json.dumps({"advance": advance}).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
+                                     method="POST", headers={"Content-Type": "application/json",
+                                                             **server.admin_headers})
     urllib.request.urlopen(request).read()
 
 
@@ -223,5 +224,8 @@ def test_cfg_short_windows_drive_the_device(server, device):
 def test_admin_clock_exists_only_with_test_clock(server_process):
     plain = server_process()
     with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.urlopen(plain.url + "/admin/clock")
+        urllib.request.urlopen(urllib.request.Request(plain.url + "/admin/clock", headers=plain.admin_headers))
     assert caught.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as caught:  # and without the token nothing is revealed
+        urllib.request.urlopen(plain.url + "/admin/clock")
+    assert caught.value.code == 401
