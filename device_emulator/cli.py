@@ -18,7 +18,7 @@ from license_server.keyring import KeyringError, default_keys_dir, load_keyring
 from device_emulator.device import Device, DeviceError, DeviceFlags
 from device_emulator.license_store import LicenseStore
 from device_emulator.cli_support import (EXIT_ERROR, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, device_dir_arg, emit,
-                                         fail, json_option, load_device)
+                                         entitlement_headers, entitlement_options, fail, json_option, load_device)
 from device_emulator.transport import TransportError
 
 HDCP_CHOICES = {"none": Hdcp.NONE, "1": Hdcp.V1, "2": Hdcp.V2, "2.1": Hdcp.V2_1, "2.2": Hdcp.V2_2,
@@ -87,16 +87,18 @@ def info(device_dir: Path, as_json: bool) -> None:
               show_default=True)
 @click.option("--license-url", help="Replaces the dialect's default path (query string included).")
 @click.option("--no-privacy", is_flag=True, help="Send the client id in the clear (no service certificate).")
+@entitlement_options
 @json_option
 def acquire(device_dir: Path, server: str, content_id: str, system: str, license_type: str,
-            license_url: str | None, no_privacy: bool, as_json: bool) -> None:
+            license_url: str | None, no_privacy: bool, token: str | None, region: str | None, as_json: bool) -> None:
     """Acquire a license; persistent licenses are stored on the device."""
     from device_emulator.acquire import acquire as run_acquire
 
     device = load_device(device_dir)
     try:
         result = run_acquire(device, server=server, content_id=content_id, kind=LicenseKind(license_type),
-                             url=license_url, privacy=not no_privacy, system=system)
+                             url=license_url, privacy=not no_privacy, system=system,
+                             headers=entitlement_headers(token, region))
     except TransportError as exc:
         fail(str(exc))
     data = result.as_dict()
@@ -154,14 +156,17 @@ def licenses(device_dir: Path, as_json: bool) -> None:
 @click.option("--account", default=None, help="Account name sent in development mode.")
 @click.option("--interrupt-after", type=click.IntRange(min=0), default=None, metavar="BYTES",
               help="TESTING: drop the transfer after BYTES media bytes (run again to resume).")
+@entitlement_options
 @json_option
 def download(device_dir: Path, server: str, content_id: str, quality: str, scheme: str, tier: str | None,
-             account: str | None, interrupt_after: int | None, as_json: bool) -> None:
+             account: str | None, interrupt_after: int | None, token: str | None, region: str | None,
+             as_json: bool) -> None:
     """Download a title for offline play: a persistent license first, then the media (resumable)."""
     from device_emulator.download_cli import run_download
 
     run_download(load_device(device_dir), server=server, content_id=content_id, quality=quality, scheme=scheme,
-                 tier=tier, account=account, interrupt_after=interrupt_after, as_json=as_json)
+                 tier=tier, account=account, interrupt_after=interrupt_after, as_json=as_json,
+                 headers=entitlement_headers(token, region))
 
 
 from device_emulator import cli_offline  # noqa: E402 - registers play/status/clock/remove/sync/renew

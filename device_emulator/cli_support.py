@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 import click
 
@@ -30,3 +30,22 @@ def load_device(device_dir: Path) -> Device:
         return Device.load(device_dir)
     except DeviceError as exc:
         fail(str(exc), EXIT_USAGE)
+
+
+def entitlement_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--token`` and ``--region``: sent as X-DRM-Token / X-DRM-Region, the way a player's
+    license request filter adds them (the device never interprets the token)."""
+    command = click.option("--region", default=None,
+                           help="The viewer's region (ISO 3166 alpha-2), sent as X-DRM-Region.")(command)
+    return click.option("--token", default=None, envvar="DRM_DEVICE_TOKEN",
+                        help="Entitlement token from the operator's backend, sent as X-DRM-Token "
+                             "[env: DRM_DEVICE_TOKEN].")(command)
+
+
+def entitlement_headers(token: str | None, region: str | None) -> dict[str, str]:
+    headers = {}
+    if token:
+        headers["X-DRM-Token"] = token.strip()
+    if region:
+        headers["X-DRM-Region"] = region.strip()
+    return headers

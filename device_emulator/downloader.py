@@ -94,8 +94,11 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
              account: str | None = None, tier: str | None = None,
              on_plan: Callable[[DownloadAnswer, int], None] | None = None,
              on_progress: Callable[[int], None] | None = None,
-             interrupt_after: int | None = None) -> DownloadResult:
+             interrupt_after: int | None = None, headers: dict[str, str] | None = None) -> DownloadResult:
     """Run both downloads; raise :class:`DownloadRefused` or :class:`DownloadError`.
+
+    ``headers`` (e.g. the entitlement token) go with the license request and
+    ``POST /downloads``, never to the media origin.
 
     ``on_plan(answer, remaining_bytes)`` is called before any media byte is
     fetched (the storage estimate); ``on_progress(n)`` after every chunk.
@@ -104,17 +107,17 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
     """
     directory = media_root(device) / content_id
     previous = load_manifest(device, content_id)
-    key_set_id, license_id, reused = _license(device, server, content_id, previous)
+    key_set_id, license_id, reused = _license(device, server, content_id, previous, headers)
     body = {"device_id": device.device_id, "content_id": content_id, "license_id": license_id,
             "quality": quality, "scheme": scheme}
     body.update({k: v for k, v in (("account", account), ("tier", tier)) if v is not None})
     try:
-        answer = _authorize(server, body)
+        answer = _authorize(server, body, headers)
     except DownloadRefused as refused:
         if not reused or refused.code not in RETRY_WITH_NEW_LICENSE:
             raise
-        key_set_id, license_id, reused = _license(device, server, content_id, None)
-        answer = _authorize(server, {**body, "license_id": license_id})
+        key_set_id, license_id, reused = _license(device, server, content_id, None, headers)
+        answer = _authorize(server, {**body, "license_id": license_id}, headers)
     if previous and (previous.get("scheme"), previous.get("quality")) != (scheme, quality):
         shutil.rmtree(directory, ignore_errors=True)  # another rendition set: start clean
     paths = {f.path: directory.joinpath(*_safe_parts(f.path)) for f in answer.files}
@@ -151,8 +154,8 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
 
 # ------------------------------------------------------------------ license
 
-def _license(device: Device, server: str, content_id: str,
-             previous: dict[str, Any] | None) -> tuple[str, str, bool]:
+def _license(device: Device, server: str, content_id: str, previous: dict[str, Any] | None,
+             headers: dict[str, str] | None = None) -> tuple[str, str, bool]:
     """(key_set_id, license_id, reused): the recorded license if it still loads, else a new one."""
     if previous and previous.get("key_set_id"):
         store = LicenseStore(device.license_db_path)
@@ -169,7 +172,7 @@ def _license(device: Device, server: str, content_id: str,
             else:
                 device.tee.close(loaded.handle)
                 return stored.key_set_id, stored.license_id, True
-    result = acquire(device, server=server, content_id=content_id, kind=LicenseKind.PERSISTENT)
+    result = acquire(device, server=server, content_id=content_id, kind=LicenseKind.PERSISTENT, headers=headers)
     if result.status != "granted" or not result.key_set_id or not result.license_id:
         error = result.error or {"code": "LICENSE_NOT_PERSISTED", "message": "no persistent license was stored"}
         raise DownloadRefused(error["code"], f"license refused, nothing downloaded: {error['message']}")
@@ -178,9 +181,9 @@ def _license(device: Device, server: str, content_id: str,
 
 # ----------------------------------------------------------------- the plan
 
-def _authorize(server: str, body: dict[str, Any]) -> DownloadAnswer:
+def _authorize(server: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> DownloadAnswer:
     reply = transport.post(server.rstrip("/") + "/downloads", json.dumps(body).encode(),
-                           content_type="application/json")
+                           content_type="application/json", headers=headers)
     if reply.status != 200:
         code, message = _error(reply.body, reply.error_code, reply.status)
         if 400 <= reply.status < 500:

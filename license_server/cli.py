@@ -50,9 +50,19 @@ def main() -> None:
                    "print it once and write it to DATA_DIR/admin-token].")
 @click.option("--admin-remote", is_flag=True, envvar="DRM_SERVER_ADMIN_REMOTE",
               help="Let non-loopback clients use the /admin/ API (the token is still required).")
+@click.option("--require-token", is_flag=True,
+              help="Strict mode: every license and download request needs an entitlement token (X-DRM-Token).")
+@click.option("--token-jwks", default=None, type=click.Path(path_type=Path, dir_okay=False),
+              help="JWK set of the keys that sign entitlement tokens [default: KEYS/tokens/jwks.json].")
+@click.option("--token-audience", default=None, help="Require this `aud` in entitlement tokens.")
+@click.option("--token-issuer", default=None, help="Require this `iss` in entitlement tokens.")
+@click.option("--token-leeway", default=30, show_default=True, type=click.IntRange(0, 600),
+              help="Seconds of clock skew tolerated for exp, nbf and iat.")
 def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_clock: bool,
           allow_compromised_devices: bool, log_level: str, media_dir: Path | None = None,
-          admin_token: str | None = None, admin_remote: bool = False) -> None:
+          admin_token: str | None = None, admin_remote: bool = False, require_token: bool = False,
+          token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
+          token_leeway: int = 30) -> None:
     """Run the license server with its embedded SQLite store."""
     from license_server.app import create_app
 
@@ -60,6 +70,8 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
                         allow_compromised_devices=allow_compromised_devices, log_level=log_level)
     settings.media_dir = media_dir
     settings.admin_remote = admin_remote
+    settings.require_token, settings.token_jwks, settings.token_leeway = require_token, token_jwks, token_leeway
+    settings.token_audience, settings.token_issuer = token_audience, token_issuer
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keyring = _keyring(settings.keys_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -148,6 +160,10 @@ def _keyring(keys_dir: Path | None):
 from license_server.cli_package import package as _package_command  # noqa: E402
 
 main.add_command(_package_command)
+
+from license_server.cli_token import token as _token_command  # noqa: E402
+
+main.add_command(_token_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

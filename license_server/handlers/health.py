@@ -16,6 +16,7 @@ async def healthz(request: web.Request) -> web.Response:
             "version": __version__,
             "time": app[CLOCK].now(),
             "test_clock": app[SETTINGS].test_clock,
+            "mode": "strict" if app[SETTINGS].require_token else "development",
             "public_test_keys": app[KEYRING].is_public_test_keyring,
             "schema_version": app[STORE].schema_version,
             "systems": sorted({n.split(".")[0] for n in app.router.named_resources() if "." in n} - {"health", "admin"}),
