@@ -211,6 +211,10 @@ async def test_clearkey_speaks_tokens_too(client) -> None:
     assert granted.status == 200 and (await granted.json())["keys"]
     bound = await client.post("/clearkey/license", data=body, headers={"X-DRM-Token": token(device_id="ab" * 8)})
     assert bound.headers[ERROR_CODE_HEADER] == "TOKEN_DEVICE_MISMATCH"  # no identity to bind to
+    expired = await client.post("/clearkey/license", data=body, headers={"X-DRM-Token": token(exp=START - 3600)})
+    assert (expired.status, expired.headers[ERROR_CODE_HEADER]) == (401, "TOKEN_EXPIRED")
+    assert expired.headers["Access-Control-Allow-Origin"] == "*"  # browsers can read the refusal
+    assert (await expired.json())["error"]["code"] == "TOKEN_EXPIRED"
 
 
 async def test_development_mode_says_so_on_every_response(aiohttp_client, tmp_path, store, keyring, clock) -> None:
