@@ -152,13 +152,16 @@ def licenses(device_dir: Path, as_json: bool) -> None:
               help="Quality rung: standard = AUDIO+SD, high = AUDIO+HD.")
 @click.option("--scheme", type=click.Choice(["cenc", "cbcs"]), default="cenc", show_default=True,
               help="Which packaging of the title to download.")
+@click.option("--system", type=click.Choice(["widevine", "fairplay", "playready"]), default="widevine",
+              show_default=True, help="DRM system of the persistent license.")
 @click.option("--tier", default=None, help="Account tier sent in development mode [server default: premium].")
 @click.option("--account", default=None, help="Account name sent in development mode.")
 @click.option("--interrupt-after", type=click.IntRange(min=0), default=None, metavar="BYTES",
               help="TESTING: drop the transfer after BYTES media bytes (run again to resume).")
 @entitlement_options
 @json_option
-def download(device_dir: Path, server: str, content_id: str, quality: str, scheme: str, tier: str | None,
+def download(device_dir: Path, server: str, content_id: str, quality: str, scheme: str, system: str,
+             tier: str | None,
              account: str | None, interrupt_after: int | None, token: str | None, region: str | None,
              as_json: bool) -> None:
     """Download a title for offline play: a persistent license first, then the media (resumable)."""
@@ -166,7 +169,7 @@ def download(device_dir: Path, server: str, content_id: str, quality: str, schem
 
     run_download(load_device(device_dir), server=server, content_id=content_id, quality=quality, scheme=scheme,
                  tier=tier, account=account, interrupt_after=interrupt_after, as_json=as_json,
-                 headers=entitlement_headers(token, region))
+                 headers=entitlement_headers(token, region), system=system)
 
 
 from device_emulator import cli_offline  # noqa: E402 - registers play/status/clock/remove/sync/renew

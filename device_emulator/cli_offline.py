@@ -10,8 +10,12 @@ import click
 from license_server.clock import from_iso, parse_duration, to_iso
 from device_emulator import lifecycle
 from device_emulator.cdm.widevine import CdmError
-from device_emulator.cli_support import EXIT_REFUSED, EXIT_USAGE, device_dir_arg, emit, fail, json_option, load_device
+from device_emulator.cli_support import (EXIT_REFUSED, EXIT_USAGE, device_dir_arg, emit, entitlement_headers,
+                                         entitlement_options, fail, json_option, load_device)
 from device_emulator.transport import TransportError
+
+system_option = click.option("--system", type=click.Choice(lifecycle.SYSTEMS), default=None,
+                             help="Only the license of this DRM system (when the device holds several for the title).")
 
 
 @click.command()
@@ -19,15 +23,25 @@ from device_emulator.transport import TransportError
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--offline", is_flag=True,
               help="State that the device is offline. Playback decisions never use the network anyway.")
+@system_option
 @json_option
-def play(device_dir: Path, content_id: str, offline: bool, as_json: bool) -> None:
-    """Decide from the stored license alone whether playback may start (records the first play)."""
-    decision = lifecycle.play(load_device(device_dir), content_id)
+def play(device_dir: Path, content_id: str, offline: bool, system: str | None, as_json: bool) -> None:
+    """Decide from the stored license alone whether playback may start (records the first play).
+
+    A downloaded title is decrypted with the keys held by the TEE and decoded;
+    the output reports the frames and bytes decoded.
+    """
+    decision = lifecycle.play(load_device(device_dir), content_id, system=system)
     data = decision.as_dict()
     data.pop("expires_at_iso")
     data["offline"] = True
     if decision.decision == "play":
-        emit(data, as_json, f"playing {content_id}: {decision.message} (governing clock: {decision.governing_clock})")
+        media = decision.media
+        decoded = (f"; decrypted {media['samples_decrypted']} samples ({media['bytes_decrypted']} bytes), "
+                   f"decoded {media['frames_decoded']} frames "
+                   f"({media['scheme']})" if media else "")
+        emit(data, as_json, f"playing {content_id}: {decision.message} (governing clock: {decision.governing_clock})"
+             f"{decoded}")
         return
     emit(data, as_json, f"refused: {decision.reason}: {decision.message}")
     sys.exit(EXIT_REFUSED)
@@ -39,7 +53,7 @@ def play(device_dir: Path, content_id: str, offline: bool, as_json: bool) -> Non
 def status(device_dir: Path, as_json: bool) -> None:
     """Every stored license with its two clocks and the message a viewer sees."""
     rows = lifecycle.status(load_device(device_dir))
-    lines = [f"{r['content_id']:14} {r['state']:16} {r.get('message', '')}"
+    lines = [f"{r['content_id']:14} {r.get('system', ''):9} {r['state']:16} {r.get('message', '')}"
              + (f"  [{r['governing_clock']}]" if r.get("governing_clock") else "")
              + (f"  ({r['reason']})" if r.get("reason") else "") for r in rows]
     emit(rows, as_json, "\n".join(lines) or "no stored licenses")
@@ -76,12 +90,16 @@ def clock(device_dir: Path, advance: str | None, set_to: str | None, reset: bool
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--server", help="Send the release now (omit, or add --offline, to keep it pending).")
 @click.option("--offline", is_flag=True, help="Do not contact the server; the destruction record waits.")
+@system_option
+@entitlement_options
 @json_option
-def remove(device_dir: Path, content_id: str, server: str | None, offline: bool, as_json: bool) -> None:
+def remove(device_dir: Path, content_id: str, server: str | None, offline: bool, system: str | None,
+           token: str | None, region: str | None, as_json: bool) -> None:
     """Destroy a downloaded license at once and record its destruction for the server."""
     device = load_device(device_dir)
     try:
-        report = lifecycle.remove(device, content_id, server=None if offline else server)
+        report = lifecycle.remove(device, content_id, server=None if offline else server, system=system,
+                                  headers=entitlement_headers(token, region))
     except lifecycle.LifecycleError as exc:
         emit({"error": {"code": exc.code, "message": exc.message}}, as_json, f"refused: {exc.code}: {exc.message}")
         sys.exit(EXIT_REFUSED)
@@ -96,11 +114,12 @@ def remove(device_dir: Path, content_id: str, server: str | None, offline: bool,
 @click.command()
 @device_dir_arg
 @click.option("--server", required=True, help="License server base URL.")
+@entitlement_options
 @json_option
-def sync(device_dir: Path, server: str, as_json: bool) -> None:
-    """Send pending releases (until acknowledged), due renewals, and re-sync trusted time."""
+def sync(device_dir: Path, server: str, token: str | None, region: str | None, as_json: bool) -> None:
+    """Re-sync trusted time, send pending destruction reports (until acknowledged) and due renewals."""
     try:
-        report = lifecycle.sync(load_device(device_dir), server=server)
+        report = lifecycle.sync(load_device(device_dir), server=server, headers=entitlement_headers(token, region))
     except TransportError as exc:
         fail(str(exc))
     except lifecycle.LifecycleError as exc:
@@ -116,11 +135,15 @@ def sync(device_dir: Path, server: str, as_json: bool) -> None:
 @device_dir_arg
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--server", required=True, help="License server base URL.")
+@system_option
+@entitlement_options
 @json_option
-def renew(device_dir: Path, content_id: str, server: str, as_json: bool) -> None:
-    """Renew a stored license (applied only if the server's version is higher)."""
+def renew(device_dir: Path, content_id: str, server: str, system: str | None, token: str | None,
+          region: str | None, as_json: bool) -> None:
+    """Renew a stored license (applied only if the server's version is higher; Widevine-style only)."""
     try:
-        result = lifecycle.renew(load_device(device_dir), content_id, server=server)
+        result = lifecycle.renew(load_device(device_dir), content_id, server=server, system=system,
+                                 headers=entitlement_headers(token, region))
     except TransportError as exc:
         fail(str(exc))
     except (lifecycle.LifecycleError, CdmError) as exc:

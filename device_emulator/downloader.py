@@ -32,9 +32,10 @@ from license_server.downloads import DownloadAnswer
 from license_server.errors import ERROR_CODE_HEADER
 from device_emulator import transport
 from device_emulator.acquire import acquire
-from device_emulator.cdm.widevine import CdmError, WidevineCdm
+from device_emulator.cdm.widevine import CdmError
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore
+from device_emulator.offline import adapter_for
 from device_emulator.transport import USER_AGENT, TransportError
 
 MANIFEST = "download.json"
@@ -72,6 +73,7 @@ class DownloadResult:
     present_bytes: int = 0  # already complete before this run
     resumed_files: list[str] = field(default_factory=list)
     directory: str = ""
+    system: str = "widevine"
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": "complete", **self.__dict__}
@@ -94,8 +96,12 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
              account: str | None = None, tier: str | None = None,
              on_plan: Callable[[DownloadAnswer, int], None] | None = None,
              on_progress: Callable[[int], None] | None = None,
-             interrupt_after: int | None = None, headers: dict[str, str] | None = None) -> DownloadResult:
+             interrupt_after: int | None = None, headers: dict[str, str] | None = None,
+             system: str = "widevine") -> DownloadResult:
     """Run both downloads; raise :class:`DownloadRefused` or :class:`DownloadError`.
+
+    ``system`` is the DRM system of the persistent license (any dialect: the
+    same encrypted package serves them all).
 
     ``headers`` (e.g. the entitlement token) go with the license request and
     ``POST /downloads``, never to the media origin.
@@ -107,7 +113,7 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
     """
     directory = media_root(device) / content_id
     previous = load_manifest(device, content_id)
-    key_set_id, license_id, reused = _license(device, server, content_id, previous, headers)
+    key_set_id, license_id, reused = _license(device, server, content_id, previous, headers, system)
     body = {"device_id": device.device_id, "content_id": content_id, "license_id": license_id,
             "quality": quality, "scheme": scheme}
     body.update({k: v for k, v in (("account", account), ("tier", tier)) if v is not None})
@@ -116,7 +122,7 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
     except DownloadRefused as refused:
         if not reused or refused.code not in RETRY_WITH_NEW_LICENSE:
             raise
-        key_set_id, license_id, reused = _license(device, server, content_id, None, headers)
+        key_set_id, license_id, reused = _license(device, server, content_id, None, headers, system)
         answer = _authorize(server, {**body, "license_id": license_id}, headers)
     if previous and (previous.get("scheme"), previous.get("quality")) != (scheme, quality):
         shutil.rmtree(directory, ignore_errors=True)  # another rendition set: start clean
@@ -131,10 +137,11 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
     if on_plan:
         on_plan(answer, remaining)
     manifest = _manifest(device, answer, server, key_set_id, license_id, previous)
+    manifest["system"] = system
     _write_manifest(directory, manifest)
     result = DownloadResult(content_id, quality, scheme, answer.download_id, key_set_id, license_id, reused,
                             answer.estimated_bytes, answer.bytes_per_hour, len(answer.files),
-                            present_bytes=present, directory=str(directory))
+                            present_bytes=present, directory=str(directory), system=system)
     budget = [interrupt_after]
     for entry, item in zip(answer.files, manifest["files"]):
         target = paths[entry.path]
@@ -155,7 +162,7 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
 # ------------------------------------------------------------------ license
 
 def _license(device: Device, server: str, content_id: str, previous: dict[str, Any] | None,
-             headers: dict[str, str] | None = None) -> tuple[str, str, bool]:
+             headers: dict[str, str] | None = None, system: str = "widevine") -> tuple[str, str, bool]:
     """(key_set_id, license_id, reused): the recorded license if it still loads, else a new one."""
     if previous and previous.get("key_set_id"):
         store = LicenseStore(device.license_db_path)
@@ -163,16 +170,16 @@ def _license(device: Device, server: str, content_id: str, previous: dict[str, A
             stored = store.get(previous["key_set_id"])
         finally:
             store.close()
-        if stored is not None and stored.state == "active" and stored.content_id == content_id:
+        if (stored is not None and stored.state == "active" and stored.content_id == content_id
+                and stored.system == system):
             try:
-                loaded = WidevineCdm(device).load(stored.request_msg, stored.wrapped_session_key,
-                                                  stored.license_msg, stored.signature)
+                adapter_for(system).load(device, stored).close()
             except CdmError:
                 pass
             else:
-                device.tee.close(loaded.handle)
                 return stored.key_set_id, stored.license_id, True
-    result = acquire(device, server=server, content_id=content_id, kind=LicenseKind.PERSISTENT, headers=headers)
+    result = acquire(device, server=server, content_id=content_id, kind=LicenseKind.PERSISTENT, headers=headers,
+                     system=system)
     if result.status != "granted" or not result.key_set_id or not result.license_id:
         error = result.error or {"code": "LICENSE_NOT_PERSISTED", "message": "no persistent license was stored"}
         raise DownloadRefused(error["code"], f"license refused, nothing downloaded: {error['message']}")

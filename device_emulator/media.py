@@ -170,3 +170,39 @@ def verify_decodes(path: Path | str, *, timeout: float = 120.0) -> None:
     if result.returncode != 0 or errors:
         detail = "; ".join(errors[:3]) or f"ffmpeg exited with {result.returncode}"
         raise WrongKeyError(f"the decrypted media does not decode (wrong key or corrupt download): {detail}")
+
+
+def decode_frames(path: Path | str, *, timeout: float = 120.0) -> dict[str, int]:
+    """Decode every frame of ``path`` with ffmpeg and count them by media type.
+
+    The same criterion as :func:`verify_decodes` (exit 0 and nothing at
+    ``-v error``; raises :class:`WrongKeyError` otherwise); the ``framecrc``
+    muxer lists one line per decoded frame, so the counts are what the decoder
+    actually produced, e.g. ``{"video": 100, "audio": 188}``.
+    """
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise MediaError(f"ffmpeg is needed to verify decoding: {FFMPEG_HINT}")
+    try:
+        result = subprocess.run(
+            [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-xerror", "-i", str(path), "-f", "framecrc", "-"],
+            capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(f"ffmpeg did not finish decoding {path} within {timeout:.0f} s") from exc
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    if result.returncode != 0 or errors:
+        detail = "; ".join(errors[:3]) or f"ffmpeg exited with {result.returncode}"
+        raise WrongKeyError(f"the decrypted media does not decode (wrong key or corrupt download): {detail}")
+    kinds: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("#media_type "):
+            stream, _, kind = line[len("#media_type "):].partition(":")
+            kinds[stream.strip()] = kind.strip()
+        elif line and not line.startswith("#"):
+            kind = kinds.get(line.split(",", 1)[0].strip(), "other")
+            counts[kind] = counts.get(kind, 0) + 1
+    if not counts:
+        raise WrongKeyError(f"{path} decoded to no frames at all")
+    return counts

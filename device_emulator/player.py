@@ -27,6 +27,7 @@ class PlaybackDecision:
     message: str
     key_statuses: dict[str, str] = field(default_factory=dict)
     first_played_at: int | None = None
+    media: dict[str, Any] | None = None  # what offline playback decrypted and decoded, if a download exists
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -78,8 +79,13 @@ def decide(
     now: int,
     kids: list[str],
     restricted_kids: frozenset[str] = frozenset(),
+    not_before: int | None = None,
 ) -> PlaybackDecision:
-    """May playback start now? ``first_played_at`` is None until the first play."""
+    """May playback start now? ``first_played_at`` is None until the first play.
+
+    ``not_before`` is a begin date some dialects carry apart from the license
+    start (the start of the storage window).
+    """
 
     def refused(reason: str, status: str, message: str, expires_at: int | None = None,
                 clock: str | None = None) -> PlaybackDecision:
@@ -88,7 +94,7 @@ def decide(
 
     if not policy.get("can_play", True):
         return refused("PLAYBACK_NOT_ALLOWED", "internal-error", "This license does not allow playback")
-    if now < license_start:
+    if now < max(license_start, not_before or 0):
         return refused("NOT_YET_VALID", "usable-in-future", "Not available yet")
     found = deadlines(policy, license_start, first_played_at if first_played_at is not None else None)
     if found:

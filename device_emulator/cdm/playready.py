@@ -74,12 +74,23 @@ class LoadedLicense:
 
     @property
     def license_start(self) -> int:
-        return self.license.begin or self.license.issue_date
+        """The start of the storage window: the issue date (the begin date is :attr:`not_before`)."""
+        return self.license.issue_date
+
+    @property
+    def not_before(self) -> int | None:
+        return self.license.begin or None
+
+    @property
+    def expires_at(self) -> int:
+        """The end of the license (the earlier of the end date and the removal date; 0: open)."""
+        dates = [d for d in (self.license.end, self.license.removal_date) if d]
+        return min(dates) if dates else 0
 
     def policy(self) -> dict:
         """The neutral policy keys (as the Widevine-style CDM reports them) the offline player enforces."""
         lic = self.license
-        window = lic.end - lic.issue_date if lic.end else 0
+        window = self.expires_at - lic.issue_date if self.expires_at else 0
         return {
             "can_play": lic.play_right, "can_persist": lic.persistent, "can_renew": False,
             "rental_duration": window if lic.persistent else 0,

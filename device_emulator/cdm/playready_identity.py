@@ -20,10 +20,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from license_server import crypto
 from license_server.core.model import SecurityLevel
-from license_server.crypto import ecc
+from license_server.crypto import cenc, ecc
 from license_server.keyring import Keyring, load_keyring
 from license_server.protocols.playready import soap, xmr
 from license_server.protocols.playready.certificates import (
@@ -90,6 +91,17 @@ class EccKeyHolder:
 
     def key_info(self, handle: int) -> tuple[KeyInfo, ...]:
         return self._session(handle).info
+
+    def decrypt_samples(self, handle: int, kid: bytes, samples: Sequence[cenc.ProtectedSample]) -> list[bytes]:
+        """Decrypt Common Encryption samples with a loaded content key, in here (as ``tee.decrypt_samples``)."""
+        try:
+            key = self._session(handle).keys[kid]
+        except KeyError as exc:
+            raise TeeError("KEY_NOT_LOADED", f"key {kid.hex()} is not loaded") from exc
+        try:
+            return [cenc.decrypt_sample(key, sample) for sample in samples]
+        except cenc.CencError as exc:
+            raise TeeError("DECRYPT_FAILED", str(exc)) from exc
 
     def export_content_keys(self, handle: int) -> dict[bytes, bytes]:
         """L3 only: software keys are reachable by the app."""

@@ -260,4 +260,5 @@ async def test_dates_realtime_and_opls_reach_the_xmr(playready, make_device, clo
     lic = loaded.license
     assert (lic.begin, lic.end, lic.real_time_expiration) == (1_799_971_200, clock.now() + 86400, True)
     assert lic.output_protection == xmr.OutputProtection(0, 300, 150, 0, 0)
-    assert loaded.policy()["license_duration"] == 86400 and loaded.license_start == 1_799_971_200
+    assert loaded.policy()["license_duration"] == 86400  # end - issue date: the window ends at the end date
+    assert (loaded.license_start, loaded.not_before) == (clock.now(), 1_799_971_200)

@@ -1,0 +1,101 @@
+"""Offline playback of a downloaded title: decrypt in the TEE, then decode.
+
+``device-emulator download`` leaves the encrypted renditions and their
+``download.json`` under ``DEVICE_DIR/media/<content_id>/``. Playing offline
+decrypts every downloaded rendition with the keys of the loaded license,
+inside its TEE session (on L1 the content keys never leave it), and proves
+the result is real media: video samples must be well-formed NAL units and
+ffmpeg must decode every frame without a single error. A wrong key is thus a
+clear failure (``WRONG_KEY``), never garbage handed on. The clear media only
+ever exists in a temporary directory for the decoder and is deleted at once.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from license_server.crypto.cenc import ProtectedSample
+
+from device_emulator.device import Device
+from device_emulator.downloader import load_manifest, media_root
+from device_emulator.media import Decryptor, MediaError, WrongKeyError, decode_frames, decrypt_rendition
+from device_emulator.offline import OfflineLicense
+from device_emulator.tee import TeeError
+
+
+class PlaybackFailure(Exception):
+    """The download cannot be played: a stable ``code``, a viewer ``message``, the key at fault if any."""
+
+    def __init__(self, code: str, message: str, kid: str | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.kid = kid
+
+
+def play_download(device: Device, content_id: str, loaded: OfflineLicense,
+                  key_statuses: dict[str, str]) -> dict[str, Any] | None:
+    """Decrypt and decode the downloaded title; ``None`` if it was never downloaded.
+
+    Raises :class:`PlaybackFailure` when the download is incomplete, a
+    rendition's key is missing or not usable, or the media does not decrypt
+    to something that decodes.
+    """
+    manifest = load_manifest(device, content_id)
+    if manifest is None:
+        return None
+    if manifest.get("status") != "complete":
+        raise PlaybackFailure("DOWNLOAD_INCOMPLETE", "The download is not complete; resume it to watch offline")
+    base = media_root(device) / content_id
+    renditions = [_play_rendition(base, rendition, loaded, key_statuses) for rendition in manifest["renditions"]]
+    return {
+        "scheme": manifest.get("scheme"), "quality": manifest.get("quality"), "system": loaded.system,
+        "decrypted_in": "tee" if getattr(loaded.holder, "hardware_backed", False) else "software",
+        "renditions": renditions,
+        "samples_decrypted": sum(r["samples_decrypted"] for r in renditions),
+        "bytes_decrypted": sum(r["bytes_decrypted"] for r in renditions),
+        "frames_decoded": sum(sum(r["frames"].values()) for r in renditions),
+    }
+
+
+def _counting(decrypt: Decryptor, counts: dict[str, int]) -> Decryptor:
+    """Count the protected samples and their bytes that go through ``decrypt``."""
+
+    def run(kid: bytes, samples: Sequence[ProtectedSample]) -> list[bytes]:
+        clear = decrypt(kid, samples)
+        counts["samples"] += len(samples)
+        counts["bytes"] += sum(len(s.data) for s in samples)
+        return clear
+
+    return run
+
+
+def _play_rendition(base: Path, rendition: dict[str, Any], loaded: OfflineLicense,
+                    key_statuses: dict[str, str]) -> dict[str, Any]:
+    track, kid = rendition["track"], rendition["kid"].lower()
+    status = key_statuses.get(kid)
+    if status is None:
+        raise PlaybackFailure("KEY_NOT_LOADED", f"This license holds no key for the {track} track", kid)
+    if status != "usable":
+        reason = "OUTPUT_RESTRICTED" if status == "output-restricted" else "KEY_NOT_USABLE"
+        raise PlaybackFailure(reason, f"The {track} track cannot play here (key {status})", kid)
+    init = base / rendition["init"]
+    segments = [base / s for s in rendition["segments"]]
+    counts = {"samples": 0, "bytes": 0}
+    try:
+        clear = decrypt_rendition(init, segments, decryptor=_counting(loaded.decryptor(), counts))
+        with tempfile.TemporaryDirectory(prefix="drm-emu-play-") as scratch:
+            decoded = Path(scratch) / f"{track.lower()}.mp4"
+            decoded.write_bytes(clear)
+            frames = decode_frames(decoded)
+    except WrongKeyError as exc:
+        raise PlaybackFailure("WRONG_KEY", f"The {track} track does not decrypt with this license's key ({exc})",
+                              kid) from exc
+    except TeeError as exc:
+        raise PlaybackFailure(exc.code, f"The {track} track cannot be decrypted: {exc.message}", kid) from exc
+    except MediaError as exc:
+        raise PlaybackFailure("MEDIA_ERROR", f"The {track} track cannot be played: {exc}", kid) from exc
+    return {"track": track, "kid": kid, "segments": len(segments), "file_bytes": len(clear),
+            "samples_decrypted": counts["samples"], "bytes_decrypted": counts["bytes"], "frames": frames}
