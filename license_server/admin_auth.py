@@ -1,8 +1,8 @@
 """Who may use the admin API: one bearer token, loopback clients only by default.
 
 Every request whose path is under ``/admin/`` (matched route or not, so an
-unauthenticated caller cannot even probe which admin routes exist) passes
-:func:`admin_guard` first:
+unauthenticated caller cannot even probe which admin routes exist), and every
+route named ``admin.*`` whatever its path, passes :func:`admin_guard` first:
 
 1. a peer that is not a loopback address gets ``403 ADMIN_NOT_LOOPBACK``
    unless the server runs with ``--admin-remote``;
@@ -94,7 +94,8 @@ def refusal(request: web.Request) -> DrmError | None:
 async def admin_guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    if is_admin_path(request.path):
+    route = request.match_info.route
+    if is_admin_path(request.path) or (route is not None and (route.name or "").startswith("admin.")):
         error = refusal(request)
         if error is not None:
             response = json_error(error)

@@ -85,7 +85,8 @@ class LicenseSummary(BaseModel):
     license_id: str
     system: str
     device_id: str | None
-    account: str | None = Field(None, description="The entitled account, when the store records one.")
+    account: str | None = Field(None, description="The entitled account (null: development mode, no token).")
+    tier: str | None = Field(None, description="The account's tier from the entitlement token.")
     content_id: str
     kind: str
     state: LicenseState = Field(description="The state now, expiry applied (core.lifecycle.current_state).")

@@ -157,6 +157,7 @@ async def test_list_and_filter_licenses(client, make_device, clock):
     assert await ids(f"device_id={phone.device_id}") == sorted([first.license_id, third.license_id])
     assert await ids(f"device_id={phone.device_id.upper()}") == sorted([first.license_id, third.license_id])
     assert await ids("account=alice") == [second.license_id]
+    assert [(v["account"], v["tier"]) for v in body["licenses"]] == [(None, None), ("alice", "premium"), (None, None)]
     assert await ids("account=bob") == []
     assert await ids("content_id=demo-movie&system=widevine") == sorted(
         [first.license_id, second.license_id, third.license_id])

@@ -145,6 +145,14 @@ async def test_status_and_error_faults_on_clearkey_keep_cors_and_json_shape(clie
     assert third.status == 200 and "keys" in await third.json()
 
 
+async def test_cors_preflights_are_neither_disturbed_nor_counted(client):
+    await add_fault(client, dialect="clearkey", action="status", http_status=503, count=1)
+    preflight = await client.options("/clearkey/license", headers={"Origin": "https://player.example",
+                                                                   "Access-Control-Request-Method": "POST"})
+    assert preflight.status == 204
+    assert (await client.post("/clearkey/license", data=b"{}")).status == 503
+
+
 async def test_playready_error_fault_is_a_soap_fault(client):
     await add_fault(client, dialect="playready", action="error", error_code="DEVICE_REVOKED", count=1)
     response = await client.post("/playready/rightsmanager.asmx", data=b"<not-even-soap/>")

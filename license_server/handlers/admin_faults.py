@@ -60,7 +60,9 @@ async def fault_injector(
 ) -> web.StreamResponse:
     book = request.app[FAULTS]
     route = request.match_info.route
-    dialect = fault_dialect(route.name if route is not None else None) if book else None
+    # CORS preflights are the browser's, not the player's: never disturbed, never counted.
+    faultable = bool(book) and request.method != "OPTIONS"
+    dialect = fault_dialect(route.name if route is not None else None) if faultable else None
     if dialect is None:
         return await handler(request)
     now = request.app[CLOCK].now()

@@ -27,7 +27,7 @@ def summary(record: LicenseRecord, now: int) -> LicenseSummary:
     state = current_state(State(record.state), record.policy, record.license_start, now)
     return LicenseSummary(
         license_id=record.license_id, system=record.system, device_id=record.device_id,
-        account=getattr(record, "account", None), content_id=record.content_id, kind=record.kind,
+        account=record.account, tier=record.tier, content_id=record.content_id, kind=record.kind,
         state=state.value, stored_state=record.state, version=record.version, kids=record.kids,
         tracks=record.tracks, issued_at=record.issued_at, updated_at=record.updated_at,
         license_start=record.license_start, first_used_at=record.first_used_at, released_at=record.released_at,
@@ -53,8 +53,6 @@ async def list_licenses(request: web.Request) -> web.Response:
                "content_id": query.content_id, "system": query.system, "account": query.account}
     now = request.app[CLOCK].now()
     views = [summary(r, now) for r in request.app[STORE].licenses(**filters)]
-    if query.account is not None:  # in case the store's filter does not know accounts
-        views = [v for v in views if v.account == query.account]
     if query.state is not None:
         views = [v for v in views if v.state == query.state]
     views = views[: query.limit]
