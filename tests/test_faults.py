@@ -242,4 +242,6 @@ def test_device_emulator_sees_the_configured_error_exactly_n_times(server_proces
     for _ in range(2):
         assert cli_json(*args, expect=3)["error"]["code"] == "DEVICE_REVOKED"
     assert cli_json(*args)["status"] == "granted"
-    assert cli_json(*args)["status"] == "granted"
+    listing = urllib.request.Request(server.url + "/admin/faults", headers=server.admin_headers)
+    with urllib.request.urlopen(listing) as reply:
+        assert json.loads(reply.read()) == {"faults": []}  # spent

@@ -31,6 +31,7 @@ from license_server.revocations import RevocationFile, note_key
 log = logging.getLogger(__name__)
 
 KINDS = ("device", "system_id", "model", "key_id")
+REQUEST_FIELDS = {"device": "device_id", "system_id": "system_id", "model": "model", "key_id": "key_id"}
 
 
 def _device(row: dict[str, Any], revoked: Revocations) -> DeviceSummary:
@@ -107,15 +108,16 @@ def _target(kind: str, value: str, keyring: Keyring) -> dict[str, Any]:
         raise DrmError(ErrorCode.ADMIN_REQUEST_INVALID, f"bad {kind} {value[:80]!r}: {exc}") from exc
     model = keyring.models.get(value)
     if model is None:
-        raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no device model {value[:80]!r} (known: {', '.join(keyring.models)})")
+        known = ", ".join(keyring.models)
+        raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no device model {value[:80]!r} (known: {known})")
     return {"system_id": model.system_id}
 
 
 async def revoke(request: web.Request) -> web.Response:
     wanted = await body_model(request, RevocationRequest)
     keyring, revocations = request.app[KEYRING], request.app[SERVICE].revocations
-    kind = next(k for k in KINDS if getattr(wanted, "device_id" if k == "device" else k) is not None)
-    value = str(getattr(wanted, "device_id" if kind == "device" else kind))
+    kind, value = next((kind, str(getattr(wanted, field))) for kind, field in REQUEST_FIELDS.items()
+                       if getattr(wanted, field) is not None)
     target = _target(kind, value, keyring)
     _document(revocations)  # refuse before writing if the file is unreadable
     revocations.revoke(**target, reason=wanted.reason, now=request.app[CLOCK].now())
