@@ -1,9 +1,19 @@
 """The conformance catalog: named checks, their metadata, outcomes and the registry.
 
-A check is data (id, title, dialects, severity, reference, needs) plus a function
-that runs it against a target through a :class:`Context`. The function returns an
-:class:`Outcome`; it never decides "passed" by default: a check that raises is
-recorded as ``error`` by the runner and counts as failed.
+A check is data (id, title, dialects, severity, reference, needs) plus one
+function per dialect that runs it against a target through a :class:`Context`.
+A dialect may instead carry a fixed *not applicable* reason (e.g. Clear Key has
+no device identity, so attestation checks do not apply to it).
+
+Functions return an :class:`Outcome`; nothing is "passed" by default: a check
+that raises is recorded as ``error`` by the runner and counts as failed. A
+check may raise :class:`NotApplicable` when it finds out at run time that it
+cannot apply (e.g. the device adapter has no lifecycle for that dialect).
+
+Adding a dialect to an existing check is one function::
+
+    @implements("OFF-001", "fairplay")
+    def storage_window_fairplay(ctx: Context) -> Outcome: ...
 """
 
 from __future__ import annotations
@@ -17,6 +27,13 @@ from typing import Any, Callable
 PASSED, FAILED, ERROR, NOT_APPLICABLE = "passed", "failed", "error", "not_applicable"
 STATUSES = (PASSED, FAILED, ERROR, NOT_APPLICABLE)
 SEVERITIES = ("critical", "high", "medium", "low")
+SYSTEMS = ("widevine", "fairplay", "playready", "clearkey")
+FAMILIES = {
+    "ATT": "attestation", "SEC": "security levels and outputs", "LIC": "licenses", "OFF": "offline expiry",
+    "DES": "destruction", "TOK": "tokens and rights", "ROB": "robustness",
+}
+CLEARKEY_NO_IDENTITY = ("W3C Clear Key has no device identity, certificate or attestation evidence "
+                        "(EME 'org.w3.clearkey'): there is nothing to verify or refuse")
 
 
 @dataclass
@@ -40,14 +57,32 @@ class Outcome:
         return cls(NOT_APPLICABLE, reason, evidence)
 
 
+class NotApplicable(Exception):
+    """Raised inside a check that finds it cannot apply to this target or dialect."""
+
+    def __init__(self, reason: str, **evidence: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.evidence = evidence
+
+
 @dataclass
 class Context:
-    """What a check may use: the target URL, a scratch directory, keys, target capabilities."""
+    """What a check may use: the target, the dialect under test, scratch space, keys, capabilities.
+
+    ``admin_token`` authenticates calls to the target's ``/admin/`` API;
+    ``data_dir`` is set only when the runner spawned the server (it may then
+    write ``revocations.json`` there); ``adapter`` drives devices (device checks).
+    """
 
     server: str
     workdir: Path
     keys_dir: Path | None = None
     capabilities: dict[str, Any] = field(default_factory=dict)
+    system: str = "widevine"
+    admin_token: str | None = None
+    data_dir: Path | None = None
+    adapter: Any = None
     _keyring: Any = None
     _counter: int = 0
 
@@ -67,6 +102,9 @@ class Context:
     def url(self, path: str) -> str:
         return self.server.rstrip("/") + path
 
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
+
 
 CheckFn = Callable[[Context], Outcome]
 
@@ -75,32 +113,73 @@ CheckFn = Callable[[Context], Outcome]
 class Check:
     id: str
     title: str
-    systems: tuple[str, ...]
     severity: str
     reference: str
-    run: CheckFn
     needs: tuple[str, ...] = ()
     description: str = ""
+    impls: dict[str, CheckFn] = field(default_factory=dict, compare=False)
+    not_applicable: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def systems(self) -> tuple[str, ...]:
+        """Every dialect the check covers (implemented or not applicable), in catalog order."""
+        named = set(self.impls) | set(self.not_applicable)
+        return tuple(s for s in SYSTEMS if s in named) + tuple(sorted(named - set(SYSTEMS)))
+
+    @property
+    def family(self) -> str:
+        return FAMILIES.get(self.id.split("-")[0], "other")
+
+    def run(self, ctx: Context) -> Outcome:
+        """Run the implementation for ``ctx.system`` (or report its fixed not-applicable reason)."""
+        if ctx.system in self.not_applicable:
+            return Outcome.not_applicable(self.not_applicable[ctx.system])
+        fn = self.impls.get(ctx.system)
+        if fn is None:
+            raise NotApplicable(f"{self.id} has no {ctx.system} implementation")
+        return fn(ctx)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "systems": list(self.systems), "severity": self.severity,
-                "reference": self.reference, "needs": list(self.needs), "description": self.description}
+        return {"id": self.id, "title": self.title, "family": self.family, "systems": list(self.systems),
+                "severity": self.severity, "reference": self.reference, "needs": list(self.needs),
+                "description": self.description, "not_applicable": dict(self.not_applicable)}
 
 
 REGISTRY: dict[str, Check] = {}
 
 
 def check(id: str, title: str, *, systems: tuple[str, ...], severity: str, reference: str,
-          needs: tuple[str, ...] = ()) -> Callable[[CheckFn], CheckFn]:
-    """Register the decorated function as a check (its docstring is the description)."""
+          needs: tuple[str, ...] = (), not_applicable: dict[str, str] | None = None,
+          description: str | None = None) -> Callable[[CheckFn], CheckFn]:
+    """Register a check and the decorated function as its implementation for ``systems``.
+
+    The docstring is the description unless ``description`` is given.
+    """
     if severity not in SEVERITIES:
         raise ValueError(f"unknown severity {severity}")
 
     def register(fn: CheckFn) -> CheckFn:
         if id in REGISTRY:
             raise ValueError(f"duplicate check id {id}")
-        REGISTRY[id] = Check(id, title, systems, severity, reference, fn, needs,
-                             " ".join((fn.__doc__ or "").split()))
+        text = description if description is not None else " ".join((fn.__doc__ or "").split())
+        REGISTRY[id] = Check(id, title, severity, reference, needs, text,
+                             {s: fn for s in systems}, dict(not_applicable or {}))
+        return fn
+
+    return register
+
+
+def implements(id: str, *systems: str) -> Callable[[CheckFn], CheckFn]:
+    """Add the decorated function as the implementation of check ``id`` for ``systems``."""
+
+    def register(fn: CheckFn) -> CheckFn:
+        target = REGISTRY.get(id)
+        if target is None:
+            raise ValueError(f"{fn.__name__}: no check {id} registered yet (import order)")
+        for system in systems:
+            if system in target.impls:
+                raise ValueError(f"{id} already has a {system} implementation")
+            target.impls[system] = fn
         return fn
 
     return register
@@ -108,12 +187,13 @@ def check(id: str, title: str, *, systems: tuple[str, ...], severity: str, refer
 
 def load_all() -> dict[str, Check]:
     """Import every check module (registration happens on import)."""
-    from conformance import checks_widevine, checks_widevine_lifecycle  # noqa: F401
+    from conformance import (checks_attestation, checks_device, checks_dialects, checks_lifecycle,  # noqa: F401
+                             checks_robustness, checks_tokens, checks_widevine)
 
     return dict(sorted(REGISTRY.items(), key=lambda item: _sort_key(item[0])))
 
 
-_FAMILY_ORDER = ("ATT", "SEC", "LIC", "OFF", "DES", "ROB")
+_FAMILY_ORDER = tuple(FAMILIES)
 
 
 def _sort_key(check_id: str) -> tuple[int, str]:

@@ -1,7 +1,10 @@
-"""Conformance checks for the Widevine-style dialect, run with the reference device emulator.
+"""Checks whose Widevine-style implementation works on the protobuf messages themselves.
 
-Every check talks to the target over real HTTP (``Context.server``) and decides
-from what the server answered and what the emulated device made of it.
+They register the check (and its Clear Key *not applicable* reason); the
+FairPlay- and PlayReady-style implementations are added in
+:mod:`conformance.checks_dialects`. Every check talks to the target over real
+HTTP (``Context.server``) and decides from what the server answered and what
+the emulated device made of it.
 """
 
 from __future__ import annotations
@@ -9,57 +12,25 @@ from __future__ import annotations
 from license_server.core.model import Hdcp, LicenseKind
 from license_server.protocols.widevine import license_protocol_pb2 as pb
 from device_emulator.cdm.widevine import CdmError, WidevineCdm
-from conformance.catalog import Context, Outcome, check
-from conformance.widevine_support import (CONTENT, exchange, expect_refusal, key_table, make_device,
-                                          post_raw)
+from conformance.catalog import CLEARKEY_NO_IDENTITY, Context, Outcome, check
+from conformance.widevine_support import CONTENT, exchange, key_table, make_device, post_raw
 
 WV = ("widevine",)
 KC = pb.License.KeyContainer
 PERSISTENT, TEMPORARY = LicenseKind.PERSISTENT, LicenseKind.TEMPORARY
+NO_IDENTITY = {"clearkey": CLEARKEY_NO_IDENTITY}
+NO_NONCE = {"clearkey": "a W3C Clear Key request carries no nonce, signature or device identity, so a replay "
+                        "cannot be told apart from a new request (by design of EME Clear Key)"}
+NO_LEVELS = {"clearkey": "W3C Clear Key has no security levels or output protection (EME 'org.w3.clearkey')"}
+UNBOUND = {"clearkey": "a W3C Clear Key license is a plain JWK set, bound to no device and carrying no signature "
+                       "(by design of EME Clear Key)"}
 
 # ----------------------------------------------------------------- attestation
 
 
-@check("ATT-001", "Rooted device is refused", systems=WV, severity="critical",
-       reference="DESIGN §4 Devices and attestation (root indicators)")
-def rooted_refused(ctx: Context) -> Outcome:
-    """An L1 device reporting root indicators (su binary, Magisk) must get no license: DEVICE_ROOTED."""
-    device = make_device(ctx, "L1", rooted=True)
-    return expect_refusal(exchange(ctx, device), device, "DEVICE_ROOTED")
-
-
-@check("ATT-002", "Unlocked bootloader is refused", systems=WV, severity="critical",
-       reference="DESIGN §4 Devices and attestation (verified boot)")
-def unlocked_refused(ctx: Context) -> Outcome:
-    """A device whose verified-boot state is SELF_SIGNED / bootloader unlocked must be refused: BOOTLOADER_UNLOCKED."""
-    device = make_device(ctx, "L1", bootloader_unlocked=True)
-    return expect_refusal(exchange(ctx, device), device, "BOOTLOADER_UNLOCKED")
-
-
-@check("ATT-003", "Tampered (not genuine) app is refused", systems=WV, severity="critical",
-       reference="DESIGN §4 Devices and attestation (app signing digest)")
-def tampered_app_refused(ctx: Context) -> Outcome:
-    """A repackaged player app signed by someone else must be refused: APP_NOT_GENUINE."""
-    device = make_device(ctx, "L1", tampered_app=True)
-    return expect_refusal(exchange(ctx, device), device, "APP_NOT_GENUINE")
-
-
-@check("ATT-004", "Device certificate not chained to the trusted roots is refused", systems=WV,
-       severity="critical", reference="DESIGN §4; Widevine-style certificate chain device <- model <- root")
-def rogue_chain_refused(ctx: Context) -> Outcome:
-    """A device provisioned from a throwaway root nobody trusts must be refused: CERTIFICATE_INVALID."""
-    from license_server.clock import wall_clock_now
-    from license_server.keygen import init_keys
-    from license_server.keyring import load_keyring
-
-    rogue_dir = ctx.scratch("rogue-keys")
-    init_keys(rogue_dir, force=True, now=wall_clock_now())
-    device = make_device(ctx, "L1", keyring=load_keyring(rogue_dir))
-    return expect_refusal(exchange(ctx, device), device, "CERTIFICATE_INVALID")
-
-
 @check("ATT-005", "Replayed challenge is refused", systems=WV, severity="high",
-       reference="DESIGN §3 Widevine-style (request id / nonce freshness)")
+       reference="DESIGN §3 (Widevine request id, FairPlay anti-replay seed, PlayReady LicenseNonce)",
+       not_applicable=NO_NONCE)
 def replayed_challenge_refused(ctx: Context) -> Outcome:
     """The same signed challenge sent twice: the first gets a license, the second REPLAYED_CHALLENGE."""
     device = make_device(ctx, "L1")
@@ -76,7 +47,8 @@ def replayed_challenge_refused(ctx: Context) -> Outcome:
 
 
 @check("ATT-006", "Challenge modified after signing is refused", systems=WV, severity="critical",
-       reference="DESIGN §3 Widevine-style (SignedMessage signature over LicenseRequest)")
+       reference="DESIGN §3 (Widevine SignedMessage, FairPlay device signature TLLV, PlayReady signed LA)",
+       not_applicable=NO_IDENTITY)
 def modified_challenge_refused(ctx: Context) -> Outcome:
     """Raising the claimed HDCP version after the device signed the request must give SIGNATURE_INVALID."""
     device = make_device(ctx, "L1", hdcp=Hdcp.V1)
@@ -93,7 +65,7 @@ def modified_challenge_refused(ctx: Context) -> Outcome:
 
 
 @check("ATT-007", "Attestation evidence from another request is refused", systems=WV, severity="high",
-       reference="DESIGN §4 (evidence nonce bound to the request id)")
+       reference="DESIGN §4 (evidence nonce bound to the request id)", not_applicable=NO_IDENTITY)
 def replayed_evidence_refused(ctx: Context) -> Outcome:
     """Evidence copied from an earlier challenge into a fresh, correctly signed one: ATTESTATION_INVALID."""
     device = make_device(ctx, "L1")
@@ -114,26 +86,10 @@ def replayed_evidence_refused(ctx: Context) -> Outcome:
 # ------------------------------------------------------- security levels, outputs
 
 
-@check("SEC-001", "L3 device gets audio and SD keys only", systems=WV, severity="critical",
-       reference="DESIGN §5 Policy (track rules per security level)")
-def l3_audio_sd_only(ctx: Context) -> Outcome:
-    """A software-only (L3) device must receive no HD or UHD keys."""
-    device = make_device(ctx, "L3")
-    ex = exchange(ctx, device)
-    evidence = ex.evidence(device)
-    evidence["expected"] = {"tracks": ["AUDIO", "SD"]}
-    if not ex.granted:
-        return Outcome.failed(f"an L3 device was refused a streaming license ({ex.code})", **evidence)
-    keys = key_table(device, ex.outcome)  # type: ignore[arg-type]
-    evidence["observed"] = {"keys": keys}
-    tracks = sorted({k["track"] for k in keys})
-    if tracks == ["AUDIO", "SD"]:
-        return Outcome.passed("L3 got AUDIO and SD only", **evidence)
-    return Outcome.failed(f"L3 got tracks {tracks}", **evidence)
-
-
 @check("SEC-002", "HD and UHD keys carry their security level and HDCP requirement", systems=WV,
-       severity="high", reference="DESIGN §3 Widevine-style (KeyContainer.level, required_protection.hdcp)")
+       severity="high", reference="DESIGN §3 (Widevine KeyContainer level/HDCP, FairPlay HDCP type and level, "
+                                  "PlayReady XMR key robustness/OPL); §5 per-track requirements",
+       not_applicable=NO_LEVELS)
 def hd_uhd_levels(ctx: Context) -> Outcome:
     """For an L1 device, HD keys need at least HW_SECURE_CRYPTO and HDCP v1; UHD keys HW_SECURE_ALL and HDCP v2.2."""
     device = make_device(ctx, "L1")
@@ -157,35 +113,9 @@ def hd_uhd_levels(ctx: Context) -> Outcome:
 # --------------------------------------------------------------------- licenses
 
 
-@check("LIC-001", "A temporary (stream-only) license cannot be persisted", systems=WV, severity="high",
-       reference="DESIGN §5 Policy (offline rights per title)")
-def stream_only_not_persistent(ctx: Context) -> Outcome:
-    """A persistent request for a stream-only title is refused (OFFLINE_NOT_ALLOWED), and its streaming license has can_persist false."""
-    device = make_device(ctx, "L1")
-    outcome = expect_refusal(exchange(ctx, device, "stream-only", PERSISTENT), device, "OFFLINE_NOT_ALLOWED")
-    if outcome.status != "passed":
-        return outcome
-    stream = exchange(ctx, device, "stream-only", TEMPORARY)
-    outcome.evidence["streaming_license"] = stream.evidence()
-    if not stream.granted:
-        return Outcome.failed(f"the streaming license was refused too ({stream.code})", **outcome.evidence)
-    policy = stream.outcome.license.policy  # type: ignore[union-attr]
-    outcome.evidence["streaming_license"]["can_persist"] = policy.can_persist
-    if policy.can_persist:
-        return Outcome.failed("the streaming license says can_persist=true", **outcome.evidence)
-    return outcome
-
-
-@check("LIC-002", "An L3 device is refused a persistent license", systems=WV, severity="high",
-       reference="DESIGN §5 Policy (offline needs hardware security)")
-def l3_not_persistent(ctx: Context) -> Outcome:
-    """Persistent licenses need L1: an L3 device asking for one gets SECURITY_LEVEL_TOO_LOW."""
-    device = make_device(ctx, "L3")
-    return expect_refusal(exchange(ctx, device, CONTENT, PERSISTENT), device, "SECURITY_LEVEL_TOO_LOW")
-
-
 @check("LIC-003", "A license copied to another device is unusable", systems=WV, severity="critical",
-       reference="DESIGN §3 Widevine-style (session key wrapped to the device key)")
+       reference="DESIGN §4 (copying a license to another device fails: it is wrapped to the first device's key)",
+       not_applicable=UNBOUND)
 def copied_license_unusable(ctx: Context) -> Outcome:
     """A persistent license moved to a second device must not load there: LICENSE_NOT_BOUND."""
     owner, thief = make_device(ctx, "L1"), make_device(ctx, "L1")
@@ -207,7 +137,8 @@ def copied_license_unusable(ctx: Context) -> Outcome:
 
 
 @check("LIC-004", "A license modified in transit is rejected by the device", systems=WV, severity="critical",
-       reference="DESIGN §3 Widevine-style (license signature under the derived server MAC key)")
+       reference="DESIGN §3 (Widevine HMAC under the server MAC key, FairPlay CKC integrity, PlayReady XMR "
+                 "AES-CMAC)", not_applicable=UNBOUND)
 def modified_license_rejected(ctx: Context) -> Outcome:
     """Extending license_duration in the server's answer must make the device refuse it: LICENSE_TAMPERED."""
     device = make_device(ctx, "L1")

@@ -25,21 +25,44 @@ def main() -> None:
 
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
-@click.option("--systems", default=None, help="Comma-separated dialects (e.g. widevine).")
-def list_checks(as_json: bool, systems: str | None) -> None:
+@click.option("--markdown", is_flag=True, help="Print the catalog as the Markdown table of docs/conformance.md.")
+@click.option("--systems", default=None, help="Comma-separated dialects (e.g. widevine,clearkey).")
+@click.option("--only", "only", multiple=True, help="Check id glob, e.g. 'ATT-*'.")
+def list_checks(as_json: bool, markdown: bool, systems: str | None, only: tuple[str, ...]) -> None:
     """Print the catalog of checks."""
-    checks = select(load_all(), systems=_csv(systems))
+    checks = select(load_all(), systems=_csv(systems), only=[p for item in only for p in _csv(item) or []] or None)
     if as_json:
         click.echo(json.dumps([c.as_dict() for c in checks], indent=2))
         return
+    if markdown:
+        click.echo(markdown_table(checks))
+        return
     for c in checks:
         needs = f"  [needs {', '.join(c.needs)}]" if c.needs else ""
-        click.echo(f"{c.id}  {c.severity:<8}  {','.join(c.systems):<10}  {c.title}{needs}")
+        click.echo(f"{c.id}  {c.severity:<8}  {','.join(c.systems):<37}  {c.title}{needs}")
+
+
+def markdown_table(checks: list) -> str:
+    """The catalog as a Markdown table (a test keeps docs/conformance.md equal to it)."""
+    from conformance.catalog import SYSTEMS
+
+    def cell(c, s: str) -> str:
+        return "✓" if s in c.impls else ("n/a" if s in c.not_applicable else "")
+
+    rows = ["| id | severity | check | " + " | ".join(SYSTEMS) + " | needs |",
+            "|---|---|---|" + "---|" * len(SYSTEMS) + "---|"]
+    for c in checks:
+        rows.append(f"| {c.id} | {c.severity} | {c.title} | " + " | ".join(cell(c, s) for s in SYSTEMS)
+                    + f" | {', '.join(c.needs)} |")
+    return "\n".join(rows)
 
 
 @main.command()
 @click.option("--server", default=None, help="Base URL of the server under test.")
-@click.option("--spawn", is_flag=True, help="Start a local license server (--test-clock) and test it.")
+@click.option("--spawn", is_flag=True,
+              help="Start a local license server (--test-clock, own data directory and admin token) and test it.")
+@click.option("--admin-token", default=None, envvar="DRM_CONFORMANCE_ADMIN_TOKEN",
+              help="Bearer token of the target's /admin/ API (time control, revocations) [env: DRM_CONFORMANCE_ADMIN_TOKEN].")
 @click.option("--systems", default=None, help="Comma-separated dialects to test [default: all].")
 @click.option("--only", "only", multiple=True, help="Check id glob, e.g. 'ATT-*' (repeatable or comma-separated).")
 @click.option("--report", "report_dir", default=None, type=click.Path(path_type=Path, file_okay=False),
@@ -47,13 +70,20 @@ def list_checks(as_json: bool, systems: str | None) -> None:
 @click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path),
               help="keys/ directory the target trusts [default: the project's public test keys].")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def run(server: str | None, spawn: bool, systems: str | None, only: tuple[str, ...], report_dir: Path | None,
-        keys_dir: Path | None, quiet: bool) -> None:
+def run(server: str | None, spawn: bool, admin_token: str | None, systems: str | None, only: tuple[str, ...],
+        report_dir: Path | None, keys_dir: Path | None, quiet: bool) -> None:
     """Run the checks; exit 0 only if none failed (or errored)."""
     if bool(server) == spawn:
         raise click.UsageError("give exactly one of --server URL or --spawn")
+    if spawn and admin_token:
+        raise click.UsageError("--admin-token is for --server; a spawned server gets a fresh token of its own")
     patterns = [p for item in only for p in _csv(item) or []] or None
     wanted = _csv(systems)
+    from conformance.catalog import SYSTEMS
+
+    unknown = sorted(set(wanted or ()) - set(SYSTEMS))
+    if unknown:
+        raise click.UsageError(f"unknown dialect(s) {', '.join(unknown)} (known: {', '.join(SYSTEMS)})")
     checks = select(load_all(), systems=wanted, only=patterns)
     if not checks:
         raise click.UsageError("no check matches the given --systems/--only")
@@ -67,11 +97,13 @@ def run(server: str | None, spawn: bool, systems: str | None, only: tuple[str, .
             click.echo(line, err=True)
 
     if spawn:
-        with spawned_server(keys_dir=keys_dir) as url:
-            click.echo(f"spawned license server at {url} (--test-clock)", err=True)
-            report = run_checks(url, checks, systems=wanted, keys_dir=keys_dir, progress=progress)
+        with spawned_server(keys_dir=keys_dir) as spawned:
+            click.echo(f"spawned license server at {spawned.url} (--test-clock)", err=True)
+            report = run_checks(spawned.url, checks, systems=wanted, keys_dir=keys_dir, progress=progress,
+                                admin_token=spawned.admin_token, data_dir=spawned.data_dir)
     else:
-        report = run_checks(server or "", checks, systems=wanted, keys_dir=keys_dir, progress=progress)
+        report = run_checks(server or "", checks, systems=wanted, keys_dir=keys_dir, progress=progress,
+                            admin_token=admin_token)
     click.echo(summary_table(report))
     if report_dir:
         from conformance.report import write_reports

@@ -44,45 +44,67 @@ def to_junit(report: RunReport) -> bytes:
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-.cell{color:#fff;font-weight:bold;text-align:center}pre{background:#f5f5f5;padding:8px;overflow:auto;max-width:90vw}
-.summary span{display:inline-block;margin-right:1em;padding:2px 8px;color:#fff;border-radius:3px}"""
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th.family{background:#eceff1;font-weight:600}td.id{white-space:nowrap;font-family:monospace}.cell{color:#fff;font-weight:bold;text-align:center;white-space:nowrap}
+.cell a{color:#fff;text-decoration:none}.none{color:#999;text-align:center}
+pre{background:#f5f5f5;padding:8px;overflow:auto;max-width:90vw;font-size:12px}
+.summary span{display:inline-block;margin-right:1em;padding:2px 8px;color:#fff;border-radius:3px}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{font-weight:600}dd{margin:0}
+details{margin:4px 0;border-left:4px solid #ccc;padding-left:8px}summary{cursor:pointer}"""
+
+
+def _cell(r, check_id: str, system: str) -> str:
+    e = html.escape
+    if r is None:
+        return f"<td class='none' data-check='{e(check_id)}' data-system='{e(system)}'>-</td>"
+    return (f"<td class='cell result' data-status='{r.status}' data-check='{e(check_id)}' data-system='{e(system)}' "
+            f"style='background:{COLOURS[r.status]}' title='{e(r.reason)}'>"
+            f"<a href='#{e(check_id)}-{e(system)}'>{LABELS[r.status]}</a></td>")
 
 
 def to_html(report: RunReport) -> str:
+    """One self-contained page: header, counts, the checks x dialects matrix, then the evidence of every result."""
     e = html.escape
-    systems = sorted({r.system for r in report.results})
+    order = ("widevine", "fairplay", "playready", "clearkey")
+    present = {r.system for r in report.results}
+    systems = [s for s in order if s in present] + sorted(present - set(order))
     by_check: dict[str, dict[str, object]] = {}
     for r in report.results:
         by_check.setdefault(r.check.id, {"check": r.check})[r.system] = r
     counts = report.counts()
+    info = report.target_info
+    facts = {"Target": report.target, "Server version": info.get("version", "?"),
+             "Dialects served": ", ".join(info.get("systems", [])) or "?",
+             "drm-conformance version": __version__, "Date": report.started_at,
+             "Time control": "yes" if report.capabilities.get("test-clock") else "no",
+             "Revocation control": "yes" if report.capabilities.get("revocation") else "no",
+             "Device adapter": (report.capabilities.get("device_adapter") or {}).get("name", "?"),
+             "Verdict": "OK" if report.ok else "FAILED"}
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>DRM conformance report</title>"
            f"<style>{_STYLE}</style></head><body>",
            "<h1>DRM conformance report</h1>",
-           f"<p>Target: <code>{e(report.target)}</code><br>drm-conformance version {e(__version__)}<br>"
-           f"Date: {e(report.started_at)}<br>Verdict: <strong>{'OK' if report.ok else 'FAILED'}</strong></p>",
+           "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{'<strong>' if k == 'Verdict' else ''}{e(str(v))}"
+                            f"{'</strong>' if k == 'Verdict' else ''}</dd>" for k, v in facts.items()) + "</dl>",
            "<p class='summary'>" + "".join(
                f"<span data-status='{s}' data-count='{counts[s]}' style='background:{COLOURS[s]}'>"
                f"{LABELS[s]}: {counts[s]}</span>" for s in COLOURS) + "</p>",
            "<h2>Matrix</h2><table><tr><th>Check</th><th>Severity</th><th>Title</th>"
            + "".join(f"<th>{e(s)}</th>" for s in systems) + "</tr>"]
+    family = None
     for check_id, row in by_check.items():
         check = row["check"]
-        cells = []
-        for s in systems:
-            r = row.get(s)
-            if r is None:
-                cells.append("<td>-</td>")
-            else:
-                cells.append(f"<td class='cell result' data-status='{r.status}' style='background:{COLOURS[r.status]}'>"
-                             f"<a style='color:#fff' href='#{e(check_id)}-{e(s)}'>{LABELS[r.status]}</a></td>")
-        out.append(f"<tr><td>{e(check_id)}</td><td>{e(check.severity)}</td><td>{e(check.title)}</td>{''.join(cells)}</tr>")
-    out.append("</table><h2>Evidence</h2>")
+        if check.family != family:  # type: ignore[attr-defined]
+            family = check.family  # type: ignore[attr-defined]
+            out.append(f"<tr><th class='family' colspan='{3 + len(systems)}'>{e(family.capitalize())}</th></tr>")
+        cells = "".join(_cell(row.get(s), check_id, s) for s in systems)
+        out.append(f"<tr><td class='id'>{e(check_id)}</td><td>{e(check.severity)}</td><td>{e(check.title)}</td>{cells}</tr>")
+    out.append("</table><h2>Evidence</h2><p>Failures and errors are open; click any line to expand it.</p>")
     for r in report.results:
         out.append(
-            f"<details id='{e(r.check.id)}-{e(r.system)}'{' open' if r.counts_as_failed else ''}><summary>"
-            f"<strong style='color:{COLOURS[r.status]}'>{LABELS[r.status].upper()}</strong> "
+            f"<details id='{e(r.check.id)}-{e(r.system)}' data-check='{e(r.check.id)}' data-system='{e(r.system)}' "
+            f"data-status='{r.status}' style='border-color:{COLOURS[r.status]}'{' open' if r.counts_as_failed else ''}>"
+            f"<summary><strong style='color:{COLOURS[r.status]}'>{LABELS[r.status].upper()}</strong> "
             f"{e(r.check.id)} ({e(r.system)}) {e(r.check.title)}</summary>"
             f"<p>{e(r.check.description)}<br>Reference: {e(r.check.reference)}<br>Severity: {e(r.check.severity)}"
             f"<br>Result: {e(r.reason)}</p><pre>{e(json.dumps(r.evidence, indent=2, default=str))}</pre></details>")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -15,10 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from device_emulator import transport
-from conformance.catalog import ERROR, FAILED, NOT_APPLICABLE, PASSED, Check, Context, Outcome
-
-NEEDS_REASONS = {"test-clock": "the target offers no time control (GET /admin/clock is not available; "
-                               "start the server with --test-clock)"}
+from conformance.catalog import ERROR, FAILED, NOT_APPLICABLE, PASSED, Check, Context, NotApplicable, Outcome
+from conformance.target import need_reason, probe
 
 
 @dataclass
@@ -58,54 +57,53 @@ class RunReport:
         return not any(r.counts_as_failed for r in self.results)
 
 
-def probe(server: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Target info from /healthz and capabilities (time control) from /admin/clock."""
-    info: dict[str, Any] = {}
-    try:
-        reply = transport.get(server.rstrip("/") + "/healthz", timeout=10)
-        info = json.loads(reply.body) if reply.status == 200 else {"healthz_status": reply.status}
-    except (transport.TransportError, ValueError) as exc:
-        info = {"healthz_error": str(exc)}
-    try:
-        clock = transport.get(server.rstrip("/") + "/admin/clock", timeout=10)
-        test_clock = clock.status == 200
-        clock_status = clock.status
-    except transport.TransportError:
-        test_clock, clock_status = False, None
-    return info, {"test-clock": test_clock, "admin_clock_status": clock_status}
-
-
 def run_one(check: Check, system: str, ctx: Context) -> Result:
+    """Run one check for one dialect; unmet needs and exceptions never end as passed."""
     started = time.monotonic()
+    ctx.system = system
     missing = [need for need in check.needs if not ctx.capabilities.get(need)]
     if missing:
-        outcome = Outcome.not_applicable("; ".join(NEEDS_REASONS.get(n, f"the target lacks {n}") for n in missing),
-                                         capabilities=ctx.capabilities)
+        outcome = Outcome.not_applicable("; ".join(need_reason(n, ctx.capabilities) for n in missing),
+                                         needs=list(check.needs),
+                                         capabilities={n: ctx.capabilities.get(n) for n in check.needs})
     else:
         try:
             outcome = check.run(ctx)
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"check returned {type(outcome).__name__}, not an Outcome")
+        except NotApplicable as exc:
+            outcome = Outcome.not_applicable(exc.reason, **exc.evidence)
         except Exception as exc:  # noqa: BLE001 - an exception inside a check is recorded, never passed
             outcome = Outcome(ERROR, f"the check could not run: {type(exc).__name__}: {exc}",
                               {"traceback": traceback.format_exc(limit=8)})
     return Result(check, system, outcome.status, outcome.reason, outcome.evidence, time.monotonic() - started)
 
 
-def run_checks(server: str, checks: list[Check], *, systems: list[str] | None = None, keys_dir: Path | None = None,
-               progress: Callable[[int, int, Result], None] | None = None) -> RunReport:
-    from license_server.clock import to_iso, wall_clock_now
+def plan(checks: list[Check], systems: list[str] | None = None) -> list[tuple[Check, str]]:
+    """Every (check, dialect) pair to run, in catalog order."""
+    return [(c, s) for c in checks for s in c.systems if not systems or s in systems]
 
-    info, capabilities = probe(server)
+
+def run_checks(server: str, checks: list[Check], *, systems: list[str] | None = None, keys_dir: Path | None = None,
+               admin_token: str | None = None, data_dir: Path | None = None, adapter=None,
+               progress: Callable[[int, int, Result], None] | None = None) -> RunReport:
+    """Probe the target, then run every selected (check, dialect) pair in order."""
+    from license_server.clock import to_iso, wall_clock_now
+    from conformance.device_adapter import EmulatorAdapter
+
+    info, capabilities = probe(server, admin_token=admin_token, data_dir=data_dir)
     report = RunReport(server, to_iso(wall_clock_now()) or "", info, capabilities)
-    plan = [(c, s) for c in checks for s in c.systems if not systems or s in systems]
+    pairs = plan(checks, systems)
     with tempfile.TemporaryDirectory(prefix="drm-conformance-") as work:
-        ctx = Context(server=server, workdir=Path(work), keys_dir=keys_dir, capabilities=capabilities)
-        for index, (check, system) in enumerate(plan, 1):
+        ctx = Context(server=server, workdir=Path(work), keys_dir=keys_dir, capabilities=capabilities,
+                      admin_token=admin_token, data_dir=data_dir)
+        ctx.adapter = adapter if adapter is not None else EmulatorAdapter(ctx)
+        report.capabilities["device_adapter"] = ctx.adapter.describe()
+        for index, (check, system) in enumerate(pairs, 1):
             result = run_one(check, system, ctx)
             report.results.append(result)
             if progress:
-                progress(index, len(plan), result)
+                progress(index, len(pairs), result)
     return report
 
 
@@ -115,22 +113,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class SpawnedServer:
+    url: str
+    data_dir: Path
+    admin_token: str
+
+
 @contextmanager
-def spawned_server(*extra: str, keys_dir: Path | None = None, timeout: float = 30.0) -> Iterator[str]:
-    """Start ``license-server serve --test-clock`` on a free loopback port; yield its URL; stop it."""
+def spawned_server(*extra: str, keys_dir: Path | None = None, timeout: float = 30.0) -> Iterator[SpawnedServer]:
+    """Start ``license-server serve --test-clock`` on a free loopback port with a fresh data directory
+    and a random admin token; yield where it is; stop it afterwards."""
     with tempfile.TemporaryDirectory(prefix="drm-conformance-server-") as data:
         port = _free_port()
+        token = secrets.token_urlsafe(24)
         args = [sys.executable, "-m", "license_server.cli", "serve", "--test-clock", "--port", str(port),
                 "--data-dir", data, *extra]
         if keys_dir:
             args += ["--keys", str(keys_dir)]
+        env = {**os.environ, **admin_token_env(token)}
         log = Path(data) / "server.log"
         with log.open("wb") as sink:
-            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=sink)
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=sink, env=env)
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(proc, url, timeout, log)
-            yield url
+            yield SpawnedServer(url, Path(data), token)
         finally:
             proc.terminate()
             try:
@@ -138,6 +146,11 @@ def spawned_server(*extra: str, keys_dir: Path | None = None, timeout: float = 3
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+def admin_token_env(token: str) -> dict[str, str]:
+    """How a spawned server learns its admin token (the serve command reads it from the environment)."""
+    return {"DRM_SERVER_ADMIN_TOKEN": token}
 
 
 def _wait_ready(proc: subprocess.Popen, url: str, timeout: float, log: Path) -> None:

@@ -5,23 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from license_server.core.model import Hdcp, LicenseKind, SecurityLevel
+from license_server.core.model import Hdcp, LicenseKind
 from device_emulator import transport
 from device_emulator.cdm.widevine import CdmError, LoadedLicense, PendingRequest, WidevineCdm
-from device_emulator.device import Device, DeviceFlags
+from device_emulator.device import Device
 from conformance.catalog import Context
+from conformance.dialects import CONTENT, make_device  # noqa: F401  (re-exported for the Widevine checks)
 
 LICENSE_PATH = "/widevine/license"
-CONTENT = "demo-movie"
-
-
-def make_device(ctx: Context, level: str = "L1", *, keyring=None, hdcp: Hdcp = Hdcp.V2_2,
-                **flags: bool) -> Device:
-    """Provision a fresh emulated device (from ``keyring`` or the target's keys)."""
-    ring = keyring or ctx.keyring
-    model = ring.default_model(SecurityLevel(level))
-    return Device.create(ctx.scratch(f"device-{level}"), ring, model=model, flags=DeviceFlags(**flags),
-                         max_hdcp=hdcp)
 
 
 @dataclass
@@ -85,20 +76,3 @@ def key_table(device: Device, loaded: LoadedLicense) -> list[dict[str, str]]:
 
     return [{"track": i.track, "robustness": Robustness(i.robustness).name, "hdcp": Hdcp(i.hdcp).name}
             for i in device.tee.key_info(loaded.handle)]
-
-
-def expect_refusal(ex: Exchange, device: Device, code: str, *, status: int | None = 403):
-    """Passed if the server refused with ``code`` (and ``status``); failed with evidence otherwise."""
-    from conformance.catalog import Outcome
-
-    evidence = ex.evidence(device)
-    evidence["expected"] = {"status": status, "error_code": code, "license": "none"}
-    evidence["observed"] = {"status": ex.reply.status, "error_code": ex.reply.error_code,
-                            "license": "granted" if ex.granted else "none"}
-    if ex.granted:
-        device.tee.close(ex.outcome.handle)  # type: ignore[union-attr]
-        return Outcome.failed(f"the server granted a license; expected a refusal with {code}", **evidence)
-    if ex.reply.error_code != code or (status is not None and ex.reply.status != status):
-        return Outcome.failed(f"refused, but with {ex.reply.status} {ex.reply.error_code}; expected "
-                              f"{status} {code}", **evidence)
-    return Outcome.passed(f"refused with {ex.reply.status} {code}", **evidence)
