@@ -90,7 +90,8 @@ def storage_window(ctx: Context) -> Outcome:
 @check("OFF-002", "Playback window runs from the first play, not from the download", systems=DEVICE_SYSTEMS,
        severity="high", reference=REF_WINDOWS, needs=("test-clock",))
 def playback_window(ctx: Context) -> Outcome:
-    """Storage 1 d, playback 10 min: first play 1000 s after download works; 601 s after that: PLAYBACK_WINDOW_EXPIRED."""
+    """Storage 1 d, playback 10 min: first play 1000 s after download works; 601 s after that:
+    PLAYBACK_WINDOW_EXPIRED."""
     adapter = lifecycle(ctx)
     device = adapter.provision()
     _, evidence, problem = download(ctx, device, rental=86400, playback=600)

@@ -268,5 +268,8 @@ def server_marks_released_fairplay(ctx: Context) -> Outcome:
             acks.append({"error_code": exc.code})
     evidence["observed"] = acks
     if all(a.get("released") == [result.license_id] for a in acks):
-        return Outcome.passed("a repeated secure invalidation is acknowledged again", **evidence)
+        from conformance.checks_lifecycle import _still_released
+
+        return _still_released(ctx, result.license_id, evidence,
+                               Outcome.passed("a repeated secure invalidation is acknowledged again", **evidence))
     return Outcome.failed("a repeated secure invalidation was not acknowledged", **evidence)

@@ -10,11 +10,10 @@ import json
 from typing import Any
 
 from license_server.core.model import LicenseKind
-from device_emulator import transport
 from conformance.catalog import Context, Outcome, check, implements
 from conformance.checks_device import CONTENT, download, lifecycle
 from conformance.dialects import DIALECTS, PERSISTENT, make_device
-from conformance.target import server_clock
+from conformance.target import admin_get, server_clock
 
 WV = ("widevine",)
 RENEWAL_QUERY = "?cfg=(license:600,renew:true,renewrecovery:300)"
@@ -182,6 +181,10 @@ def release_acknowledged_clearkey(ctx: Context) -> Outcome:
 
 @check("DES-006", "The server marks a released license released: a second release is acknowledged again, "
                   "a renewal is refused", systems=WV, severity="high",
+       description="The device's release is acknowledged; the same release again is acknowledged again "
+                   "(idempotent); a renewal after it is refused with LICENSE_RELEASED (Widevine); PlayReady Secure "
+                   "Delete twice answers released, then already-released; with admin API access the server's own "
+                   "record (GET /admin/licenses/{id}) must say released.",
        reference="DESIGN §5 (a release frees the download slot); server lifecycle table (released is terminal)")
 def server_marks_released(ctx: Context) -> Outcome:
     """A renewable persistent license: RELEASE is acknowledged, the same RELEASE again is acknowledged
@@ -217,7 +220,31 @@ def server_marks_released(ctx: Context) -> Outcome:
     if (steps[2]["status"], steps[2]["error_code"]) != (403, "LICENSE_RELEASED"):
         return Outcome.failed(f"a renewal after the release answered {steps[2]['status']} {steps[2]['error_code']}",
                               **evidence)
-    return Outcome.passed("released licenses stay released", **evidence)
+    return _still_released(ctx, loaded.license_id, evidence, Outcome.passed("released licenses stay released",
+                                                                            **evidence))
+
+
+def server_view(ctx: Context, license_id: str | None) -> dict[str, Any] | None:
+    """The server's own record of a license (``GET /admin/licenses/{id}``), when the admin API is available."""
+    if not ctx.capabilities.get("admin") or not license_id:
+        return None
+    status, doc = admin_get(ctx, f"/admin/licenses/{license_id}")
+    doc = doc if isinstance(doc, dict) else {}
+    return {"url": ctx.url(f"/admin/licenses/{license_id}"), "status": status, "state": doc.get("state"),
+            "released_at": doc.get("released_at")}
+
+
+def _still_released(ctx: Context, license_id: str | None, evidence: dict, outcome: Outcome) -> Outcome:
+    """Fail a passing outcome if the admin API shows the license in another state than released."""
+    view = server_view(ctx, license_id)
+    if view is None:
+        outcome.evidence["server_view"] = "not checked: no admin API access"
+        return outcome
+    outcome.evidence["server_view"] = view
+    if outcome.status == "passed" and view["state"] != "released":
+        return Outcome.failed(f"the server's own view says the license is {view['state']!r}, not released",
+                              **outcome.evidence)
+    return outcome
 
 
 def _verified(cdm, verifier: bytes, license_id: str, body: bytes) -> bool:
@@ -239,7 +266,8 @@ def server_marks_released_playready(ctx: Context) -> Outcome:
     again = _secure_delete(ctx, device, result.license_id, kids)
     evidence.update(secure_delete=[first, again], expected=["released", "already-released"])
     if (first.get("status"), again.get("status")) == ("released", "already-released"):
-        return Outcome.passed("the server remembers the release", **evidence)
+        return _still_released(ctx, result.license_id, evidence,
+                               Outcome.passed("the server remembers the release", **evidence))
     return Outcome.failed(f"Secure Delete twice answered {first} then {again}", **evidence)
 
 

@@ -8,6 +8,8 @@ under test. A case passes when the answer is the dialect's native refusal, the
 ``X-DRM-Error-Code`` is a documented client-error code (one of the case's codes
 if it lists any), the body names the same code, and it came within the time
 limit. The first case of each category is sent twice: the code must not change.
+With admin API access, the server's licenses of the dialect must be the same
+(ids, states, update times) before and after the bad bodies: nothing stored changed.
 """
 
 from __future__ import annotations
@@ -152,21 +154,39 @@ def send(ctx: Context, doc: dict[str, Any], case: dict[str, Any], label: str, bo
     return record
 
 
+def stored_licenses(ctx: Context) -> list | None:
+    """A fingerprint of what the server stores for this dialect (admin API), or None without access."""
+    from conformance.target import admin_get
+
+    if not ctx.capabilities.get("admin"):
+        return None
+    status, doc = admin_get(ctx, f"/admin/licenses?system={ctx.system}&limit=1000")
+    if status != 200 or not isinstance(doc, dict):
+        return None
+    return sorted((lic["license_id"], lic["stored_state"], lic["updated_at"]) for lic in doc.get("licenses", []))
+
+
 def run_category(ctx: Context, category: str) -> Outcome:
     doc = vectors(ctx.system)
     cases = [c for c in doc["cases"] if c["category"] == category]
     if not cases:
         return Outcome.not_applicable(f"robustness-{ctx.system}.json has no {category} case")
-    records = [send(ctx, doc, case, label, body) for case in cases for label, body in bodies(ctx, case)]
+    built = [(case, label, body) for case in cases for label, body in bodies(ctx, case)]
+    before = stored_licenses(ctx)
+    records = [send(ctx, doc, case, label, body) for case, label, body in built]
     first_case = cases[0]
     label, body = bodies(ctx, first_case)[0]
     again = send(ctx, doc, first_case, f"{label} (sent again)", body)
     if again.get("response", {}).get("error_code") != records[0].get("response", {}).get("error_code"):
         again.update(ok=False, problem="the same body got another code the second time (not stable)")
     records.append(again)
+    after = stored_licenses(ctx)
     evidence = {"vectors": f"conformance/vectors/robustness-{ctx.system}.json", "refusal": doc["refusal"],
-                "cases": records}
+                "cases": records, "store_unchanged": "not checked: no admin API access" if before is None
+                else before == after}
     bad = [f"{r['case']}: {r['problem']}" for r in records if not r["ok"]]
+    if before is not None and before != after:
+        bad.insert(0, f"the server's stored {ctx.system} licenses changed ({len(before)} -> {len(after or [])})")
     if bad:
         return Outcome.failed("; ".join(bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""), **evidence)
     codes = sorted({r["response"]["error_code"] for r in records})

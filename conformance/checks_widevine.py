@@ -30,7 +30,9 @@ UNBOUND = {"clearkey": "a W3C Clear Key license is a plain JWK set, bound to no 
 
 @check("ATT-005", "Replayed challenge is refused", systems=WV, severity="high",
        reference="DESIGN §3 (Widevine request id, FairPlay anti-replay seed, PlayReady LicenseNonce)",
-       not_applicable=NO_NONCE)
+       not_applicable=NO_NONCE,
+       description="The same signed challenge (Widevine request, FairPlay SPC, PlayReady AcquireLicense) sent twice: "
+                   "the first gets a license, the second REPLAYED_CHALLENGE.")
 def replayed_challenge_refused(ctx: Context) -> Outcome:
     """The same signed challenge sent twice: the first gets a license, the second REPLAYED_CHALLENGE."""
     device = make_device(ctx, "L1")
@@ -48,7 +50,9 @@ def replayed_challenge_refused(ctx: Context) -> Outcome:
 
 @check("ATT-006", "Challenge modified after signing is refused", systems=WV, severity="critical",
        reference="DESIGN §3 (Widevine SignedMessage, FairPlay device signature TLLV, PlayReady signed LA)",
-       not_applicable=NO_IDENTITY)
+       not_applicable=NO_IDENTITY,
+       description="A device's HDCP claim raised after it signed the challenge (in the LicenseRequest, inside the "
+                   "encrypted SPC payload, in the LA element with its digest recomputed): SIGNATURE_INVALID.")
 def modified_challenge_refused(ctx: Context) -> Outcome:
     """Raising the claimed HDCP version after the device signed the request must give SIGNATURE_INVALID."""
     device = make_device(ctx, "L1", hdcp=Hdcp.V1)
@@ -65,7 +69,9 @@ def modified_challenge_refused(ctx: Context) -> Outcome:
 
 
 @check("ATT-007", "Attestation evidence from another request is refused", systems=WV, severity="high",
-       reference="DESIGN §4 (evidence nonce bound to the request id)", not_applicable=NO_IDENTITY)
+       reference="DESIGN §4 (evidence nonce bound to the request id)", not_applicable=NO_IDENTITY,
+       description="A correctly signed challenge whose attestation evidence was produced for another request "
+                   "(its nonce binds another request id): ATTESTATION_INVALID.")
 def replayed_evidence_refused(ctx: Context) -> Outcome:
     """Evidence copied from an earlier challenge into a fresh, correctly signed one: ATTESTATION_INVALID."""
     device = make_device(ctx, "L1")
@@ -89,7 +95,9 @@ def replayed_evidence_refused(ctx: Context) -> Outcome:
 @check("SEC-002", "HD and UHD keys carry their security level and HDCP requirement", systems=WV,
        severity="high", reference="DESIGN §3 (Widevine KeyContainer level/HDCP, FairPlay HDCP type and level, "
                                   "PlayReady XMR key robustness/OPL); §5 per-track requirements",
-       not_applicable=NO_LEVELS)
+       not_applicable=NO_LEVELS,
+       description="For an L1 device, UHD keys need HW_SECURE_ALL and HDCP v2.2; HD keys need HDCP v1 and "
+                   "HW_SECURE_CRYPTO (FairPlay-style: baseline, i.e. software robustness, with HDCP Type 0).")
 def hd_uhd_levels(ctx: Context) -> Outcome:
     """For an L1 device, HD keys need at least HW_SECURE_CRYPTO and HDCP v1; UHD keys HW_SECURE_ALL and HDCP v2.2."""
     device = make_device(ctx, "L1")
@@ -115,7 +123,8 @@ def hd_uhd_levels(ctx: Context) -> Outcome:
 
 @check("LIC-003", "A license copied to another device is unusable", systems=WV, severity="critical",
        reference="DESIGN §4 (copying a license to another device fails: it is wrapped to the first device's key)",
-       not_applicable=UNBOUND)
+       not_applicable=UNBOUND,
+       description="A persistent license stored by one device, loaded by a second device: LICENSE_NOT_BOUND.")
 def copied_license_unusable(ctx: Context) -> Outcome:
     """A persistent license moved to a second device must not load there: LICENSE_NOT_BOUND."""
     owner, thief = make_device(ctx, "L1"), make_device(ctx, "L1")
@@ -138,7 +147,9 @@ def copied_license_unusable(ctx: Context) -> Outcome:
 
 @check("LIC-004", "A license modified in transit is rejected by the device", systems=WV, severity="critical",
        reference="DESIGN §3 (Widevine HMAC under the server MAC key, FairPlay CKC integrity, PlayReady XMR "
-                 "AES-CMAC)", not_applicable=UNBOUND)
+                 "AES-CMAC)", not_applicable=UNBOUND,
+       description="A license altered on its way to the device (Widevine: duration extended; FairPlay: a CKC byte "
+                   "flipped; PlayReady: the XMR issue date moved) is refused by the device: LICENSE_TAMPERED.")
 def modified_license_rejected(ctx: Context) -> Outcome:
     """Extending license_duration in the server's answer must make the device refuse it: LICENSE_TAMPERED."""
     device = make_device(ctx, "L1")

@@ -62,7 +62,8 @@ def markdown_table(checks: list) -> str:
 @click.option("--spawn", is_flag=True,
               help="Start a local license server (--test-clock, own data directory and admin token) and test it.")
 @click.option("--admin-token", default=None, envvar="DRM_CONFORMANCE_ADMIN_TOKEN",
-              help="Bearer token of the target's /admin/ API (time control, revocations) [env: DRM_CONFORMANCE_ADMIN_TOKEN].")
+              help="Bearer token of the target's /admin/ API (time control, revocations) "
+                   "[env: DRM_CONFORMANCE_ADMIN_TOKEN].")
 @click.option("--systems", default=None, help="Comma-separated dialects to test [default: all].")
 @click.option("--only", "only", multiple=True, help="Check id glob, e.g. 'ATT-*' (repeatable or comma-separated).")
 @click.option("--report", "report_dir", default=None, type=click.Path(path_type=Path, file_okay=False),

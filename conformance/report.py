@@ -32,8 +32,8 @@ def to_junit(report: RunReport) -> bytes:
     for name, value in (("target", report.target), ("version", __version__)):
         ET.SubElement(props, "property", name=name, value=value)
     for r in report.results:
-        case = ET.SubElement(suite, "testcase", classname=f"conformance.{r.system}", name=f"{r.check.id} {r.check.title}",
-                             time=f"{r.duration:.3f}")
+        case = ET.SubElement(suite, "testcase", classname=f"conformance.{r.system}",
+                             name=f"{r.check.id} {r.check.title}", time=f"{r.duration:.3f}")
         evidence = json.dumps(r.evidence, indent=2, default=str)
         if r.status == FAILED:
             ET.SubElement(case, "failure", message=r.reason, type="failed").text = evidence
@@ -46,7 +46,8 @@ def to_junit(report: RunReport) -> bytes:
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th.family{background:#eceff1;font-weight:600}td.id{white-space:nowrap;font-family:monospace}.cell{color:#fff;font-weight:bold;text-align:center;white-space:nowrap}
+th.family{background:#eceff1;font-weight:600}td.id{white-space:nowrap;font-family:monospace}
+.cell{color:#fff;font-weight:bold;text-align:center;white-space:nowrap}
 .cell a{color:#fff;text-decoration:none}.none{color:#999;text-align:center}
 pre{background:#f5f5f5;padding:8px;overflow:auto;max-width:90vw;font-size:12px}
 .summary span{display:inline-block;margin-right:1em;padding:2px 8px;color:#fff;border-radius:3px}
@@ -98,7 +99,8 @@ def to_html(report: RunReport) -> str:
             family = check.family  # type: ignore[attr-defined]
             out.append(f"<tr><th class='family' colspan='{3 + len(systems)}'>{e(family.capitalize())}</th></tr>")
         cells = "".join(_cell(row.get(s), check_id, s) for s in systems)
-        out.append(f"<tr><td class='id'>{e(check_id)}</td><td>{e(check.severity)}</td><td>{e(check.title)}</td>{cells}</tr>")
+        out.append(f"<tr><td class='id'>{e(check_id)}</td><td>{e(check.severity)}</td><td>{e(check.title)}</td>"
+                   f"{cells}</tr>")
     out.append("</table><h2>Evidence</h2><p>Failures and errors are open; click any line to expand it.</p>")
     for r in report.results:
         out.append(

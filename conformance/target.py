@@ -93,7 +93,8 @@ def need_reason(need: str, capabilities: dict[str, Any]) -> str:
     if need == "tokens":
         return "the target does not report entitlement-token support (no \"mode\" in GET /healthz)"
     if need == "admin":
-        return f"the target's admin API is not available (GET /admin/licenses answered {statuses.get('licenses')}; {why})"
+        return (f"the target's admin API is not available (GET /admin/licenses answered "
+                f"{statuses.get('licenses')}; {why})")
     return f"the target lacks {need}"
 
 
