@@ -33,7 +33,9 @@ def make_device(ctx: Context, level: str = "L1", *, keyring=None, hdcp: Hdcp = H
     chosen = ring.models[model] if model else ring.default_model(SecurityLevel(level))
     device = Device.create(ctx.scratch(f"device-{chosen.security_level.value}"), ring, model=chosen,
                            flags=DeviceFlags(**flags), max_hdcp=hdcp)
-    offset = int(ctx.capabilities.get("server_clock_offset") or 0)
+    from conformance.target import device_clock_offset
+
+    offset = device_clock_offset(int(ctx.capabilities.get("server_clock_offset") or 0))
     if offset:
         device.record.clock_offset = offset
         device.save()

@@ -33,6 +33,7 @@ from typing import Any, Iterator
 from device_emulator import transport
 from conformance.catalog import Context, NotApplicable
 
+DEVICE_LEAD = 2  # seconds emulated devices run ahead of the server clock
 NEEDS = ("test-clock", "revocation", "admin", "tokens")
 
 
@@ -73,6 +74,17 @@ def probe(server: str, *, admin_token: str | None = None, data_dir: Path | None 
         "server_clock_offset": offset,
     }
     return info, capabilities
+
+
+def device_clock_offset(skew: int) -> int:
+    """How far to set emulated devices' clocks from the wall clock so they follow the server's.
+
+    Whole-second clocks read a moment apart differ by a second either way, and a device
+    clock *behind* the server would see a fresh license start in its future (not yet
+    valid). So devices follow the server's skew (a moved test clock) and run
+    :data:`DEVICE_LEAD` seconds ahead of it, well inside every freshness window.
+    """
+    return skew + DEVICE_LEAD
 
 
 def need_reason(need: str, capabilities: dict[str, Any]) -> str:

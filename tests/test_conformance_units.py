@@ -301,3 +301,25 @@ def test_screenshot_of_a_report_in_headless_chromium(temporary_check, tmp_path):
     png = (tmp_path / "shot.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and answer["height"] > 100
     assert json.loads(json.dumps(answer))["ok"]
+
+
+# ------------------------------------------------------------------ capabilities
+
+def test_devices_follow_the_server_clock_and_run_slightly_ahead(ctx):
+    """A device behind the server would see a fresh license start in its future (NOT_YET_VALID)."""
+    from license_server.clock import wall_clock_now
+    from conformance.dialects import make_device
+    from conformance.target import DEVICE_LEAD
+
+    ctx.capabilities = {"server_clock_offset": -86400}  # a test clock moved a day back
+    device = make_device(ctx, "L3")
+    assert abs(device.now() - (wall_clock_now() - 86400 + DEVICE_LEAD)) <= 1 and DEVICE_LEAD > 0
+    ctx.capabilities = {"server_clock_offset": 0}
+    assert make_device(ctx, "L3").record.clock_offset == DEVICE_LEAD
+
+
+def test_token_checks_are_not_applicable_without_token_support(ctx):
+    ctx.capabilities = {"tokens": False}
+    for check_id in ("TOK-001", "TOK-004"):
+        result = run_one(load_all()[check_id], "widevine", ctx)
+        assert result.status == NOT_APPLICABLE and "entitlement-token" in result.reason
