@@ -25,6 +25,8 @@ from license_server.admin_models import (
 )
 from license_server.downloads import DownloadAnswer, DownloadRequest
 from license_server.errors import ERROR_CODE_HEADER
+from license_server.handlers.admin_rights import CatalogView
+from license_server.rights import Rights, TitleRights
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 SECURITY_SCHEME = "adminBearer"
@@ -74,6 +76,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/admin/clock", "Read the server clock (only with --test-clock)", "clock", ClockState),
     Operation("post", "/admin/clock", "Move the server clock (only with --test-clock)", "clock", ClockState,
               body=ClockChange, errors=(400,)),
+    Operation("get", "/admin/rights", "Read the content-owner rights and business rules", "rights", Rights),
+    Operation("put", "/admin/rights", "Replace the rights (validated, persisted to DATA_DIR/rights.json)", "rights",
+              Rights, body=Rights, errors=(400, 404)),
+    Operation("patch", "/admin/rights/titles/{content_id}", "Replace one title's rights", "rights", Rights,
+              body=TitleRights, errors=(400, 404)),
+    Operation("get", "/admin/catalog", "The catalog (titles, tracks, KIDs; never keys) with each title's rights",
+              "rights", CatalogView),
     Operation("get", "/healthz", "Liveness and what the server serves", "service", Health, admin=False),
     Operation("post", "/clearkey/license", "W3C Clear Key license request or release", "clearkey",
               ClearKeyLicense, body=ClearKeyRequest, errors=(400, 403, 404, 413), admin=False),
