@@ -17,6 +17,8 @@ from conformance.target import admin_get, server_clock
 
 WV = ("widevine",)
 RENEWAL_QUERY = "?cfg=(license:600,renew:true,renewrecovery:300)"
+NO_RENEWAL = {"fairplay": "FairPlay-style offline keys have no lease, so no renewal: a new key is acquired instead",
+              "playready": "PlayReady-style licenses have no renewal exchange: a new license is acquired instead"}
 REF_RENEWAL = ("DESIGN §3 Widevine-style (a renewal applies only with a higher license.id.version) and §5 Policy "
                "(renewal delay, retry, recovery)")
 
@@ -24,7 +26,7 @@ REF_RENEWAL = ("DESIGN §3 Widevine-style (a renewal applies only with a higher 
 
 
 @check("OFF-005", "A renewal restarts the license clock", systems=WV, severity="high", reference=REF_RENEWAL,
-       needs=("test-clock",))
+       needs=("test-clock",), not_applicable=NO_RENEWAL)
 def renewal_restarts_clock(ctx: Context) -> Outcome:
     """License duration 10 min, renewable: renew at +500 s (version 2, new license start), then play at +1000 s,
     past the first deadline: play."""
@@ -52,7 +54,7 @@ def renewal_restarts_clock(ctx: Context) -> Outcome:
 
 
 @check("OFF-006", "A renewal after the recovery window is refused", systems=WV, severity="high",
-       reference=REF_RENEWAL, needs=("test-clock",))
+       reference=REF_RENEWAL, needs=("test-clock",), not_applicable=NO_RENEWAL)
 def renewal_after_recovery_refused(ctx: Context) -> Outcome:
     """License 10 min, recovery 5 min: a renewal at +700 s (expired, inside recovery) is accepted; after that
     license's deadline plus recovery (+1700 s) a renewal is refused with LICENSE_EXPIRED."""

@@ -62,7 +62,9 @@ def run_one(check: Check, system: str, ctx: Context) -> Result:
     started = time.monotonic()
     ctx.system = system
     missing = [need for need in check.needs if not ctx.capabilities.get(need)]
-    if missing:
+    if system in check.not_applicable:  # the dialect cannot have the property, whatever the target offers
+        outcome = Outcome.not_applicable(check.not_applicable[system])
+    elif missing:
         outcome = Outcome.not_applicable("; ".join(need_reason(n, ctx.capabilities) for n in missing),
                                          needs=list(check.needs),
                                          capabilities={n: ctx.capabilities.get(n) for n in check.needs})
