@@ -29,7 +29,7 @@ from device_emulator.cdm.widevine import CdmError
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore, StoredLicense
 from device_emulator.offline import OfflineLicense, adapter_for, no_renewal
-from device_emulator.offline.playback import PlaybackFailure, play_download
+from device_emulator.offline.playback import PlaybackFailure, plan_download, play_download
 from device_emulator.offline.widevine import apply_renewal_reply  # noqa: F401 - part of this module's API
 from device_emulator.player import PlaybackDecision
 
@@ -107,16 +107,17 @@ def play(device: Device, content_id: str, *, system: str | None = None) -> Playb
         decision, loaded = evaluate(device, store, lic, now, rollback=rollback)
         if decision.decision != "play" or loaded is None:
             return decision
-        if lic.first_played_at is None:
-            store.record_first_play(lic.key_set_id, now)  # durable before the first decrypt
-            loaded.close()
-            lic = store.get(lic.key_set_id)
-            assert lic is not None
-            decision, loaded = evaluate(device, store, lic, now, rollback=False)
-            if decision.decision != "play" or loaded is None:
-                return decision
         try:
-            return replace(decision, media=play_download(device, content_id, loaded, decision.key_statuses))
+            plan = plan_download(device, content_id, decision.key_statuses)  # nothing decrypted yet
+            if lic.first_played_at is None:
+                store.record_first_play(lic.key_set_id, now)  # durable before the first decrypt
+                loaded.close()
+                lic = store.get(lic.key_set_id)
+                assert lic is not None
+                decision, loaded = evaluate(device, store, lic, now, rollback=False)
+                if decision.decision != "play" or loaded is None:
+                    return decision
+            return replace(decision, media=play_download(plan, loaded)) if plan else decision
         except PlaybackFailure as failure:
             statuses = dict(decision.key_statuses)
             if failure.kid:

@@ -13,6 +13,7 @@ ever exists in a temporary directory for the decoder and is deleted at once.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,23 +36,46 @@ class PlaybackFailure(Exception):
         self.kid = kid
 
 
-def play_download(device: Device, content_id: str, loaded: OfflineLicense,
-                  key_statuses: dict[str, str]) -> dict[str, Any] | None:
-    """Decrypt and decode the downloaded title; ``None`` if it was never downloaded.
+@dataclass(frozen=True)
+class DownloadPlan:
+    """A complete download whose every rendition has a usable key: ready to decrypt."""
 
-    Raises :class:`PlaybackFailure` when the download is incomplete, a
-    rendition's key is missing or not usable, or the media does not decrypt
-    to something that decodes.
+    content_id: str
+    manifest: dict[str, Any]
+    base: Path
+
+
+def plan_download(device: Device, content_id: str, key_statuses: dict[str, str]) -> DownloadPlan | None:
+    """Check, without decrypting anything, that the download can play; ``None`` if never downloaded.
+
+    Raises :class:`PlaybackFailure` when the download is incomplete or a
+    rendition's key is missing from the license or not usable here.
     """
     manifest = load_manifest(device, content_id)
     if manifest is None:
         return None
     if manifest.get("status") != "complete":
         raise PlaybackFailure("DOWNLOAD_INCOMPLETE", "The download is not complete; resume it to watch offline")
-    base = media_root(device) / content_id
-    renditions = [_play_rendition(base, rendition, loaded, key_statuses) for rendition in manifest["renditions"]]
+    for rendition in manifest["renditions"]:
+        track, kid = rendition["track"], rendition["kid"].lower()
+        status = key_statuses.get(kid)
+        if status is None:
+            raise PlaybackFailure("KEY_NOT_LOADED", f"This license holds no key for the {track} track", kid)
+        if status != "usable":
+            reason = "OUTPUT_RESTRICTED" if status == "output-restricted" else "KEY_NOT_USABLE"
+            raise PlaybackFailure(reason, f"The {track} track cannot play here (key {status})", kid)
+    return DownloadPlan(content_id, manifest, media_root(device) / content_id)
+
+
+def play_download(plan: DownloadPlan, loaded: OfflineLicense) -> dict[str, Any]:
+    """Decrypt every rendition in the TEE session of ``loaded`` and decode it; what was done.
+
+    Raises :class:`PlaybackFailure` (``WRONG_KEY``, ``KEY_NOT_LOADED``,
+    ``MEDIA_ERROR``, ...) when the media does not decrypt to frames that decode.
+    """
+    renditions = [_play_rendition(plan.base, rendition, loaded) for rendition in plan.manifest["renditions"]]
     return {
-        "scheme": manifest.get("scheme"), "quality": manifest.get("quality"), "system": loaded.system,
+        "scheme": plan.manifest.get("scheme"), "quality": plan.manifest.get("quality"), "system": loaded.system,
         "decrypted_in": "tee" if getattr(loaded.holder, "hardware_backed", False) else "software",
         "renditions": renditions,
         "samples_decrypted": sum(r["samples_decrypted"] for r in renditions),
@@ -72,15 +96,8 @@ def _counting(decrypt: Decryptor, counts: dict[str, int]) -> Decryptor:
     return run
 
 
-def _play_rendition(base: Path, rendition: dict[str, Any], loaded: OfflineLicense,
-                    key_statuses: dict[str, str]) -> dict[str, Any]:
+def _play_rendition(base: Path, rendition: dict[str, Any], loaded: OfflineLicense) -> dict[str, Any]:
     track, kid = rendition["track"], rendition["kid"].lower()
-    status = key_statuses.get(kid)
-    if status is None:
-        raise PlaybackFailure("KEY_NOT_LOADED", f"This license holds no key for the {track} track", kid)
-    if status != "usable":
-        reason = "OUTPUT_RESTRICTED" if status == "output-restricted" else "KEY_NOT_USABLE"
-        raise PlaybackFailure(reason, f"The {track} track cannot play here (key {status})", kid)
     init = base / rendition["init"]
     segments = [base / s for s in rendition["segments"]]
     counts = {"samples": 0, "bytes": 0}
