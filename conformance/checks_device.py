@@ -12,6 +12,7 @@ from typing import Any
 
 from conformance.catalog import Context, NotApplicable, Outcome, check
 from conformance.device_adapter import Decision
+from conformance.entitlement import license_request, strict
 
 DEVICE_SYSTEMS = ("widevine", "fairplay", "playready")
 CONTENT = "demo-movie"
@@ -27,32 +28,34 @@ def lifecycle(ctx: Context):
     return adapter
 
 
-def windows_query(ctx: Context, device, rental: int, playback: int) -> str:
-    """The ``?cfg=`` asking the test server for these storage and playback windows."""
-    if ctx.system == "playready":
+def policy_request(ctx: Context, device, policy: dict[str, Any]) -> tuple[str, str | None]:
+    """(query, token) asking the target for ``policy``: the dialect's ``cfg=`` keys on a development-mode
+    test server, the token's policy claim on a strict one."""
+    if ctx.system == "playready" and "rental" in policy and not strict(ctx):
         from datetime import datetime, timezone
 
-        end = datetime.fromtimestamp(device.now() + rental, tz=timezone.utc).strftime("%Y%m%d%H%M%S")
-        return f"?cfg=(persist:true,firstexp:{playback},enddate:{end})"
-    return f"?cfg=(rental:{rental},playback:{playback})"
+        end = datetime.fromtimestamp(device.now() + policy["rental"], tz=timezone.utc).strftime("%Y%m%d%H%M%S")
+        return f"?cfg=(persist:true,firstexp:{policy['playback']},enddate:{end})", None
+    return license_request(ctx, **policy)
 
 
 def download(ctx: Context, device, *, rental: int | None = None, playback: int | None = None,
-             query: str | None = None, server: str | None = None) -> tuple[Any, dict, str | None]:
+             policy: dict[str, Any] | None = None, server: str | None = None) -> tuple[Any, dict, str | None]:
     """A persistent license stored on the device; (result, evidence, problem or None)."""
     adapter = lifecycle(ctx)
-    if query is None:
-        query = windows_query(ctx, device, rental, playback) if rental is not None else ""
+    wanted = dict(policy or {}, **({"rental": rental, "playback": playback} if rental is not None else {}))
+    query, token = policy_request(ctx, device, wanted)
     result = adapter.acquire(device, system=ctx.system, content_id=CONTENT, persistent=True, query=query,
-                             server=server)
+                             server=server, token=token)
     evidence: dict[str, Any] = {"request": {"dialect": ctx.system, "content_id": CONTENT, "license_type": "persistent",
-                                            "query": query}, "acquire": result.as_dict()}
+                                            "policy_asked": wanted, "query": query,
+                                            "entitlement_token": bool(token)}, "acquire": result.as_dict()}
     if result.status != "granted":
         return result, evidence, f"the persistent license was refused ({result.error_code})"
     if rental is not None and ctx.system != "playready":
         got = (result.policy.get("rental_duration"), result.policy.get("playback_duration"))
         if got != (rental, playback):
-            return result, evidence, f"the server ignored the cfg= windows (got storage/playback {got})"
+            return result, evidence, f"the server ignored the requested windows (got storage/playback {got})"
     return result, evidence, None
 
 

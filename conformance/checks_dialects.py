@@ -22,6 +22,7 @@ from conformance import checks_attestation, checks_lifecycle, checks_widevine  #
 from conformance.catalog import Context, Outcome, implements
 from conformance.checks_attestation import no_hardware_keys
 from conformance.dialects import CONTENT, DIALECTS, PERSISTENT, TEMPORARY, make_device
+from conformance.entitlement import default_headers
 
 FP, PR = DIALECTS["fairplay"], DIALECTS["playready"]
 
@@ -169,7 +170,8 @@ def copied_license(ctx: Context) -> Outcome:
     from device_emulator.acquire import acquire
 
     owner, thief = make_device(ctx, "L1"), make_device(ctx, "L1")
-    result = acquire(owner, server=ctx.server, content_id=CONTENT, kind=PERSISTENT, system=ctx.system)
+    result = acquire(owner, server=ctx.server, content_id=CONTENT, kind=PERSISTENT, system=ctx.system,
+                     headers=default_headers(ctx))
     evidence = {"acquire": {"status": result.status, "error": result.error, "key_set_id": result.key_set_id}}
     if result.status != "granted" or not result.key_set_id:
         return Outcome.failed("the owner was refused a persistent license", **evidence)
@@ -253,7 +255,8 @@ def server_marks_released_fairplay(ctx: Context) -> Outcome:
     from device_emulator.acquire_fairplay import report_deleted
 
     device = make_device(ctx, "L1")
-    result = acquire(device, server=ctx.server, content_id=CONTENT, kind=PERSISTENT, system="fairplay")
+    result = acquire(device, server=ctx.server, content_id=CONTENT, kind=PERSISTENT, system="fairplay",
+                     headers=default_headers(ctx))
     evidence = {"acquire": {"status": result.status, "error": result.error, "license_id": result.license_id},
                 "expected": [{"released": [result.license_id]}, {"released": [result.license_id]}]}
     if result.status != "granted":
@@ -262,7 +265,7 @@ def server_marks_released_fairplay(ctx: Context) -> Outcome:
     for _ in range(2):
         try:
             ack = report_deleted(device, server=ctx.server, license_ids=[result.license_id], content_id=CONTENT,
-                                 deleted_at=device.now())
+                                 deleted_at=device.now(), headers=default_headers(ctx))
             acks.append({"released": list(ack.released), "not_found": list(ack.not_found)})
         except CdmError as exc:
             acks.append({"error_code": exc.code})

@@ -13,10 +13,11 @@ from license_server.core.model import LicenseKind
 from conformance.catalog import Context, Outcome, check, implements
 from conformance.checks_device import CONTENT, download, lifecycle
 from conformance.dialects import DIALECTS, PERSISTENT, make_device
+from conformance.entitlement import TOKEN_HEADER, default_headers, license_request
 from conformance.target import admin_get, server_clock
 
 WV = ("widevine",)
-RENEWAL_QUERY = "?cfg=(license:600,renew:true,renewrecovery:300)"
+RENEWAL_POLICY = {"license": 600, "renew": True, "renewal_recovery": 300}
 NO_RENEWAL = {"fairplay": "FairPlay-style offline keys have no lease, so no renewal: a new key is acquired instead",
               "playready": "PlayReady-style licenses have no renewal exchange: a new license is acquired instead"}
 REF_RENEWAL = ("DESIGN §3 Widevine-style (a renewal applies only with a higher license.id.version) and §5 Policy "
@@ -32,7 +33,7 @@ def renewal_restarts_clock(ctx: Context) -> Outcome:
     past the first deadline: play."""
     adapter = lifecycle(ctx)
     device = adapter.provision()
-    _, evidence, problem = download(ctx, device, query=RENEWAL_QUERY)
+    _, evidence, problem = download(ctx, device, policy=RENEWAL_POLICY)
     if problem:
         return Outcome.failed(problem, **evidence)
     evidence["expected"] = "renewal applied with version 2 at +500 s; play at +1000 s"
@@ -60,7 +61,7 @@ def renewal_after_recovery_refused(ctx: Context) -> Outcome:
     license's deadline plus recovery (+1700 s) a renewal is refused with LICENSE_EXPIRED."""
     adapter = lifecycle(ctx)
     device = adapter.provision()
-    _, evidence, problem = download(ctx, device, query=RENEWAL_QUERY)
+    _, evidence, problem = download(ctx, device, policy=RENEWAL_POLICY)
     if problem:
         return Outcome.failed(problem, **evidence)
     evidence["expected"] = "renewal accepted at +700 s; refused LICENSE_EXPIRED at +1700 s"
@@ -103,7 +104,8 @@ def _persistent(ctx: Context) -> tuple[Any, Any, dict]:
     from device_emulator.acquire import acquire
 
     device = make_device(ctx, "L1")
-    result = acquire(device, server=ctx.server, content_id=CONTENT, kind=PERSISTENT, system=ctx.system)
+    result = acquire(device, server=ctx.server, content_id=CONTENT, kind=PERSISTENT, system=ctx.system,
+                     headers=default_headers(ctx))
     evidence = {"acquire": {"status": result.status, "error": result.error, "license_id": result.license_id}}
     return device, result, evidence
 
@@ -119,7 +121,7 @@ def release_acknowledged_fairplay(ctx: Context) -> Outcome:
     evidence["expected"] = {"released": [result.license_id], "not_found": []}
     try:
         ack = report_deleted(device, server=ctx.server, license_ids=[result.license_id], content_id=CONTENT,
-                             deleted_at=device.now())
+                             deleted_at=device.now(), headers=default_headers(ctx))
     except CdmError as exc:
         evidence["observed"] = {"error_code": exc.code, "message": exc.message}
         return Outcome.failed(f"the secure invalidation was refused ({exc.code})", **evidence)
@@ -134,7 +136,8 @@ def _secure_delete(ctx: Context, device, license_id: str, kids: tuple[bytes, ...
     from device_emulator.cdm.widevine import CdmError
 
     try:
-        answer = secure_delete(device, server=ctx.server, license_id=license_id, kids=kids)
+        answer = secure_delete(device, server=ctx.server, license_id=license_id, kids=kids,
+                               headers=default_headers(ctx))
         return {"status": answer.status}
     except CdmError as exc:
         return {"error_code": exc.code, "message": exc.message}
@@ -196,9 +199,10 @@ def server_marks_released(ctx: Context) -> Outcome:
     device = make_device(ctx, "L1")
     cdm = WidevineCdm(device)
     dialect = DIALECTS["widevine"]
-    query = "?cfg=(renew:true)"
+    query, token = license_request(ctx, renew=True)
+    headers = {TOKEN_HEADER: token} if token else {}  # the same account must renew (strict mode)
     pending = cdm.build_challenge(CONTENT, LicenseKind.PERSISTENT, privacy=False)
-    reply = dialect.post(ctx, pending.body, query=query)
+    reply = dialect.post(ctx, pending.body, query=query, headers=headers)
     evidence: dict[str, Any] = {"license_request": {"url": dialect.url(ctx, query), "status": reply.status,
                                                     "error_code": reply.error_code}}
     try:
@@ -211,7 +215,7 @@ def server_marks_released(ctx: Context) -> Outcome:
     device.tee.close(loaded.handle)
     steps = []
     for label, body in (("release", release), ("release again", release), ("renewal after release", renewal)):
-        answer = dialect.post(ctx, body)
+        answer = dialect.post(ctx, body, headers=headers)
         acknowledged = answer.status == 200 and _verified(cdm, verifier, loaded.license_id, answer.body)
         steps.append({"step": label, "status": answer.status, "error_code": answer.error_code,
                       "verified_acknowledgement": acknowledged})

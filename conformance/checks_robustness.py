@@ -24,6 +24,7 @@ from license_server.errors import ErrorCode
 from device_emulator import transport
 from conformance.catalog import Context, Outcome, check
 from conformance.dialects import CONTENT, TEMPORARY, make_device
+from conformance.entitlement import default_headers
 
 VECTORS = Path(__file__).parent / "vectors"
 CATEGORIES = ("malformed", "truncated", "oversized", "random")
@@ -130,7 +131,8 @@ def send(ctx: Context, doc: dict[str, Any], case: dict[str, Any], label: str, bo
                               "expected": {"status": doc["refusal"]["status"], "shape": doc["refusal"]["shape"],
                                            "codes": case.get("codes", "any documented client-error code")}}
     try:
-        reply = transport.post(url, body, content_type=content_type, headers=endpoint.get("headers"), timeout=TIMEOUT)
+        headers = {**endpoint.get("headers", {}), **default_headers(ctx)}  # a token in strict mode
+        reply = transport.post(url, body, content_type=content_type, headers=headers, timeout=TIMEOUT)
     except transport.TransportError as exc:
         record.update(ok=False, problem=f"no answer ({exc}): a hang or a dropped connection")
         return record

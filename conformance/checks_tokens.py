@@ -15,43 +15,17 @@ import json
 import secrets
 from typing import Any
 
-from conformance.catalog import Context, NotApplicable, Outcome, check
+from conformance.catalog import Context, Outcome, check
 from conformance.dialects import CONTENT, PERSISTENT, dialect, make_device
+from conformance.entitlement import KID, TOKEN_HEADER, claims, mint, server_now
 
 ALL = ("widevine", "fairplay", "playready", "clearkey")
 DEVICE_SYSTEMS = ("widevine", "fairplay", "playready")
-TOKEN_HEADER = "X-DRM-Token"
-KID = "test-es256"
 REF = "DESIGN §5 Policy (entitlement tokens, rights: device caps, single-use jti); docs/entitlements.md"
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def server_now(ctx: Context) -> int:
-    from license_server.clock import wall_clock_now
-
-    return wall_clock_now() + int(ctx.capabilities.get("server_clock_offset") or 0)
-
-
-def signing_keys(ctx: Context) -> dict[str, Any]:
-    path = ctx.keyring.directory / "tokens" / "signing-keys.jwks.json"
-    if not path.exists():
-        raise NotApplicable(f"the keys directory has no operator signing keys ({path.name}) to mint test tokens")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def claims(ctx: Context, **extra: Any) -> dict[str, Any]:
-    now = server_now(ctx)
-    return {"sub": f"conformance-{secrets.token_hex(6)}", "content": [CONTENT], "iat": now, "exp": now + 600,
-            **extra}
-
-
-def mint(ctx: Context, body: dict[str, Any], kid: str = KID) -> str:
-    from license_server.tokens import mint as sign
-
-    return sign(body, private_jwks=signing_keys(ctx), kid=kid)
 
 
 def unsigned(header: dict[str, Any], body: dict[str, Any], signature: bytes = b"") -> str:

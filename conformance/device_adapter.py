@@ -77,7 +77,7 @@ class DeviceAdapter(Protocol):
     def acquire(self, device: Any, *, system: str, content_id: str, persistent: bool, query: str = "",
                 server: str | None = None, token: str | None = None) -> Acquired:
         """Acquire from ``server`` (default: the target) with an optional entitlement ``token``; the device
-        keeps that URL for renewals and releases."""
+        keeps that URL, and the app that token, for renewals and releases."""
 
     def play(self, device: Any, content_id: str) -> Decision: ...
 
@@ -104,6 +104,11 @@ class EmulatorAdapter:
 
     def __init__(self, ctx) -> None:
         self.ctx = ctx
+        self._tokens: dict[str, str] = {}  # device directory -> the token its app acquired with
+
+    def _headers(self, device) -> dict[str, str] | None:
+        token = self._tokens.get(str(device.directory))
+        return {"X-DRM-Token": token} if token else None
 
     def describe(self) -> dict[str, Any]:
         return {"name": "reference device emulator (device_emulator)", "lifecycle_systems":
@@ -123,8 +128,14 @@ class EmulatorAdapter:
                 server: str | None = None, token: str | None = None) -> Acquired:
         from device_emulator.acquire import DEFAULT_PATHS, acquire
 
+        from conformance.entitlement import entitled, strict
+
         kind = LicenseKind.PERSISTENT if persistent else LicenseKind.TEMPORARY
         base = server or self.ctx.server
+        if token is None and strict(self.ctx):
+            token = entitled(self.ctx)
+        if token:
+            self._tokens[str(device.directory)] = token
         url = base.rstrip("/") + DEFAULT_PATHS[system] + query
         result = acquire(device, server=base, content_id=content_id, kind=kind, url=url, privacy=False,
                          system=system, headers={"X-DRM-Token": token} if token else None)
@@ -140,15 +151,16 @@ class EmulatorAdapter:
     def remove(self, device, content_id: str, *, online: bool) -> dict[str, Any]:
         from device_emulator import lifecycle
 
-        report = lifecycle.remove(device, content_id, server=self.ctx.server if online else None)
+        report = lifecycle.remove(device, content_id, server=self.ctx.server if online else None,
+                                  headers=self._headers(device))
         return report.as_dict() if report else {"sent": False}
 
     def sync(self, device, *, server: str | None = None) -> dict[str, Any]:
         from device_emulator import lifecycle, transport
 
         try:
-            return lifecycle.sync(device, server=server or self.ctx.server, renew=False,
-                                  time=server is None).as_dict()
+            return lifecycle.sync(device, server=server or self.ctx.server, renew=False, time=server is None,
+                                  headers=self._headers(device)).as_dict()
         except transport.TransportError as exc:
             return {"unreachable": str(exc)}
 
@@ -157,7 +169,7 @@ class EmulatorAdapter:
         from device_emulator.cdm.widevine import CdmError
 
         try:
-            return lifecycle.renew(device, content_id, server=self.ctx.server)
+            return lifecycle.renew(device, content_id, server=self.ctx.server, headers=self._headers(device))
         except (CdmError, lifecycle.LifecycleError) as exc:
             return {"applied": False, "error_code": exc.code, "message": exc.message}
 

@@ -20,6 +20,7 @@ from device_emulator import transport
 from device_emulator.cdm.widevine import CdmError
 from device_emulator.device import Device, DeviceFlags
 from conformance.catalog import Context, NotApplicable
+from conformance.entitlement import default_headers
 
 CONTENT = "demo-movie"
 STREAM_ONLY = "stream-only"
@@ -96,6 +97,11 @@ class Dialect:
     def url(self, ctx: Context, query: str = "") -> str:
         return ctx.url(self.path + query)
 
+    @staticmethod
+    def headers(ctx: Context, given: dict[str, str] | None) -> dict[str, str]:
+        """``given`` headers, or what every request carries (an entitlement token in strict mode)."""
+        return default_headers(ctx) if given is None else given
+
     def refusal_status(self, code: str) -> int:
         """The HTTP status a refusal with stable ``code`` has in this dialect."""
         return ErrorCode(code).status
@@ -115,7 +121,7 @@ class WidevineDialect(Dialect):
 
     def post(self, ctx: Context, body: bytes, *, query: str = "",
              headers: dict[str, str] | None = None) -> transport.HttpReply:
-        return transport.post(self.url(ctx, query), body, headers=headers)
+        return transport.post(self.url(ctx, query), body, headers=self.headers(ctx, headers))
 
     def acquire(self, ctx, device, content_id=CONTENT, kind=TEMPORARY, *, query="", cdm=None, headers=None) -> Attempt:
         from device_emulator.cdm.widevine import WidevineCdm
@@ -148,7 +154,7 @@ class FairPlayDialect(Dialect):
     def post(self, ctx: Context, body: bytes, *, query: str = "",
              headers: dict[str, str] | None = None) -> transport.HttpReply:
         return transport.post(self.url(ctx, query), body, headers={"Accept": "application/octet-stream",
-                                                                   **(headers or {})})
+                                                                   **self.headers(ctx, headers)})
 
     def cdm(self, ctx: Context, device: Device, cls=None):
         from device_emulator.acquire_fairplay import ensure_certificate
@@ -199,7 +205,7 @@ class PlayReadyDialect(Dialect):
              operation: str = "AcquireLicense") -> transport.HttpReply:
         from device_emulator.acquire_playready import post_soap
 
-        return post_soap(self.url(ctx, query), operation, body, headers)
+        return post_soap(self.url(ctx, query), operation, body, self.headers(ctx, headers))
 
     def cdm(self, ctx: Context, device: Device, cls=None, keyring=None):
         from device_emulator.cdm.playready import PlayReadyCdm
@@ -235,7 +241,8 @@ class ClearKeyDialect(Dialect):
 
     def post(self, ctx: Context, body: bytes, *, query: str = "",
              headers: dict[str, str] | None = None) -> transport.HttpReply:
-        return transport.post(self.url(ctx, query), body, content_type="application/json", headers=headers)
+        return transport.post(self.url(ctx, query), body, content_type="application/json",
+                              headers=self.headers(ctx, headers))
 
     def acquire(self, ctx, device=None, content_id=CONTENT, kind=TEMPORARY, *, query="", cdm=None,
                 headers=None) -> Attempt:

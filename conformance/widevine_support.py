@@ -11,6 +11,7 @@ from device_emulator.cdm.widevine import CdmError, LoadedLicense, PendingRequest
 from device_emulator.device import Device
 from conformance.catalog import Context
 from conformance.dialects import CONTENT, make_device  # noqa: F401  (re-exported for the Widevine checks)
+from conformance.entitlement import default_headers
 
 LICENSE_PATH = "/widevine/license"
 
@@ -55,7 +56,7 @@ def exchange(ctx: Context, device: Device, content_id: str = CONTENT, kind: Lice
     cdm = WidevineCdm(device)
     url = ctx.url(LICENSE_PATH + query)
     pending = cdm.build_challenge(content_id, kind, privacy=False)
-    reply = transport.post(url, pending.body)
+    reply = transport.post(url, pending.body, headers=default_headers(ctx))
     try:
         outcome: LoadedLicense | CdmError = cdm.process_license(pending, reply.body)
     except CdmError as exc:
@@ -65,7 +66,7 @@ def exchange(ctx: Context, device: Device, content_id: str = CONTENT, kind: Lice
 
 def post_raw(ctx: Context, body: bytes, what: str) -> tuple[transport.HttpReply, dict[str, Any]]:
     url = ctx.url(LICENSE_PATH)
-    reply = transport.post(url, body)
+    reply = transport.post(url, body, headers=default_headers(ctx))
     return reply, {"request": {"method": "POST", "url": url, "bytes": len(body), "body": what},
                    "response": {"status": reply.status, "error_code": reply.error_code, "bytes": len(reply.body)}}
 

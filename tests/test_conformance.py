@@ -229,3 +229,21 @@ def test_every_check_is_documented(check_id):
     check = load_all()[check_id]
     assert check.description and check.reference and check.title
     assert check.systems
+
+
+def test_a_strict_server_is_tested_with_entitlement_tokens(server_process, tmp_path):
+    """With --require-token every request needs a token and cfg= is refused: the suite sends test tokens
+    and puts the policies it needs into them."""
+    server = server_process("--require-token", "--test-clock")
+    out = tmp_path / "out"
+    result = conformance("run", "--server", server.url, "--admin-token", server.admin_token,
+                         "--systems", "widevine,clearkey", "--only", "ATT-001,LIC-001,OFF-001,OFF-005,DES-006",
+                         "--only", "ROB-001,TOK-00[14]", "--report", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = assert_reports_agree(out)
+    assert doc["capabilities"]["token_mode"] == "strict"
+    statuses = outcomes_json(doc)
+    assert {status for status in statuses.values() if status != "not_applicable"} == {"passed"}
+    assert statuses[("TOK-004", "widevine")] == statuses[("OFF-005", "widevine")] == "passed"
+    off = next(r for r in doc["results"] if r["id"] == "OFF-001")
+    assert off["evidence"]["request"]["entitlement_token"] and off["evidence"]["request"]["query"] == ""
