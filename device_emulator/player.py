@@ -58,6 +58,11 @@ def viewer_message(seconds_left: int, *, played: bool) -> str:
     return "Available for less than a minute" if text.startswith("less") else f"Available for {text.replace(' ', ' more ', 1)}"
 
 
+# A device clock may run a little behind the server's: a license that starts up to this
+# many seconds in the device's future is usable at once (an explicit begin date is not).
+CLOCK_SKEW_TOLERANCE = 60
+
+
 def deadlines(policy: dict[str, Any], license_start: int, first_played_at: int | None) -> dict[str, int]:
     """Every deadline that applies, by clock name."""
     found = {}
@@ -94,7 +99,7 @@ def decide(
 
     if not policy.get("can_play", True):
         return refused("PLAYBACK_NOT_ALLOWED", "internal-error", "This license does not allow playback")
-    if now < max(license_start, not_before or 0):
+    if now + CLOCK_SKEW_TOLERANCE < license_start or now < (not_before or 0):
         return refused("NOT_YET_VALID", "usable-in-future", "Not available yet")
     found = deadlines(policy, license_start, first_played_at if first_played_at is not None else None)
     if found:

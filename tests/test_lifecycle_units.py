@@ -85,8 +85,21 @@ def test_viewer_messages_round_down_with_correct_plurals():
 
 
 def test_not_yet_valid_and_output_restricted_statuses():
-    early = player.decide(POLICY, license_start=100, first_played_at=None, now=50, kids=["k1"])
+    early = player.decide(POLICY, license_start=1000, first_played_at=None, now=50, kids=["k1"])
     assert early.reason == "NOT_YET_VALID" and early.key_statuses == {"k1": "usable-in-future"}
     restricted = player.decide(POLICY, license_start=0, first_played_at=None, now=5, kids=["k1", "k2"],
                                restricted_kids=frozenset({"k2"}))
     assert restricted.decision == "play" and restricted.key_statuses == {"k1": "usable", "k2": "output-restricted"}
+
+
+def test_a_device_clock_slightly_behind_the_server_still_plays_a_fresh_license():
+    from device_emulator.player import CLOCK_SKEW_TOLERANCE
+
+    policy = {"can_persist": True, "rental_duration": 30 * DAY}
+    fresh = player.decide(policy, license_start=1000, first_played_at=None, now=1000 - 5, kids=["k"])
+    assert fresh.decision == "play"
+    future = player.decide(policy, license_start=1000, first_played_at=None,
+                           now=1000 - CLOCK_SKEW_TOLERANCE - 1, kids=["k"])
+    assert (future.decision, future.reason) == ("refused", "NOT_YET_VALID")
+    begin = player.decide(policy, license_start=1000, first_played_at=None, now=1000, kids=["k"], not_before=1001)
+    assert begin.reason == "NOT_YET_VALID"  # an explicit begin date has no tolerance
