@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from license_server import crypto
 from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel
@@ -40,16 +40,24 @@ def license_url(server: str, system: str, override: str | None) -> str:
 
 
 def acquire(device: Device, *, server: str, content_id: str, kind: LicenseKind, url: str | None = None,
-            privacy: bool = True, headers: dict[str, str] | None = None, system: str = SYSTEM) -> AcquireResult:
-    """Acquire a license; store it if persistent. Raises TransportError if unreachable."""
+            privacy: bool = True, headers: dict[str, str] | None = None, system: str = SYSTEM,
+            use: Callable[[Any, Any], None] | None = None) -> AcquireResult:
+    """Acquire a license; store it if persistent. Raises TransportError if unreachable.
+
+    ``use(loaded, holder)`` is called with the dialect CDM's loaded license and
+    the TEE object holding its session while that session is still open
+    (streaming playback), before it closes.
+    """
     if system == "playready":
         from device_emulator.acquire_playready import acquire_playready
 
-        return acquire_playready(device, server=server, content_id=content_id, kind=kind, url=url, headers=headers)
+        return acquire_playready(device, server=server, content_id=content_id, kind=kind, url=url, headers=headers,
+                                 use=use)
     if system == "fairplay":
         from device_emulator.acquire_fairplay import acquire_fairplay
 
-        return acquire_fairplay(device, server=server, content_id=content_id, kind=kind, url=url, headers=headers)
+        return acquire_fairplay(device, server=server, content_id=content_id, kind=kind, url=url, headers=headers,
+                                use=use)
     cdm = WidevineCdm(device)
     target = license_url(server, SYSTEM, url)
     if privacy and cdm.service_certificate is None:
@@ -67,7 +75,11 @@ def acquire(device: Device, *, server: str, content_id: str, kind: LicenseKind, 
     result = _granted(device, loaded)
     if loaded.kind is LicenseKind.PERSISTENT:
         result.key_set_id = store_license(device, content_id, loaded, license_url=target)
-    device.tee.close(loaded.handle)
+    try:
+        if use is not None:
+            use(loaded, device.tee)
+    finally:
+        device.tee.close(loaded.handle)
     return result
 
 

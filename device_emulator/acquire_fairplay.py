@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 from license_server import crypto
@@ -63,8 +64,12 @@ def exchange(cdm: FairPlayCdm, target: str, pending: PendingSpc, *, shape: str =
 
 
 def acquire_fairplay(device: Device, *, server: str, content_id: str, kind: LicenseKind, url: str | None = None,
-                     headers: dict[str, str] | None = None, shape: str = "raw") -> AcquireResult:
-    """Acquire a FairPlay-style key; store it if persistent. Raises TransportError if unreachable."""
+                     headers: dict[str, str] | None = None, shape: str = "raw",
+                     use: Callable[[LoadedKey, Any], None] | None = None) -> AcquireResult:
+    """Acquire a FairPlay-style key; store it if persistent. Raises TransportError if unreachable.
+
+    ``use(loaded, holder)`` runs while the key's TEE session is open (see ``acquire.acquire``).
+    """
     cdm = FairPlayCdm(device)
     target = license_url(server, SYSTEM, url)
     try:
@@ -82,7 +87,11 @@ def acquire_fairplay(device: Device, *, server: str, content_id: str, kind: Lice
     if loaded.kind is LicenseKind.PERSISTENT:
         result.key_set_id = store_offline_key(device, cdm, content_id, pending, loaded, license_url=target)
     device.tee.fairplay_forget(pending.ref)
-    device.tee.close(loaded.handle)
+    try:
+        if use is not None:
+            use(loaded, device.tee)
+    finally:
+        device.tee.close(loaded.handle)
     return result
 
 

@@ -11,7 +11,7 @@ caller purges its own records only after ``secure_delete`` returns.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from license_server import crypto
 from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel
@@ -32,8 +32,12 @@ def post_soap(url: str, operation: str, body: bytes, headers: dict[str, str] | N
 
 
 def acquire_playready(device: Device, *, server: str, content_id: str, kind: LicenseKind, url: str | None = None,
-                      headers: dict[str, str] | None = None, header_version: str = "4.3.0.0") -> AcquireResult:
-    """Acquire a license; acknowledge and store it if persistent. Raises TransportError if unreachable."""
+                      headers: dict[str, str] | None = None, header_version: str = "4.3.0.0",
+                      use: Callable[[LoadedLicense, Any], None] | None = None) -> AcquireResult:
+    """Acquire a license; acknowledge and store it if persistent. Raises TransportError if unreachable.
+
+    ``use(loaded, holder)`` runs while the license's session is open (see ``acquire.acquire``).
+    """
     cdm = PlayReadyCdm(device)
     target = license_url(server, SYSTEM, url)
     try:
@@ -59,6 +63,8 @@ def acquire_playready(device: Device, *, server: str, content_id: str, kind: Lic
                 _send(cdm, target, cdm.build_acknowledgement(loaded), headers)
             except (CdmError, transport.TransportError) as exc:  # the license is bound and stored regardless
                 log.warning("license %s: acknowledgement failed: %s", loaded.license_id, exc)
+        if use is not None:
+            use(loaded, cdm.identity.holder)
     finally:
         cdm.close(loaded)
     return result

@@ -1,4 +1,4 @@
-"""``device-emulator`` commands of the offline lifecycle: play, status, clock, remove, sync, renew."""
+"""``device-emulator`` commands of the license lifecycle: play, status, clock, remove, sync, renew."""
 
 from __future__ import annotations
 
@@ -23,25 +23,47 @@ system_option = click.option("--system", type=click.Choice(lifecycle.SYSTEMS), d
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--offline", is_flag=True,
               help="State that the device is offline. Playback decisions never use the network anyway.")
+@click.option("--stream", is_flag=True,
+              help="Play online instead: a temporary license from --server, ended with the dialect's "
+                   "end-of-playback report (PlayReady Secure Stop).")
+@click.option("--server", help="License server base URL (with --stream).")
+@click.option("--license-url", help="With --stream: replaces the dialect's default path (query string included).")
 @system_option
+@entitlement_options
 @json_option
-def play(device_dir: Path, content_id: str, offline: bool, system: str | None, as_json: bool) -> None:
+def play(device_dir: Path, content_id: str, offline: bool, stream: bool, server: str | None,
+         license_url: str | None, system: str | None, token: str | None, region: str | None, as_json: bool) -> None:
     """Decide from the stored license alone whether playback may start (records the first play).
 
     A downloaded title is decrypted with the keys held by the TEE and decoded;
-    the output reports the frames and bytes decoded.
+    the output reports the frames and bytes decoded. With --stream the license
+    is a temporary one fetched now from --server.
     """
-    decision = lifecycle.play(load_device(device_dir), content_id, system=system)
+    device = load_device(device_dir)
+    report = None
+    if stream:
+        if offline or not server:
+            fail("--stream needs --server and cannot be combined with --offline", EXIT_USAGE)
+        try:
+            decision, report = lifecycle.stream(device, content_id, server=server, system=system or "widevine",
+                                                url=license_url, headers=entitlement_headers(token, region))
+        except TransportError as exc:
+            fail(str(exc))
+    else:
+        decision = lifecycle.play(device, content_id, system=system)
     data = decision.as_dict()
     data.pop("expires_at_iso")
-    data["offline"] = True
+    data["offline"] = not stream
+    if stream:
+        data["end_of_playback_report"] = report
     if decision.decision == "play":
         media = decision.media
         decoded = (f"; decrypted {media['samples_decrypted']} samples ({media['bytes_decrypted']} bytes), "
                    f"decoded {media['frames_decoded']} frames "
                    f"({media['scheme']})" if media else "")
+        reported = f"; end of playback reported: {report['status']}" if report else ""
         emit(data, as_json, f"playing {content_id}: {decision.message} (governing clock: {decision.governing_clock})"
-             f"{decoded}")
+             f"{decoded}{reported}")
         return
     emit(data, as_json, f"refused: {decision.reason}: {decision.message}")
     sys.exit(EXIT_REFUSED)
@@ -126,8 +148,9 @@ def sync(device_dir: Path, server: str, token: str | None, region: str | None, a
         fail(f"{exc.code}: {exc.message}")
     emit(report.as_dict(), as_json,
          f"released {len(report.released)}, pending {len(report.release_pending)}, renewed {len(report.renewed)}, "
+         f"playback reports {len(report.playback_reports)} (pending {len(report.playback_reports_pending)}), "
          f"time {to_iso(report.server_time)}")
-    if report.release_pending:
+    if report.release_pending or report.playback_reports_pending:
         sys.exit(EXIT_REFUSED)
 
 

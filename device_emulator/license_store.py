@@ -44,6 +44,14 @@ MIGRATIONS: tuple[str, ...] = (
         rollback_detected_at INTEGER, synced_at INTEGER
     );
     """,
+    # 3: end-of-playback reports (PlayReady Secure Stop) waiting for the server
+    """
+    CREATE TABLE playback_reports (
+        report_id TEXT PRIMARY KEY, system TEXT NOT NULL, content_id TEXT NOT NULL,
+        license_id TEXT NOT NULL, payload BLOB NOT NULL, license_url TEXT, created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, last_attempt_at INTEGER, last_error TEXT
+    );
+    """,
 )
 
 
@@ -149,6 +157,29 @@ class LicenseStore:
         with self.transaction():
             self.db.execute("DELETE FROM destruction_records WHERE key_set_id = ?", (key_set_id,))
             self.db.execute("DELETE FROM licenses WHERE key_set_id = ?", (key_set_id,))
+
+    # ----------------------------------------------- end-of-playback reports
+
+    def add_playback_report(self, *, report_id: str, system: str, content_id: str, license_id: str,
+                            payload: bytes, license_url: str | None, now: int) -> None:
+        """Keep an end-of-playback report (e.g. a Secure Stop) durably until the server records it."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO playback_reports (report_id, system, content_id, license_id, payload, license_url, "
+                "created_at) VALUES (?,?,?,?,?,?,?)", (report_id, system, content_id, license_id, payload,
+                                                       license_url, now))
+
+    def pending_playback_reports(self) -> list[dict[str, Any]]:
+        return list(self.db["playback_reports"].rows_where(order_by="created_at"))
+
+    def playback_report_attempted(self, report_id: str, *, now: int, error: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE playback_reports SET attempts = attempts + 1, last_attempt_at = ?, "
+                            "last_error = ? WHERE report_id = ?", (now, error, report_id))
+
+    def playback_report_acknowledged(self, report_id: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM playback_reports WHERE report_id = ?", (report_id,))
 
     def secure_clock(self) -> dict[str, Any] | None:
         rows = list(self.db["secure_clock"].rows_where("id = 1"))

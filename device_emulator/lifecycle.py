@@ -1,4 +1,4 @@
-"""The device's offline license lifecycle: play, status, remove, sync, renew.
+"""The device's license lifecycle: offline play, status, remove, sync, renew, and streaming play.
 
 Written once for every dialect; the dialect's own part (loading a stored
 license through the TEE, the record of its destruction and how it is
@@ -21,10 +21,11 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from license_server import crypto
 from license_server.clock import to_iso
-from license_server.core.model import Hdcp, Robustness
+from license_server.core.model import Hdcp, LicenseKind, Robustness
 from device_emulator import player, transport
-from device_emulator.acquire import license_url
+from device_emulator.acquire import acquire, license_url
 from device_emulator.cdm.widevine import CdmError
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore, StoredLicense
@@ -119,15 +120,67 @@ def play(device: Device, content_id: str, *, system: str | None = None) -> Playb
                     return decision
             return replace(decision, media=play_download(plan, loaded)) if plan else decision
         except PlaybackFailure as failure:
-            statuses = dict(decision.key_statuses)
-            if failure.kid:
-                statuses[failure.kid] = "internal-error"
-            return replace(decision, decision="refused", reason=failure.code, message=failure.message,
-                           key_statuses=statuses)
+            return _media_refusal(decision, failure)
     finally:
         if loaded is not None:
             loaded.close()
         store.close()
+
+
+def _media_refusal(decision: PlaybackDecision, failure: PlaybackFailure) -> PlaybackDecision:
+    statuses = dict(decision.key_statuses)
+    if failure.kid:
+        statuses[failure.kid] = "internal-error"
+    return replace(decision, decision="refused", reason=failure.code, message=failure.message, key_statuses=statuses)
+
+
+def stream(device: Device, content_id: str, *, server: str, system: str, url: str | None = None,
+           headers: dict[str, str] | None = None) -> tuple[PlaybackDecision, dict[str, Any] | None]:
+    """Play online with a temporary license; return the decision and the end-of-playback report, if any.
+
+    The license is acquired, the decision taken while its TEE session is open
+    (the playback clock starts now), the downloaded media decrypted and decoded
+    if the title was downloaded, and the session closed. Where the dialect
+    reports the end of a playback (PlayReady Secure Stop) the report is kept
+    durably, sent at once and, if that fails, by every ``sync`` until recorded.
+    """
+    adapter = adapter_for(system)
+    seen: dict[str, Any] = {}
+
+    def use(native: Any, holder: Any) -> None:
+        loaded = adapter.wrap(device, native, holder)
+        now = device.now()
+        decision = player.decide(loaded.policy, license_start=loaded.license_start, not_before=loaded.not_before,
+                                 first_played_at=now, now=now, kids=[i.kid.hex() for i in loaded.keys],
+                                 restricted_kids=_restricted(device, loaded.keys))
+        if decision.decision == "play":
+            try:
+                plan = plan_download(device, content_id, decision.key_statuses)
+                decision = replace(decision, media=play_download(plan, loaded)) if plan else decision
+            except PlaybackFailure as failure:
+                decision = _media_refusal(decision, failure)
+        played = decision.decision == "play"
+        seen.update(decision=decision, license_id=native.license_id,
+                    report=adapter.playback_report(device, loaded, start=now, stop=device.now()) if played else None)
+
+    result = acquire(device, server=server, content_id=content_id, kind=LicenseKind.TEMPORARY, url=url,
+                     headers=headers, system=system, use=use)
+    if result.status != "granted" or "decision" not in seen:
+        error = result.error or {"code": "NO_LICENSE", "message": "no license was granted"}
+        return _refusal(error["code"], f"Refused by the license server ({error['message']})", [],
+                        "internal-error"), None
+    if not seen["report"]:
+        return seen["decision"], None
+    store = LicenseStore(device.license_db_path)
+    try:
+        record = {"report_id": "rep" + crypto.random_bytes(6).hex(), "system": system, "content_id": content_id,
+                  "license_id": seen["license_id"], "payload": seen["report"],
+                  "license_url": license_url(server, system, url)}
+        store.add_playback_report(**record, now=device.now())
+        sent = _report_playback(device, store, server, record, SyncReport(), headers)
+    finally:
+        store.close()
+    return seen["decision"], sent
 
 
 def status(device: Device) -> list[dict[str, Any]]:
@@ -154,11 +207,14 @@ def status(device: Device) -> list[dict[str, Any]]:
                 **{k: v for k, v in decision.as_dict().items() if k in ("decision", "reason", "governing_clock",
                                                                          "message", "key_statuses")},
             })
+        rows += [{"report_id": r["report_id"], "system": r["system"], "content_id": r["content_id"],
+                  "state": "report-pending", "license_id": r["license_id"], "attempts": r["attempts"],
+                  "last_error": r["last_error"]} for r in store.pending_playback_reports()]
         pending = store.pending_destructions()
         return rows + [{"key_set_id": p["key_set_id"], "system": p["system"], "content_id": p["content_id"],
                         "state": "release-pending", "destroyed_at": to_iso(p["destroyed_at"]),
                         "attempts": p["attempts"], "last_error": p["last_error"]} for p in pending if not any(
-                            r["key_set_id"] == p["key_set_id"] for r in rows)]
+                            r.get("key_set_id") == p["key_set_id"] for r in rows)]
     finally:
         store.close()
 
@@ -170,6 +226,8 @@ class SyncReport:
     release_pending: list[dict[str, str]] = field(default_factory=list)
     renewed: list[str] = field(default_factory=list)
     renewal_errors: list[dict[str, str]] = field(default_factory=list)
+    playback_reports: list[str] = field(default_factory=list)  # end-of-playback reports recorded by the server
+    playback_reports_pending: list[dict[str, str]] = field(default_factory=list)
     server_time: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -212,6 +270,8 @@ def sync(device: Device, *, server: str, renew: bool = True, time: bool = True,
             _sync_time(device, store, server, report)
         for record in store.pending_destructions():
             _report_destruction(device, store, server, record, report, headers)
+        for record in store.pending_playback_reports():
+            _report_playback(device, store, server, record, report, headers)
         if renew:
             for lic in store.all():
                 if lic.state == "active" and lic.policy.get("can_renew") and _renewal_due(device, lic):
@@ -245,14 +305,8 @@ def _report_destruction(device: Device, store: LicenseStore, server: str, record
         report.released.append(key_set_id)
         return
     url = record["license_url"] or license_url(server, record["system"], None)
-    try:
-        ack = adapter_for(record["system"]).report_destruction(device, record, server=server, url=url,
-                                                               headers=headers)
-        acknowledged, error = ack.acknowledged, ack.detail
-    except transport.TransportError as exc:
-        acknowledged, error = False, str(exc)
-    except CdmError as exc:
-        acknowledged, error = False, exc.code
+    acknowledged, error = _attempt(lambda: adapter_for(record["system"]).report_destruction(
+        device, record, server=server, url=url, headers=headers))
     if acknowledged:
         store.release_acknowledged(key_set_id)
         report.released.append(key_set_id)
@@ -261,6 +315,32 @@ def _report_destruction(device: Device, store: LicenseStore, server: str, record
     else:
         store.release_attempted(key_set_id, now=device.now(), error=error)
         report.release_pending.append({"key_set_id": key_set_id, "error": error})
+
+
+def _report_playback(device: Device, store: LicenseStore, server: str, record: dict, report: SyncReport,
+                     headers: dict[str, str] | None) -> dict[str, Any]:
+    url = record["license_url"] or license_url(server, record["system"], None)
+    acknowledged, detail = _attempt(lambda: adapter_for(record["system"]).report_playback(
+        device, record, server=server, url=url, headers=headers))
+    if acknowledged:
+        store.playback_report_acknowledged(record["report_id"])
+        report.playback_reports.append(record["report_id"])
+        return {"report_id": record["report_id"], "license_id": record["license_id"], "status": detail}
+    store.playback_report_attempted(record["report_id"], now=device.now(), error=detail)
+    report.playback_reports_pending.append({"report_id": record["report_id"], "error": detail})
+    return {"report_id": record["report_id"], "license_id": record["license_id"], "status": "pending",
+            "error": detail}
+
+
+def _attempt(send) -> tuple[bool, str]:
+    """Send a report; (acknowledged, detail): the server's status, or why it did not count."""
+    try:
+        ack = send()
+    except transport.TransportError as exc:
+        return False, str(exc)
+    except CdmError as exc:
+        return False, exc.code
+    return ack.acknowledged, ack.detail
 
 
 def _renewal_due(device: Device, lic: StoredLicense) -> bool:

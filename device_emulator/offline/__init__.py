@@ -18,6 +18,9 @@ between the dialects sits behind the small :class:`OfflineAdapter` interface:
     acknowledgement lets the device purge its record.
 ``renew``
     License renewal, where the dialect has one (``renewable``).
+``wrap`` / ``playback_report`` / ``report_playback``
+    Streaming playback with a temporary license, and the report of its end
+    where the dialect has one (PlayReady Secure Stop).
 
 :func:`adapter_for` picks the adapter by the stored license's ``system``.
 """
@@ -25,7 +28,7 @@ between the dialects sits behind the small :class:`OfflineAdapter` interface:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from device_emulator.cdm.widevine import CdmError
 from device_emulator.media import Decryptor, tee_decryptor
@@ -73,22 +76,40 @@ class Acknowledgement:
     detail: str  # released | already-released | not-found | why it does not count
 
 
-class OfflineAdapter(Protocol):
-    system: str
-    renewable: bool
+class OfflineAdapter:
+    """The dialect's part of the lifecycle; optional features default to "the dialect has none"."""
+
+    system: str = ""
+    renewable = False
 
     def load(self, device: "Device", lic: "StoredLicense") -> OfflineLicense:
-        """Raises CdmError (LICENSE_NOT_BOUND, LICENSE_TAMPERED, ...) when the license does not load."""
+        """Re-verify a stored license in a TEE session; CdmError (LICENSE_NOT_BOUND, ...) if it does not load."""
+        raise NotImplementedError
+
+    def wrap(self, device: "Device", native: Any, holder: Any) -> OfflineLicense:
+        """The neutral view of a license the dialect's CDM just loaded (session owned by the caller)."""
+        raise NotImplementedError
 
     def destruction(self, device: "Device", lic: "StoredLicense", loaded: OfflineLicense | None,
-                    now: int) -> Destruction: ...
+                    now: int) -> Destruction:
+        raise NotImplementedError
 
     def report_destruction(self, device: "Device", record: dict[str, Any], *, server: str, url: str,
                            headers: dict[str, str] | None) -> Acknowledgement:
-        """Raises TransportError if unreachable and CdmError (server code) if refused."""
+        """Raises TransportError if unreachable and CdmError (the server's code) if refused."""
+        raise NotImplementedError
 
     def renew(self, device: "Device", store: "LicenseStore", lic: "StoredLicense", loaded: OfflineLicense, *,
-              url: str, headers: dict[str, str] | None) -> dict[str, Any]: ...
+              url: str, headers: dict[str, str] | None) -> dict[str, Any]:
+        raise no_renewal(self.system)
+
+    def playback_report(self, device: "Device", loaded: OfflineLicense, *, start: int, stop: int) -> bytes | None:
+        """What to report at the end of a streaming playback (PlayReady Secure Stop); None: nothing."""
+        return None
+
+    def report_playback(self, device: "Device", record: dict[str, Any], *, server: str, url: str,
+                        headers: dict[str, str] | None) -> Acknowledgement:
+        raise CdmError("UNSUPPORTED_REQUEST", f"{self.system} has no end-of-playback report")
 
 
 def adapter_for(system: str) -> OfflineAdapter:

@@ -16,16 +16,15 @@ from typing import Any
 from license_server.errors import DrmError
 from license_server.protocols.fairplay import fields
 from device_emulator.acquire_fairplay import report_deleted
-from device_emulator.cdm.fairplay import SYSTEM, FairPlayCdm
+from device_emulator.cdm.fairplay import SYSTEM, FairPlayCdm, LoadedKey
 from device_emulator.cdm.widevine import CdmError
 from device_emulator.device import Device
-from device_emulator.license_store import LicenseStore, StoredLicense
-from device_emulator.offline import Acknowledgement, Destruction, OfflineLicense, no_renewal
+from device_emulator.license_store import StoredLicense
+from device_emulator.offline import Acknowledgement, Destruction, OfflineAdapter, OfflineLicense
 
 
-class FairPlayAdapter:
+class FairPlayAdapter(OfflineAdapter):
     system = SYSTEM
-    renewable = False
 
     def load(self, device: Device, lic: StoredLicense) -> OfflineLicense:
         if not lic.wrapped_session_key:
@@ -34,8 +33,11 @@ class FairPlayAdapter:
         if loaded.license_id != lic.license_id:
             device.tee.close(loaded.handle)
             raise CdmError("LICENSE_MISMATCH", "the stored CKC is for another license")
-        return OfflineLicense(SYSTEM, loaded.handle, device.tee, device.tee.key_info(loaded.handle),
-                              loaded.policy(), loaded.issued_at, native=loaded)
+        return self.wrap(device, loaded, device.tee)
+
+    def wrap(self, device: Device, native: LoadedKey, holder: Any) -> OfflineLicense:
+        return OfflineLicense(SYSTEM, native.handle, holder, holder.key_info(native.handle), native.policy(),
+                              native.issued_at, native=native)
 
     def destruction(self, device: Device, lic: StoredLicense, loaded: OfflineLicense | None,
                     now: int) -> Destruction:
@@ -56,7 +58,3 @@ class FairPlayAdapter:
         if record["license_id"] in ack.not_found:
             return Acknowledgement(True, "not-found")  # the server holds no such license for this device
         return Acknowledgement(False, "the acknowledgement does not name this license")
-
-    def renew(self, device: Device, store: LicenseStore, lic: StoredLicense, loaded: OfflineLicense, *,
-              url: str, headers: dict[str, str] | None) -> dict[str, Any]:
-        raise no_renewal(SYSTEM)

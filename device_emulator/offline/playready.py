@@ -8,6 +8,8 @@ expire-after-first-play object is the playback window. On removal the device
 keeps the facts of the destruction (license id, KIDs, time); ``sync`` sends
 them as a Secure Delete report signed with the device key and purges the
 record once the server's answer matches the report. There is no renewal.
+A streaming playback with a non-persistent license ends with a Secure Stop
+report (its playback start and stop), kept until the server records it.
 """
 
 from __future__ import annotations
@@ -16,17 +18,16 @@ import json
 from typing import Any
 
 from license_server.protocols.playready import SYSTEM
-from device_emulator.acquire_playready import secure_delete
-from device_emulator.cdm.playready import PlayReadyCdm
+from device_emulator.acquire_playready import secure_delete, secure_stop
+from device_emulator.cdm.playready import LoadedLicense, PlayReadyCdm
 from device_emulator.cdm.widevine import CdmError
 from device_emulator.device import Device
-from device_emulator.license_store import LicenseStore, StoredLicense
-from device_emulator.offline import Acknowledgement, Destruction, OfflineLicense, no_renewal
+from device_emulator.license_store import StoredLicense
+from device_emulator.offline import Acknowledgement, Destruction, OfflineAdapter, OfflineLicense
 
 
-class PlayReadyAdapter:
+class PlayReadyAdapter(OfflineAdapter):
     system = SYSTEM
-    renewable = False
 
     def load(self, device: Device, lic: StoredLicense) -> OfflineLicense:
         cdm = PlayReadyCdm(device)
@@ -34,8 +35,11 @@ class PlayReadyAdapter:
         if loaded.license_id != lic.license_id or not loaded.license.persistent:
             cdm.close(loaded)
             raise CdmError("LICENSE_MISMATCH", "the stored XMR license is not the recorded persistent license")
-        return OfflineLicense(SYSTEM, loaded.handle, cdm.identity.holder, loaded.keys, loaded.policy(),
-                              loaded.license_start, not_before=loaded.not_before, native=loaded)
+        return self.wrap(device, loaded, cdm.identity.holder)
+
+    def wrap(self, device: Device, native: LoadedLicense, holder: Any) -> OfflineLicense:
+        return OfflineLicense(SYSTEM, native.handle, holder, native.keys, native.policy(), native.license_start,
+                              not_before=native.not_before, native=native)
 
     def destruction(self, device: Device, lic: StoredLicense, loaded: OfflineLicense | None,
                     now: int) -> Destruction:
@@ -55,6 +59,22 @@ class PlayReadyAdapter:
                                deleted_at=deleted_at, url=url, headers=headers)
         return Acknowledgement(answer.status in ("released", "already-released"), answer.status)
 
-    def renew(self, device: Device, store: LicenseStore, lic: StoredLicense, loaded: OfflineLicense, *,
-              url: str, headers: dict[str, str] | None) -> dict[str, Any]:
-        raise no_renewal(SYSTEM)
+    def playback_report(self, device: Device, loaded: OfflineLicense, *, start: int, stop: int) -> bytes | None:
+        """Secure Stop: the end of playback of a non-persistent license (persistent ones have Secure Delete)."""
+        if loaded.native.license.persistent:
+            return None
+        facts = {"license_id": loaded.native.license_id, "kids": [k.kid.hex() for k in loaded.keys],
+                 "start": start, "stop": stop}
+        return json.dumps(facts, sort_keys=True).encode()
+
+    def report_playback(self, device: Device, record: dict[str, Any], *, server: str, url: str,
+                        headers: dict[str, str] | None) -> Acknowledgement:
+        try:
+            facts = json.loads(record["payload"])
+            kids = tuple(bytes.fromhex(k) for k in facts["kids"])
+            start, stop = int(facts["start"]), int(facts["stop"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CdmError("MALFORMED_RECORD", "the Secure Stop record does not parse") from exc
+        answer = secure_stop(device, server=server, license_id=record["license_id"], kids=kids, start=start,
+                             stop=stop, url=url, headers=headers)
+        return Acknowledgement(answer.status == "recorded", answer.status)

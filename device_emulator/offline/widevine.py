@@ -14,21 +14,23 @@ from device_emulator import transport
 from device_emulator.cdm.widevine import SYSTEM, CdmError, LoadedLicense, WidevineCdm
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore, StoredLicense
-from device_emulator.offline import Acknowledgement, Destruction, OfflineLicense
+from device_emulator.offline import Acknowledgement, Destruction, OfflineAdapter, OfflineLicense
 
 
 def _played(device: Device, lic: StoredLicense) -> int:
     return device.now() - lic.first_played_at if lic.first_played_at else 0
 
 
-class WidevineAdapter:
+class WidevineAdapter(OfflineAdapter):
     system = SYSTEM
     renewable = True
 
     def load(self, device: Device, lic: StoredLicense) -> OfflineLicense:
-        loaded = WidevineCdm(device).load_stored(lic)
-        return OfflineLicense(SYSTEM, loaded.handle, device.tee, device.tee.key_info(loaded.handle),
-                              loaded.policy(), loaded.license.license_start_time, native=loaded)
+        return self.wrap(device, WidevineCdm(device).load_stored(lic), device.tee)
+
+    def wrap(self, device: Device, native: LoadedLicense, holder: Any) -> OfflineLicense:
+        return OfflineLicense(SYSTEM, native.handle, holder, holder.key_info(native.handle), native.policy(),
+                              native.license.license_start_time, native=native)
 
     def destruction(self, device: Device, lic: StoredLicense, loaded: OfflineLicense | None,
                     now: int) -> Destruction:
