@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 
 from license_server.clock import monotonic
+from license_server.eventloop import install_fast_event_loop
 from license_server.errors import ERROR_CODE_HEADER
 
 
@@ -167,6 +168,7 @@ def run_bench(*, server: str | None, concurrency: int, duration: float, requests
             challenges = prepare_challenges(work, count=requests, devices=devices, keys_dir=keys_dir,
                                             server=server, privacy=privacy)
             echo(f"firing at {server}/widevine/license with concurrency {concurrency} for up to {duration:.0f} s")
+            echo(f"client event loop: {install_fast_event_loop()}")
             return asyncio.run(fire(server + "/widevine/license", challenges, concurrency=concurrency,
                                     duration=duration))
         finally:

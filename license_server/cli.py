@@ -11,6 +11,7 @@ from aiohttp import web
 
 from license_server import __version__
 from license_server.clock import ControlledClock, SystemClock, wall_clock_now
+from license_server.eventloop import install_fast_event_loop
 from license_server.keyring import KeyringError, default_keys_dir, load_keyring
 from license_server.settings import Settings
 from license_server.store import Store
@@ -83,6 +84,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     app = create_app(settings, store=store, keyring=keyring, clock=clock)
     log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, settings.database_path,
              ", TEST CLOCK" if settings.test_clock else "")
+    log.info("event loop: %s", install_fast_event_loop())
     web.run_app(app, host=settings.host, port=settings.port, access_log=None,
                 print=lambda msg: click.echo(msg.replace("(Press CTRL+C to quit)", "").strip(), err=True))
 
