@@ -66,6 +66,9 @@ class PolicyOverrides:
     track_requirements: tuple[tuple[Track, TrackRequirement], ...] = ()
     lease_duration: int | None = None  # FairPlay-style lease; refused with persistence (LEASE_WITH_OFFLINE)
     allowed_tracks: frozenset[Track] | None = None  # e.g. audio-only clients: {AUDIO}; None = every track
+    # a dialect's own baseline per track (e.g. FairPlay: HD at baseline robustness); below the title's and the
+    # token's track rules, which are ``track_requirements``; None = the defaults above
+    dialect_track_requirements: tuple[tuple[Track, TrackRequirement], ...] | None = None
 
     def apply(self, policy: LicensePolicy) -> LicensePolicy:
         changes = {
@@ -116,7 +119,8 @@ def decide(
                 f"persistent licenses need L1; this device is {device.security_level.value}",
             )
     requested = _requested_tracks(challenge, title)
-    requirements = {**DEFAULT_TRACK_REQUIREMENTS, **dict(overrides.track_requirements)}
+    requirements = {**DEFAULT_TRACK_REQUIREMENTS, **dict(overrides.dialect_track_requirements or ()),
+                    **dict(overrides.track_requirements)}
     keys = []
     for entry in requested:
         if overrides.allowed_tracks is not None and entry.track not in overrides.allowed_tracks:

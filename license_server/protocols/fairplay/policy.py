@@ -47,8 +47,13 @@ def _parse_cfg(text: str) -> dict[str, str]:
 
 
 def overrides_for(query: Mapping[str, str], *, license_kind: LicenseKind, audio_only: bool) -> PolicyOverrides:
-    """The FairPlay track rules plus the request's ``cfg=`` values as :class:`PolicyOverrides`."""
+    """The FairPlay track rules plus the request's ``cfg=`` values as :class:`PolicyOverrides`.
+
+    The FairPlay rules are the dialect's baseline (``dialect_track_requirements``), so a title's or a
+    token's track rule still applies on top of them; a ``cfg=`` HDCP raise is a request override.
+    """
     requirements = dict(TRACK_REQUIREMENTS)
+    raised: dict[Track, TrackRequirement] = {}
     values: dict[str, object] = {}
     text = query.get("cfg")
     try:
@@ -70,11 +75,12 @@ def overrides_for(query: Mapping[str, str], *, license_kind: LicenseKind, audio_
                 raise CfgError(f"cfg: key 'hdcp' needs none, type0 or type1, not {cfg['hdcp']!r}", key="hdcp")
             for track in VIDEO:
                 need = requirements[track]
-                requirements[track] = TrackRequirement(need.robustness, max(need.hdcp, wanted))
+                raised[track] = TrackRequirement(need.robustness, max(need.hdcp, wanted))
     except CfgError as exc:
         raise DrmError(ErrorCode.INVALID_POLICY_OVERRIDE, str(exc)) from exc
     return PolicyOverrides(
         **values,
-        track_requirements=tuple(requirements.items()),
+        dialect_track_requirements=tuple(requirements.items()),
+        track_requirements=tuple(raised.items()),
         allowed_tracks=frozenset({Track.AUDIO}) if audio_only else None,
     )
