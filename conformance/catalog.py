@@ -188,7 +188,7 @@ def implements(id: str, *systems: str) -> Callable[[CheckFn], CheckFn]:
 def load_all() -> dict[str, Check]:
     """Import every check module (registration happens on import)."""
     from conformance import (checks_attestation, checks_device, checks_dialects, checks_lifecycle,  # noqa: F401
-                             checks_robustness, checks_tokens, checks_widevine)
+                             checks_rights, checks_robustness, checks_tokens, checks_widevine)
 
     return dict(sorted(REGISTRY.items(), key=lambda item: _sort_key(item[0])))
 

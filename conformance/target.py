@@ -17,6 +17,11 @@ Capabilities (the ``needs`` a check may declare):
 ``admin``
     The admin API answers with the token (``GET /admin/licenses``): the checks
     may read the server's own view of a license (e.g. ``released``).
+``rights``
+    ``GET /admin/rights`` answers 200 with the admin token: a check may lower
+    a cap or add a title rule (``PUT /admin/rights``, ``PATCH
+    /admin/rights/titles/{id}``) and restores the previous rights afterwards
+    (:mod:`conformance.rights_admin`).
 
 Every change a check makes to the target is undone when the check ends, so
 checks stay independent of their order.
@@ -34,7 +39,7 @@ from device_emulator import transport
 from conformance.catalog import Context, NotApplicable
 
 DEVICE_LEAD = 2  # seconds emulated devices run ahead of the server clock
-NEEDS = ("test-clock", "revocation", "admin", "tokens")
+NEEDS = ("test-clock", "revocation", "admin", "tokens", "rights")
 
 
 def probe(server: str, *, admin_token: str | None = None, data_dir: Path | None = None) -> tuple[dict, dict]:
@@ -58,8 +63,9 @@ def probe(server: str, *, admin_token: str | None = None, data_dir: Path | None 
         except transport.TransportError:
             return None
 
-    clock_status, revocations_status, licenses_status = (
-        status("/admin/clock"), status("/admin/revocations"), status("/admin/licenses?limit=1"))
+    clock_status, revocations_status, licenses_status, rights_status = (
+        status("/admin/clock"), status("/admin/revocations"), status("/admin/licenses?limit=1"),
+        status("/admin/rights"))
     via = ("admin API (POST/DELETE /admin/revocations)" if revocations_status == 200 else
            "revocations.json in the spawned server's data directory" if data_dir is not None else None)
     capabilities = {
@@ -67,9 +73,11 @@ def probe(server: str, *, admin_token: str | None = None, data_dir: Path | None 
         "revocation": via is not None,
         "admin": licenses_status == 200,
         "tokens": "mode" in info,
+        "rights": rights_status == 200,
         "token_mode": info.get("mode"),
         "admin_token": bool(admin_token),
-        "admin_status": {"clock": clock_status, "revocations": revocations_status, "licenses": licenses_status},
+        "admin_status": {"clock": clock_status, "revocations": revocations_status, "licenses": licenses_status,
+                         "rights": rights_status},
         "revocation_via": via,
         "server_clock_offset": offset,
     }
@@ -104,6 +112,9 @@ def need_reason(need: str, capabilities: dict[str, Any]) -> str:
                 f"{refused}, and it writes revocations.json only for a server it spawned (--spawn)")
     if need == "tokens":
         return "the target does not report entitlement-token support (no \"mode\" in GET /healthz)"
+    if need == "rights":
+        return (f"the runner cannot change the target's rights to set up the rule under test (GET /admin/rights "
+                f"answered {statuses.get('rights')}; {why})")
     if need == "admin":
         return (f"the target's admin API is not available (GET /admin/licenses answered "
                 f"{statuses.get('licenses')}; {why})")
