@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+
+EVENT_LOOP_ENV = "DRM_EVENT_LOOP"  # "asyncio" forces the standard loop (e.g. to compare in a benchmark)
 
 
 def install_fast_event_loop() -> str:
@@ -10,6 +13,8 @@ def install_fast_event_loop() -> str:
 
     Returns what is in use, for the startup log.
     """
+    if os.environ.get(EVENT_LOOP_ENV, "").lower() == "asyncio":
+        return "asyncio"
     try:
         import uvloop
     except ImportError:
