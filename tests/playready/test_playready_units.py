@@ -264,3 +264,16 @@ def test_status_code_table_is_complete_and_distinct():
     own = [v for c, v in faults.STATUS_CODES.items() if c is not ErrorCode.UNSUPPORTED_REQUEST]
     assert len({v for v, _ in own}) == len(own)
     assert all(v >= 0x80000000 for v, _ in public.values())
+
+
+def test_readme_documents_every_playready_cfg_key_with_an_example():
+    from pathlib import Path
+
+    from license_server.protocols.playready.testcfg import ALIASES, KEYS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The PlayReady test-server syntax", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {key.strip(" `") for row in rows for key in row.split("|")[1].split(",")}
+    assert documented == set(KEYS) | set(ALIASES)
+    assert all("`cfg=(" in row for row in rows)
