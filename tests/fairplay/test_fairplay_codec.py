@@ -10,6 +10,7 @@ from license_server.crypto import fairplay as fpcrypto
 from license_server.errors import DrmError, ErrorCode
 from license_server.protocols.common import attestation_nonce
 from license_server.protocols.fairplay import ckc, fields, spc
+from license_server.protocols.fairplay.policy import TRACK_REQUIREMENTS
 from license_server.protocols.fairplay.tllv import Tag
 from device_emulator.cdm.fairplay import FairPlayCdm, decode_answer
 from device_emulator.cdm.widevine import CdmError
@@ -28,7 +29,7 @@ def parse(body, keyring):
 
 
 def grant_for(kind=LicenseKind.TEMPORARY, policy=LicensePolicy(license_duration=86400), tracks=(Track.SD,)):
-    keys = tuple(TrackKey(bytes([i]) * 16, bytes([0x40 + i]) * 16, t, Robustness.SW_SECURE_CRYPTO, Hdcp.NONE)
+    keys = tuple(TrackKey(bytes([i]) * 16, bytes([0x40 + i]) * 16, t, TRACK_REQUIREMENTS[t].robustness, Hdcp.NONE)
                  for i, t in enumerate(tracks, 1))
     return Grant("ab" * 16, "demo-movie", kind, keys, policy, START, None)
 
@@ -123,3 +124,15 @@ def test_answer_shapes_decode_to_the_same_ckc():
     assert decode_answer(ckc_bytes, "application/octet-stream") == ckc_bytes
     with pytest.raises(CdmError):
         decode_answer(b'{"code": "X"}', "application/json")
+
+
+@pytest.mark.parametrize("track, robustness, level", [
+    (Track.AUDIO, Robustness.SW_SECURE_CRYPTO, fields.SecurityLevel.AUDIO),
+    (Track.SD, Robustness.SW_SECURE_CRYPTO, fields.SecurityLevel.BASELINE),
+    (Track.HD, Robustness.SW_SECURE_CRYPTO, fields.SecurityLevel.BASELINE),
+    (Track.SD, Robustness.HW_SECURE_CRYPTO, fields.SecurityLevel.MAIN),  # e.g. a title rule "SD needs L1"
+    (Track.UHD1, Robustness.HW_SECURE_ALL, fields.SecurityLevel.MAIN),
+])
+def test_each_key_carries_the_level_of_the_requirement_applied(track, robustness, level):
+    key = TrackKey(b"\x01" * 16, b"\x02" * 16, track, robustness, Hdcp.NONE)
+    assert ckc.security_level(key) is level

@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass
 
 from license_server import crypto
-from license_server.core.model import Grant, Hdcp, LicenseKind, Track, TrackKey
+from license_server.core.model import Grant, Hdcp, LicenseKind, Robustness, Track, TrackKey
 from license_server.crypto import fairplay as fpcrypto
 from license_server.errors import DrmError, malformed
 from license_server.protocols.fairplay import fields
@@ -32,8 +32,12 @@ CKC_VERSION = 1
 MAX_CKC_BYTES = 64 * 1024
 _HEAD = struct.Struct(">II16sI")
 
-TRACK_LEVEL = {Track.AUDIO: SecurityLevel.AUDIO, Track.SD: SecurityLevel.BASELINE,
-               Track.HD: SecurityLevel.BASELINE, Track.UHD1: SecurityLevel.MAIN}
+def security_level(key: TrackKey) -> SecurityLevel:
+    """The FairPlay level a key requires, from the requirement the policy applied to it:
+    hardware robustness is main; otherwise audio keys are audio, video keys baseline."""
+    if key.robustness >= Robustness.HW_SECURE_CRYPTO:
+        return SecurityLevel.MAIN
+    return SecurityLevel.AUDIO if key.track is Track.AUDIO else SecurityLevel.BASELINE
 
 
 def hdcp_type(required: Hdcp) -> HdcpType:
@@ -63,7 +67,7 @@ def key_duration(grant: Grant) -> fields.KeyDuration | None:
 
 def _entry(key: TrackKey, sk: bytes) -> fields.ContentKeyEntry:
     iv = crypto.random_bytes(16)
-    return fields.ContentKeyEntry(key.kid, key.track, hdcp_type(key.hdcp), TRACK_LEVEL[key.track], iv,
+    return fields.ContentKeyEntry(key.kid, key.track, hdcp_type(key.hdcp), security_level(key), iv,
                                   fpcrypto.ecb_encrypt(sk, key.key))
 
 
