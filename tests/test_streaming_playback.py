@@ -91,3 +91,22 @@ def test_stream_needs_a_server_and_excludes_offline(device):
     assert device_cli("play", str(device), "--content", "demo-movie", "--stream").returncode == 2
     assert device_cli("play", str(device), "--content", "demo-movie", "--stream", "--offline",
                       "--server", "http://127.0.0.1:9").returncode == 2
+
+
+def test_a_secure_stop_whose_answer_was_lost_is_recorded_once(server, device, monkeypatch):
+    real_post = transport.post
+
+    def answer_lost(url, body, **kwargs):
+        reply = real_post(url, body, **kwargs)
+        if "SecureStop" in (kwargs.get("headers") or {}).get("SOAPAction", ""):
+            raise transport.TransportError("connection dropped after the request was sent")
+        return reply
+
+    monkeypatch.setattr(transport, "post", answer_lost)
+    dev = Device.load(device)
+    _, report = lifecycle.stream(dev, "demo-movie", server=server.url, system="playready")
+    assert report["status"] == "pending" and len(secure_stops(server, report["license_id"])) == 1
+    monkeypatch.setattr(transport, "post", real_post)
+    synced = lifecycle.sync(dev, server=server.url)
+    assert synced.playback_reports == [report["report_id"]] and synced.playback_reports_pending == []
+    assert len(secure_stops(server, report["license_id"])) == 1  # acknowledged again, counted once

@@ -224,11 +224,15 @@ def _report(request: web.Request, operation: xmlsafe.Element, body: bytes) -> we
             if record.kind != LicenseKind.TEMPORARY.value:
                 raise DrmError(ErrorCode.UNSUPPORTED_REQUEST,
                                "Secure Stop reports non-persistent licenses; use Secure Delete for persistent ones")
-            store.record_lifecycle(
-                record.license_id, event="secure_stop", state=record.state, now=now, system=SYSTEM,
-                first_used_at=report.playback_start,
-                message=f"played {report.playback_start}..{report.playback_stop} "
-                        f"({report.playback_stop - report.playback_start} s); report {report.nonce.hex()}")
+            played = f"played {report.playback_start}..{report.playback_stop}"
+            already = any(entry["event"] == "secure_stop" and (entry["message"] or "").startswith(played + " ")
+                          for entry in store.audit_trail(license_id=record.license_id, limit=200))
+            if not already:  # a resent report (its answer was lost) is acknowledged, not counted twice
+                store.record_lifecycle(
+                    record.license_id, event="secure_stop", state=record.state, now=now, system=SYSTEM,
+                    first_used_at=report.playback_start,
+                    message=f"{played} ({report.playback_stop - report.playback_start} s); "
+                            f"report {report.nonce.hex()}")
             return _xml(answer("recorded"))
         if report.transaction_id != bytes.fromhex(record.license_id):
             raise malformed("the acknowledgement's TransactionID is not the license's")
