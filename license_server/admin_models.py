@@ -254,6 +254,9 @@ class Health(BaseModel):
     public_test_keys: bool
     schema_version: int
     systems: list[str]
+    mode: Literal["development", "strict"] = Field(description="strict: --require-token (no token, no license).")
+    workers: int = Field(description="Server processes sharing the port and the store.")
+    process: int = Field(description="Id of the process that answered (one of the workers).")
 
 
 class ClearKeyRequest(BaseModel):

@@ -130,14 +130,14 @@ async def fire(url: str, challenges: list[bytes], *, concurrency: int, duration:
     return BenchResult(sent, granted, errors, elapsed, latencies)
 
 
-def spawn_server(data_dir: Path, keys_dir: Path | None) -> tuple[subprocess.Popen, str]:
+def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1) -> tuple[subprocess.Popen, str]:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "license_server.cli", "serve", "--port", str(port), "--data-dir",
-               str(data_dir), "--log-level", "WARNING"]
+               str(data_dir), "--log-level", "WARNING", "--workers", str(workers)]
     if keys_dir:
         command += ["--keys", str(keys_dir)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -156,13 +156,13 @@ def spawn_server(data_dir: Path, keys_dir: Path | None) -> tuple[subprocess.Pope
 
 
 def run_bench(*, server: str | None, concurrency: int, duration: float, requests: int, devices: int,
-              keys_dir: Path | None, privacy: bool, echo=print) -> BenchResult:
+              keys_dir: Path | None, privacy: bool, workers: int = 1, echo=print) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="drm-bench-") as tmp:
         work = Path(tmp)
         proc = None
         if server is None:
-            proc, server = spawn_server(work / "server-data", keys_dir)
-            echo(f"spawned a server at {server} (data in a temporary directory)")
+            proc, server = spawn_server(work / "server-data", keys_dir, workers)
+            echo(f"spawned a server with {workers} worker(s) at {server} (data in a temporary directory)")
         try:
             echo(f"building {requests} signed challenges from {devices} devices ...")
             challenges = prepare_challenges(work, count=requests, devices=devices, keys_dir=keys_dir,

@@ -59,13 +59,22 @@ def main() -> None:
 @click.option("--token-issuer", default=None, help="Require this `iss` in entitlement tokens.")
 @click.option("--token-leeway", default=30, show_default=True, type=click.IntRange(0, 600),
               help="Seconds of clock skew tolerated for exp, nbf and iat.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes sharing the port (SO_REUSEPORT) and the store; the test clock and fault "
+                   "injection need 1.")
 def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_clock: bool,
           allow_compromised_devices: bool, log_level: str, media_dir: Path | None = None,
           admin_token: str | None = None, admin_remote: bool = False, require_token: bool = False,
           token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
-          token_leeway: int = 30) -> None:
+          token_leeway: int = 30, workers: int = 1) -> None:
     """Run the license server with its embedded SQLite store."""
+    from license_server import workers as serving
     from license_server.app import create_app
+
+    if workers > 1 and test_clock:
+        raise click.UsageError("--test-clock keeps the clock in one process's memory: use --workers 1")
+    if workers > 1 and port == 0:
+        raise click.UsageError("--workers needs a fixed --port (the workers share it)")
 
     settings = Settings(host=host, port=port, data_dir=data_dir, keys_dir=keys_dir, test_clock=test_clock,
                         allow_compromised_devices=allow_compromised_devices, log_level=log_level)
@@ -73,20 +82,24 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     settings.admin_remote = admin_remote
     settings.require_token, settings.token_jwks, settings.token_leeway = require_token, token_jwks, token_leeway
     settings.token_audience, settings.token_issuer = token_audience, token_issuer
+    settings.workers = workers
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keyring = _keyring(settings.keys_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _admin_token(settings, admin_token)
-    store = Store.open(settings.database_path)
-    clock = ControlledClock() if settings.test_clock else SystemClock()
+    Store.open(settings.database_path).close()  # create and migrate once, before any worker starts
     if keyring.is_public_test_keyring and not settings.is_loopback:
         log.warning(PUBLIC_KEYS_WARNING.format(keys=keyring.directory, host=settings.host))
-    app = create_app(settings, store=store, keyring=keyring, clock=clock)
+
+    def make_app() -> web.Application:
+        clock = ControlledClock() if settings.test_clock else SystemClock()
+        return create_app(settings, store=Store.open(settings.database_path), keyring=keyring, clock=clock)
+
     log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, settings.database_path,
              ", TEST CLOCK" if settings.test_clock else "")
     log.info("event loop: %s", install_fast_event_loop())
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                print=lambda msg: click.echo(msg.replace("(Press CTRL+C to quit)", "").strip(), err=True))
+    serving.run(make_app, host=settings.host, port=settings.port, workers=workers,
+                print_line=lambda msg: click.echo(msg.replace("(Press CTRL+C to quit)", "").strip(), err=True))
 
 
 @main.group()
@@ -120,13 +133,16 @@ def keys_init(directory: Path, force: bool) -> None:
               help="Emulated devices the challenges come from (half L1, half L3).")
 @click.option("--privacy", is_flag=True, help="Encrypt the client id (privacy mode) in every challenge.")
 @click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path), help="keys/ directory.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes of the spawned server (see `serve --workers`).")
 def bench(server: str | None, concurrency: int, duration: float, requests: int, devices: int, privacy: bool,
-          keys_dir: Path | None) -> None:
+          keys_dir: Path | None, workers: int) -> None:
     """Measure Widevine-style licenses/s and latency percentiles."""
     from license_server.bench import run_bench
 
     result = run_bench(server=server, concurrency=concurrency, duration=duration, requests=requests,
-                       devices=devices, keys_dir=keys_dir, privacy=privacy, echo=lambda m: click.echo(m, err=True))
+                       devices=devices, keys_dir=keys_dir, privacy=privacy, workers=workers,
+                       echo=lambda m: click.echo(m, err=True))
     click.echo(result.report(concurrency))
 
 

@@ -28,7 +28,7 @@ from license_server.admin_models import FaultList, FaultSpec, FaultsCleared
 from license_server.errors import DrmError, ErrorCode
 from license_server.faults import FaultBook, fault_dialect
 from license_server.handlers.admin_common import body_model, reply
-from license_server.http import CLOCK, render_error
+from license_server.http import CLOCK, SETTINGS, render_error
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,9 @@ async def list_faults(request: web.Request) -> web.Response:
 
 async def add_fault(request: web.Request) -> web.Response:
     spec = await body_model(request, FaultSpec)
+    if request.app[SETTINGS].workers > 1:
+        raise DrmError(ErrorCode.ADMIN_REQUEST_INVALID,
+                       "fault injection lives in one process's memory: start the server with --workers 1")
     fault = request.app[FAULTS].add(spec, request.app[CLOCK].now())
     log.info("admin: fault %s added (%s on %s)", fault.id, spec.action, spec.dialect or "every dialect")
     return reply(fault.view(), status=201)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 
 from license_server import __version__
@@ -17,6 +19,8 @@ async def healthz(request: web.Request) -> web.Response:
             "time": app[CLOCK].now(),
             "test_clock": app[SETTINGS].test_clock,
             "mode": "strict" if app[SETTINGS].require_token else "development",
+            "workers": app[SETTINGS].workers,
+            "process": os.getpid(),
             "public_test_keys": app[KEYRING].is_public_test_keyring,
             "schema_version": app[STORE].schema_version,
             "systems": sorted({n.split(".")[0] for n in app.router.named_resources() if "." in n} - {"health", "admin"}),
