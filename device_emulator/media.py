@@ -150,35 +150,20 @@ def check_nal_structure(sample: bytes, length_size: int, *, hevc: bool = False) 
 
 
 def verify_decodes(path: Path | str, *, timeout: float = 120.0) -> None:
-    """Decode every frame of ``path`` with ffmpeg; raise :class:`WrongKeyError` on any decode error.
-
-    A clean decode means ffmpeg exits 0 *and* reports nothing at ``-v error``:
-    decoders often conceal corrupt slices and still exit 0, so silence is
-    the criterion. Raises :class:`MediaError` if ffmpeg is missing.
-    """
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise MediaError(f"ffmpeg is needed to verify decoding: {FFMPEG_HINT}")
-    try:
-        result = subprocess.run(
-            [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-xerror", "-i", str(path), "-f", "null", "-"],
-            capture_output=True, text=True, timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(f"ffmpeg did not finish decoding {path} within {timeout:.0f} s") from exc
-    errors = [line for line in result.stderr.splitlines() if line.strip()]
-    if result.returncode != 0 or errors:
-        detail = "; ".join(errors[:3]) or f"ffmpeg exited with {result.returncode}"
-        raise WrongKeyError(f"the decrypted media does not decode (wrong key or corrupt download): {detail}")
+    """Decode every frame of ``path`` with ffmpeg; raise :class:`WrongKeyError` on any decode error
+    (the criterion of :func:`decode_frames`), :class:`MediaError` if ffmpeg is missing."""
+    decode_frames(path, timeout=timeout)
 
 
 def decode_frames(path: Path | str, *, timeout: float = 120.0) -> dict[str, int]:
     """Decode every frame of ``path`` with ffmpeg and count them by media type.
 
-    The same criterion as :func:`verify_decodes` (exit 0 and nothing at
-    ``-v error``; raises :class:`WrongKeyError` otherwise); the ``framecrc``
-    muxer lists one line per decoded frame, so the counts are what the decoder
-    actually produced, e.g. ``{"video": 100, "audio": 188}``.
+    A clean decode means ffmpeg exits 0 *and* reports nothing at ``-v error``:
+    decoders often conceal corrupt slices and still exit 0, so silence is the
+    criterion (:class:`WrongKeyError` otherwise; :class:`MediaError` if ffmpeg
+    is missing). The ``framecrc`` muxer lists one line per decoded frame, so
+    the counts are what the decoder actually produced, e.g.
+    ``{"video": 100, "audio": 188}``.
     """
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
