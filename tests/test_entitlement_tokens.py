@@ -225,3 +225,28 @@ async def test_development_mode_says_so_on_every_response(aiohttp_client, tmp_pa
     for response in (await client.get("/healthz"), await client.post("/widevine/license", data=b"junk")):
         assert response.headers["X-DRM-Mode"] == "development"
     assert (await (await client.get("/healthz")).json())["mode"] == "development"
+
+
+def test_renewal_through_the_cli_needs_the_accounts_token(server_process, tmp_path) -> None:
+    """Strict mode end to end: acquire and renew with --token; no token or another account's is refused."""
+    from tests.conftest import cli_json, run_cli
+
+    server = server_process("--require-token")
+
+    def issue(account: str) -> str:
+        result = run_cli("token", "issue", "--account", account, "--content", "demo-movie", "--persistent", "--renew",
+                         "--server", server.url, module="license_server.cli")
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    phone = tmp_path / "phone"
+    cli_json("create", str(phone), "--json")
+    carol = issue("carol")
+    acquired = cli_json("acquire", str(phone), "--server", server.url, "--content", "demo-movie", "--type",
+                        "persistent", "--token", carol, "--json")
+    assert acquired["status"] == "granted"
+    renew = ["renew", str(phone), "--content", "demo-movie", "--server", server.url, "--json"]
+    assert cli_json(*renew, expect=3)["error"]["code"] == "TOKEN_REQUIRED"
+    assert cli_json(*renew, "--token", issue("mallory"), expect=3)["error"]["code"] == "CONTENT_NOT_ENTITLED"
+    renewed = cli_json(*renew, "--token", carol)
+    assert renewed["applied"] is True and renewed["version"] == 2
