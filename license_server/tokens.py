@@ -106,7 +106,7 @@ class TokenKeys:
             kid = entry.get("kid")
             if not kid or entry.get("kty") not in ALLOWED_ALGORITHMS.values():
                 continue
-            algorithm = entry.get("alg") or {"oct": "HS256", "RSA": "RS256", "EC": "ES256"}[entry["kty"]]
+            algorithm = entry.get("alg") or next(a for a, kty in ALLOWED_ALGORITHMS.items() if kty == entry["kty"])
             if algorithm not in ALLOWED_ALGORITHMS:
                 continue
             self._keys[kid] = jwt.PyJWK(entry, algorithm=algorithm)

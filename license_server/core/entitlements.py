@@ -72,14 +72,18 @@ def requirement_for(track: Track, rule: TrackRule) -> TrackRequirement:
     return TrackRequirement(robustness, hdcp)
 
 
+def track_requirements(rules: dict[str, TrackRule]) -> tuple[tuple[Track, TrackRequirement], ...]:
+    """Rights or token track rules, by track name, as policy requirements."""
+    return tuple((Track(name), requirement_for(Track(name), rule)) for name, rule in rules.items())
+
+
 def from_claims(claims: TokenClaims) -> Entitlement:
     policy = claims.policy
     overrides = PolicyOverrides(
         rental_duration=policy.rental, playback_duration=policy.playback, license_duration=policy.license,
         can_renew=policy.renew, renewal_delay=policy.renewal_delay,
         renewal_retry_interval=policy.renewal_retry, renewal_recovery_duration=policy.renewal_recovery,
-        track_requirements=tuple((Track(name), requirement_for(Track(name), rule))
-                                 for name, rule in claims.tracks.items()),
+        track_requirements=track_requirements(claims.tracks),
     )
     return Entitlement(
         source=TOKEN, account=claims.sub, profile=claims.profile, tier=claims.tier.lower(),
@@ -103,8 +107,7 @@ def merge(base: PolicyOverrides, top: PolicyOverrides) -> PolicyOverrides:
 def title_overrides(rights: TitleRights) -> PolicyOverrides:
     return PolicyOverrides(
         rental_duration=rights.rental, playback_duration=rights.playback,
-        track_requirements=tuple((Track(name), requirement_for(Track(name), rule))
-                                 for name, rule in rights.tracks.items()),
+        track_requirements=track_requirements(rights.tracks),
     )
 
 
