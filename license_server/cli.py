@@ -127,7 +127,7 @@ def keys_init(directory: Path, force: bool) -> None:
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--duration", default=10.0, show_default=True, type=click.FloatRange(0.5, 3600),
               help="Stop firing after this many seconds.")
-@click.option("--requests", default=20000, show_default=True, type=click.IntRange(1),
+@click.option("--requests", default=40000, show_default=True, type=click.IntRange(1),
               help="Distinct challenges to pre-build (firing stops when they run out).")
 @click.option("--devices", default=8, show_default=True, type=click.IntRange(1, 256),
               help="Emulated devices the challenges come from (half L1, half L3).")
