@@ -113,7 +113,9 @@ async def fire(url: str, challenges: list[bytes], *, concurrency: int, duration:
 
     async def worker() -> None:
         nonlocal granted, sent
-        reader, writer = await asyncio.open_connection(target.hostname, target.port or 80)
+        secure = target.scheme == "https"
+        reader, writer = await asyncio.open_connection(target.hostname, target.port or (443 if secure else 80),
+                                                       ssl=True if secure else None)
         try:
             for body in queue:
                 if monotonic() > deadline:
