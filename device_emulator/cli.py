@@ -154,6 +154,8 @@ def licenses(device_dir: Path, as_json: bool) -> None:
               help="Which packaging of the title to download.")
 @click.option("--system", type=click.Choice(["widevine", "fairplay", "playready"]), default="widevine",
               show_default=True, help="DRM system of the persistent license.")
+@click.option("--license-url", help="Replaces the dialect's default license path (query string included, e.g. "
+              "a cfg= policy).")
 @click.option("--tier", default=None, help="Account tier sent in development mode [server default: premium].")
 @click.option("--account", default=None, help="Account name sent in development mode.")
 @click.option("--interrupt-after", type=click.IntRange(min=0), default=None, metavar="BYTES",
@@ -161,15 +163,14 @@ def licenses(device_dir: Path, as_json: bool) -> None:
 @entitlement_options
 @json_option
 def download(device_dir: Path, server: str, content_id: str, quality: str, scheme: str, system: str,
-             tier: str | None,
-             account: str | None, interrupt_after: int | None, token: str | None, region: str | None,
+             license_url: str | None, tier: str | None, account: str | None, interrupt_after: int | None, token: str | None, region: str | None,
              as_json: bool) -> None:
     """Download a title for offline play: a persistent license first, then the media (resumable)."""
     from device_emulator.download_cli import run_download
 
     run_download(load_device(device_dir), server=server, content_id=content_id, quality=quality, scheme=scheme,
                  tier=tier, account=account, interrupt_after=interrupt_after, as_json=as_json,
-                 headers=entitlement_headers(token, region), system=system)
+                 headers=entitlement_headers(token, region), system=system, license_url=license_url)
 
 
 from device_emulator import cli_offline  # noqa: E402 - registers play/status/clock/remove/sync/renew

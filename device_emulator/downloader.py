@@ -97,7 +97,7 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
              on_plan: Callable[[DownloadAnswer, int], None] | None = None,
              on_progress: Callable[[int], None] | None = None,
              interrupt_after: int | None = None, headers: dict[str, str] | None = None,
-             system: str = "widevine") -> DownloadResult:
+             system: str = "widevine", license_url: str | None = None) -> DownloadResult:
     """Run both downloads; raise :class:`DownloadRefused` or :class:`DownloadError`.
 
     ``system`` is the DRM system of the persistent license (any dialect: the
@@ -113,7 +113,7 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
     """
     directory = media_root(device) / content_id
     previous = load_manifest(device, content_id)
-    key_set_id, license_id, reused = _license(device, server, content_id, previous, headers, system)
+    key_set_id, license_id, reused = _license(device, server, content_id, previous, headers, system, license_url)
     body = {"device_id": device.device_id, "content_id": content_id, "license_id": license_id,
             "quality": quality, "scheme": scheme}
     body.update({k: v for k, v in (("account", account), ("tier", tier)) if v is not None})
@@ -122,7 +122,7 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
     except DownloadRefused as refused:
         if not reused or refused.code not in RETRY_WITH_NEW_LICENSE:
             raise
-        key_set_id, license_id, reused = _license(device, server, content_id, None, headers, system)
+        key_set_id, license_id, reused = _license(device, server, content_id, None, headers, system, license_url)
         answer = _authorize(server, {**body, "license_id": license_id}, headers)
     if previous and (previous.get("scheme"), previous.get("quality")) != (scheme, quality):
         shutil.rmtree(directory, ignore_errors=True)  # another rendition set: start clean
@@ -162,8 +162,10 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
 # ------------------------------------------------------------------ license
 
 def _license(device: Device, server: str, content_id: str, previous: dict[str, Any] | None,
-             headers: dict[str, str] | None = None, system: str = "widevine") -> tuple[str, str, bool]:
-    """(key_set_id, license_id, reused): the recorded license if it still loads, else a new one."""
+             headers: dict[str, str] | None = None, system: str = "widevine",
+             license_url: str | None = None) -> tuple[str, str, bool]:
+    """(key_set_id, license_id, reused): the recorded license if it still loads, else a new one
+    (from ``license_url`` when given, e.g. with a ``cfg=`` policy)."""
     if previous and previous.get("key_set_id"):
         store = LicenseStore(device.license_db_path)
         try:
@@ -179,7 +181,7 @@ def _license(device: Device, server: str, content_id: str, previous: dict[str, A
             else:
                 return stored.key_set_id, stored.license_id, True
     result = acquire(device, server=server, content_id=content_id, kind=LicenseKind.PERSISTENT, headers=headers,
-                     system=system)
+                     system=system, url=license_url)
     if result.status != "granted" or not result.key_set_id or not result.license_id:
         error = result.error or {"code": "LICENSE_NOT_PERSISTED", "message": "no persistent license was stored"}
         raise DownloadRefused(error["code"], f"license refused, nothing downloaded: {error['message']}")

@@ -183,3 +183,16 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path, server) -> None:
     os.close(controller)
     text = output.decode(errors="replace")
     assert "downloading" in text and "100%" in text and "storage estimate" in text
+
+
+def test_license_url_shapes_the_downloaded_license(tmp_path: Path, server) -> None:
+    """`download --license-url` takes a cfg= policy to the license half of the download."""
+    device = make_device(tmp_path, "phone")
+    result = download(device, server, "--json", "--license-url", "/widevine/license?cfg=(rental:7200,playback:600)")
+    assert result.returncode == 0, result.stderr
+    [row] = cli_json("status", str(device), "--json")
+    assert row["governing_clock"] == "storage" and row["message"] in ("Available for 2 more hours",
+                                                                      "Available for 1 more hour")  # 2 h, not 30 days
+    bad = download(make_device(tmp_path, "tablet", "--model", "emulated-tablet-l1"), server, "--json",
+                   "--license-url", "/widevine/license?cfg=(nosuchkey:1)")
+    assert bad.returncode == 3 and json.loads(bad.stdout)["error"]["code"] == "INVALID_POLICY_OVERRIDE"
