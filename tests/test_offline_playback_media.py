@@ -166,3 +166,17 @@ def _tracks():
     title = load_keyring(KEYS).catalog.title(CONTENT)
     assert title is not None
     return title.tracks
+
+
+@pytest.mark.parametrize("scheme", ["cenc", "cbcs"])
+def test_an_l3_phone_decrypts_in_software_when_the_policy_lets_it_persist(tmp_path, server, scheme):
+    """L3 (software keystore): a cfg= policy allows it a persistent license; it gets AUDIO and SD only,
+    and plays them with the keys decrypted in software."""
+    device = tmp_path / "l3-phone"
+    device_json("create", str(device), "--keys", str(KEYS), "--level", "L3", "--json")
+    downloaded = download(device, server, "widevine", scheme,
+                          "--license-url", "/widevine/license?cfg=(persist:true,persistlevel:L3)")
+    assert downloaded["status"] == "complete"
+    media = play(device)["media"]
+    assert media["decrypted_in"] == "software" and media["frames_decoded"] == media["samples_decrypted"] > 0
+    assert {r["track"] for r in media["renditions"]} == {"AUDIO", "SD"}
