@@ -80,6 +80,8 @@ def to_html(report: RunReport) -> str:
              "drm-conformance version": __version__, "Date": report.started_at,
              "Time control": "yes" if report.capabilities.get("test-clock") else "no",
              "Revocation control": "yes" if report.capabilities.get("revocation") else "no",
+             "Rights control": "yes" if report.capabilities.get("rights") else "no",
+             "Entitlement tokens": "yes" if report.capabilities.get("tokens") else "no",
              "Device adapter": (report.capabilities.get("device_adapter") or {}).get("name", "?"),
              "Verdict": "OK" if report.ok else "FAILED"}
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>DRM conformance report</title>"
