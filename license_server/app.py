@@ -13,6 +13,7 @@ from license_server.handlers import fairplay as fairplay_dialect
 from license_server.handlers import media as media_origin
 from license_server.handlers import playready as playready_dialect
 from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, entitlement_mode_middleware, error_middleware
+from license_server.http_limits import handler_args
 from license_server.keyring import Keyring
 from license_server.revocations import RevocationFile
 from license_server.rights import RightsBook
@@ -41,7 +42,7 @@ def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier | None
 def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clock) -> web.Application:
     """Build the server. Tests pass an in-memory store and a controlled clock."""
     app = web.Application(middlewares=[entitlement_mode_middleware, error_middleware],
-                          client_max_size=settings.max_body_bytes)
+                          client_max_size=settings.max_body_bytes, handler_args=handler_args())
     app[SETTINGS] = settings
     app[STORE] = store
     app[KEYRING] = keyring
