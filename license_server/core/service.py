@@ -18,6 +18,7 @@ from license_server.core import attestation, entitlements, policy
 from license_server.core.attestation import AttestationRules, GenuineApp, ModelInfo, TrustAnchor
 from license_server.core.entitlements import Access, Entitlement
 from license_server.core import lifecycle
+from license_server.core.freshness import skew_message
 from license_server.core.lifecycle import Event, State
 from license_server.core.model import Grant, LicenseChallenge, LicenseKind, LicensePolicy, VerifiedDevice
 from license_server.core.policy import PolicyOverrides
@@ -202,7 +203,8 @@ class LicenseService:
             raise DrmError(ErrorCode.LICENSE_NOT_FOUND, "no such license was issued by this server")
         verify(record)
         if abs(now - challenge.request_time) > self.rules.freshness_window:
-            raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "request time outside the freshness window")
+            raise DrmError(ErrorCode.REPLAYED_CHALLENGE,
+                           skew_message("request time", challenge.request_time, now, self.rules.freshness_window))
         state = lifecycle.current_state(State(record.state), record.policy, record.license_start, now)
         if state.value != record.state:
             self.store.record_lifecycle(record.license_id, event="expire", state=state.value, now=now,

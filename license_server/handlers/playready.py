@@ -26,6 +26,7 @@ from aiohttp import web
 from license_server import crypto
 from license_server.core import attestation
 from license_server.core.attestation import ModelInfo
+from license_server.core.freshness import skew_message
 from license_server.core.model import Grant, LicenseChallenge, LicenseKind, RequestKind, Robustness, SecurityLevel
 from license_server.crypto import ecc
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
@@ -250,7 +251,8 @@ def _verified_record(service, report: reports.Report, verify, now: int) -> Licen
         raise DrmError(ErrorCode.LICENSE_NOT_FOUND, "no such license was issued by this server")
     verify(record)
     if abs(now - report.client_time) > service.rules.freshness_window:
-        raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "report time outside the freshness window")
+        raise DrmError(ErrorCode.REPLAYED_CHALLENGE,
+                       skew_message("report time", report.client_time, now, service.rules.freshness_window))
     marker = f"report {report.nonce.hex()}"
     if any(marker in (entry.get("message") or "") for entry in service.store.audit_trail(license_id=record.license_id,
                                                                                           limit=1000)):
