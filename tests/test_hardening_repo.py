@@ -28,3 +28,23 @@ def test_no_deprecated_click_text_streams():
     offenders = [str(p.relative_to(PROJECT)) for folder in ("license_server", "device_emulator", "conformance")
                  for p in (PROJECT / folder).rglob("*.py") if "get_text_stream" in p.read_text(encoding="utf-8")]
     assert offenders == []
+
+
+def test_serve_synopsis_names_every_option():
+    from license_server.cli import serve
+
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    synopsis = readme[readme.index("license-server serve [--host"):]
+    synopsis = synopsis[:synopsis.index("```")]
+    options = [opt for param in serve.params for opt in param.opts if opt.startswith("--")]
+    assert [opt for opt in options if opt not in synopsis] == []
+
+
+def test_docs_drift_items_are_fixed():
+    downloads = (PROJECT / "docs" / "downloads.md").read_text(encoding="utf-8")
+    assert "Widevine-style today" not in downloads and "later release" not in downloads
+    assert "for 4 s of" not in downloads
+    entitlements = (PROJECT / "docs" / "entitlements.md").read_text(encoding="utf-8")
+    assert "--renew)" in entitlements
+    assert "refused with `LICENSE_EXPIRED`" not in (PROJECT / "docs" / "admin-api.md").read_text(encoding="utf-8")
+    assert "status devices/phone            # Available for 30 more days" in (PROJECT / "README.md").read_text()
