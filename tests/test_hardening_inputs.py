@@ -134,4 +134,19 @@ async def test_playready_xml_declaration_with_unknown_encoding(client, encoding)
     assert response.status != 500 or response.headers[ERROR_CODE_HEADER] != "INTERNAL_ERROR"
 
 
-_ = (base64, START)
+_ = base64
+
+
+@pytest.mark.parametrize("query", ["?cfg=(persist:true,rental:\u00b2)", "?cfg=(rental:\u00b9\u00b2)"])
+async def test_cfg_override_with_unicode_digits(client, widevine, make_device, query):
+    status, headers, _, _ = await widevine.acquire(make_device("L1"), query=query)
+    assert 400 <= status < 500 and headers[ERROR_CODE_HEADER] == "INVALID_POLICY_OVERRIDE"
+
+
+@pytest.mark.parametrize("cfg", ["(sl:\u00b2\u00b3)", "(cvopl:\u00b2)"])
+def test_playready_testcfg_with_unicode_digits(cfg):
+    from license_server.protocols.playready import testcfg
+
+    with pytest.raises(DrmError) as caught:
+        testcfg.parse_cfg(cfg, now=START)
+    assert caught.value.code.value == "INVALID_POLICY_OVERRIDE"
