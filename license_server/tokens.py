@@ -43,7 +43,6 @@ TRACK_NAMES = ("AUDIO", "SD", "HD", "UHD1")
 HDCP_NAMES = ("NONE", "V1", "V2", "V2_1", "V2_2", "V2_3")
 MAX_DURATION = 10 * 365 * 86400  # seconds; as for cfg= overrides, so every encoder and the store can hold it
 MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime and SQLite handle
-_TIME = {"ge": 0, "le": MAX_NUMERIC_DATE}
 
 
 def duration_seconds(value: Any) -> Any:
@@ -96,9 +95,9 @@ class TokenClaims(BaseModel):
     region: str | None = Field(None, description="The viewer's region, as the backend determined it.")
     device_cap: int | None = Field(None, ge=0, le=1_000_000, description="Overrides the tier's device cap for this account.")
     jti: str | None = Field(None, min_length=1, max_length=128, description="Present: the token is single-use.")
-    exp: int = Field(**_TIME)  # type: ignore[arg-type]
-    nbf: int | None = Field(None, **_TIME)  # type: ignore[arg-type]
-    iat: int | None = Field(None, **_TIME)  # type: ignore[arg-type]
+    exp: int = Field(ge=0, le=MAX_NUMERIC_DATE)
+    nbf: int | None = Field(None, ge=0, le=MAX_NUMERIC_DATE)
+    iat: int | None = Field(None, ge=0, le=MAX_NUMERIC_DATE)
     iss: str | None = None
     aud: str | list[str] | None = None
 

@@ -49,7 +49,7 @@ def test_spc_json_blocks_deep_nesting(decode):
 
 
 async def test_admin_json_body_deep_nesting(client):
-    status, headers, doc = await call(client, "POST", "/admin/clock", DEEP_OBJECT.replace(b"spc", b"advance"))
+    status, _, doc = await call(client, "POST", "/admin/clock", DEEP_OBJECT.replace(b"spc", b"advance"))
     assert status == 400 and doc["error"]["code"] == "ADMIN_REQUEST_INVALID"
 
 

@@ -31,7 +31,7 @@ def settings(tmp_path):
 
 
 async def test_admin_put_of_the_saved_rules_leaves_no_file(client, settings):
-    status, _, saved = await call(client, "GET", "/admin/rights")
+    _, _, saved = await call(client, "GET", "/admin/rights")
     doc = json.loads(json.dumps(saved))
     doc["tiers"]["ads"]["monthly_allowance"] = 1
     assert (await call(client, "PUT", "/admin/rights", doc))[0] == 200
