@@ -150,3 +150,11 @@ def test_playready_testcfg_with_unicode_digits(cfg):
     with pytest.raises(DrmError) as caught:
         testcfg.parse_cfg(cfg, now=START)
     assert caught.value.code.value == "INVALID_POLICY_OVERRIDE"
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/downloads"), ("POST", "/clearkey/license"),
+                                          ("PUT", "/admin/rights"), ("POST", "/admin/faults"),
+                                          ("PATCH", "/admin/rights/titles/demo-movie")])
+async def test_deep_json_on_every_json_endpoint(client, method, path):
+    status, headers, _ = await call(client, method, path, DEEP)
+    assert 400 <= status < 500 and headers[ERROR_CODE_HEADER] != "INTERNAL_ERROR"
