@@ -89,11 +89,14 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keyring = _keyring(settings.keys_dir)
     _preflight(settings, keyring)  # nothing is written before every check passed
-    _admin_token(settings, admin_token)
     try:
         Store.open(settings.database_path).close()  # create and migrate once, before any worker starts
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         _startup_failed(f"cannot open the store {settings.database_path}: {exc}")
+    try:
+        _admin_token(settings, admin_token)
+    except OSError as exc:
+        _startup_failed(f"cannot write {settings.admin_token_path}: {exc.strerror or exc}")
     if keyring.is_public_test_keyring and not settings.is_loopback:
         log.warning(PUBLIC_KEYS_WARNING.format(keys=keyring.directory, host=settings.host))
 
