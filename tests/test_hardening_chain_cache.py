@@ -53,3 +53,25 @@ def test_cache_is_bounded_by_bytes():
         cache.put(i.to_bytes(32, "big"), "x", 500)
     assert cache.size_bytes <= 10_000 and len(cache) == 10_000 // 756
     assert cache.get((999).to_bytes(32, "big")) == "x" and cache.get((0).to_bytes(32, "big")) is None
+
+
+async def test_over_http_unsigned_requests_leave_the_cache_empty(client, make_device):
+    from license_server.core.model import LicenseKind
+    from license_server.handlers.widevine import TRUST
+    from license_server.protocols.widevine import license_protocol_pb2 as pb
+    from device_emulator.cdm.widevine import WidevineCdm
+
+    cdm = WidevineCdm(make_device("L1"))
+    trust = client.server.app[TRUST]
+    for i in range(30):
+        pending = cdm.build_challenge("demo-movie", LicenseKind.TEMPORARY, privacy=False)
+        signed = pb.SignedMessage.FromString(pending.body)
+        request = pb.LicenseRequest.FromString(signed.msg)
+        request.client_id.token = request.client_id.token + junk_field(i, 20_000)
+        signed.msg, signed.signature = request.SerializeToString(), bytes(256)
+        response = await client.post("/widevine/license", data=signed.SerializeToString())
+        assert response.headers["X-DRM-Error-Code"] == "SIGNATURE_INVALID"
+    assert len(trust.cache) == 0
+    pending = cdm.build_challenge("demo-movie", LicenseKind.TEMPORARY, privacy=False)
+    assert (await client.post("/widevine/license", data=pending.body)).status == 200
+    assert len(trust.cache) == 1
