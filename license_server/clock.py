@@ -51,14 +51,20 @@ class ControlledClock:
         return self._base + ticked + self._offset
 
     def advance(self, seconds: int) -> int:
-        return self.set(self.now() + seconds)
+        self._check(self.now() + seconds)
+        self._offset += seconds
+        return self.now()
 
     def set(self, when: int) -> int:
         """Move to ``when``; outside ``MIN_CLOCK..MAX_CLOCK`` raise :class:`ClockRangeError`, unmoved."""
-        if not MIN_CLOCK <= when <= MAX_CLOCK:
-            raise ClockRangeError(f"the test clock stays between {to_iso(MIN_CLOCK)} and {to_iso(MAX_CLOCK)}")
+        self._check(when)
         self._offset += when - self.now()
         return self.now()
+
+    @staticmethod
+    def _check(when: int) -> None:
+        if not MIN_CLOCK <= when <= MAX_CLOCK:
+            raise ClockRangeError(f"the test clock stays between {to_iso(MIN_CLOCK)} and {to_iso(MAX_CLOCK)}")
 
     def reset(self) -> int:
         """Undo every move: back to the start time plus the time that passed."""
