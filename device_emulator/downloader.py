@@ -28,7 +28,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from license_server.core.model import LicenseKind
-from license_server.downloads import DownloadAnswer
+from license_server.protocols.downloads import DownloadAnswer
 from license_server.errors import ERROR_CODE_HEADER
 from device_emulator import transport
 from device_emulator.acquire import acquire
