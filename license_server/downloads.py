@@ -29,7 +29,7 @@ from license_server.protocols.downloads import (  # noqa: F401 - the wire models
     DownloadAnswer, DownloadFile, DownloadRendition, DownloadRequest)
 from license_server.media_library import Package, Rendition
 from license_server.rights import Rights
-from license_server.store import LicenseRecord
+from license_server.core.ports import LicenseRecord
 
 ALLOWED_DEVICE_TYPES = ("mobile", "tablet")
 DEV_MODE_TIER = "premium"  # development mode (no token): the tier when the body names none
