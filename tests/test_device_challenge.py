@@ -120,3 +120,10 @@ def test_commands_that_cannot_apply_to_clearkey_are_usage_errors(device, command
     assert error["code"] == "NOT_APPLICABLE" and "clearkey" in error["message"]
     text = device_cli(command[0], str(device), *command[1:])
     assert text.returncode == 2 and "does not apply to clearkey" in text.stderr
+
+
+def test_clearkey_streaming_playback_with_a_temporary_license(server, device):
+    played = device_json("play", str(device), "--content", "demo-movie", "--stream", "--server", server.url,
+                         "--system", "clearkey", "--json")
+    assert played["decision"] == "play" and played["end_of_playback_report"] is None
+    assert device_json("licenses", str(device), "--json") == []  # a temporary license is never stored
