@@ -30,7 +30,8 @@ from license_server.core.service import DeviceReport, ReportKind
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
 from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
 from license_server.protocols.playready import (
-    MAX_BODY_BYTES, PROTOCOLS_NS, SYSTEM, faults, reports, soap, testcfg, xmlsafe)
+    MAX_BODY_BYTES, SYSTEM, faults, reports, soap, testcfg, xmlsafe)
+from license_server.protocols.playready.dispatch import operation_name
 from license_server.protocols.playready.license import build_license_response, effective_level
 from license_server.protocols.playready.trust import PlayReadyTrust
 
@@ -51,24 +52,10 @@ def _xml(body: bytes) -> web.Response:
     return web.Response(body=body, content_type="text/xml", charset="utf-8")
 
 
-def _soap_action(request: web.Request) -> str | None:
-    value = request.headers.get("SOAPAction")
-    if value is None:
-        return None
-    value = value.strip().strip('"')
-    prefix = PROTOCOLS_NS + "/"
-    if not value.startswith(prefix):
-        raise DrmError(ErrorCode.UNSUPPORTED_REQUEST, f"SOAPAction {value!r} is not a PlayReady protocol action")
-    return value[len(prefix):]
-
-
 async def rightsmanager(request: web.Request) -> web.Response:
     body = await read_body(request, MAX_BODY_BYTES)
     operation = soap.parse_operation(body)
-    name = xmlsafe.local(operation.tag)
-    action = _soap_action(request)
-    if action is not None and action != name:
-        raise malformed(f"SOAPAction {action} does not match the {name} operation in the body")
+    name = operation_name(operation, request.headers.get("SOAPAction"))
     if name == "AcquireLicense":
         return _acquire(request, operation, body)
     if name in reports.SIGNED_ELEMENT:
