@@ -13,16 +13,9 @@ from typing import Any, Callable
 from license_server.core.model import LicenseKind
 from license_server.protocols.fairplay import fields
 from device_emulator.acquire import AcquireResult, HttpLink, acquire, license_url
-from device_emulator.cdm.fairplay import SHAPES, SYSTEM, FairPlayCdm, LoadedKey, PendingSpc
+from device_emulator.cdm.fairplay import SYSTEM, FairPlayCdm, LoadedKey, PendingSpc
 from device_emulator.device import Device
 from device_emulator.errors import CdmError
-
-TRANSPORTS = SHAPES
-
-
-def certificate_url(server: str) -> str:
-    return server.rstrip("/") + "/fairplay/certificate"
-
 
 def ensure_certificate(cdm: FairPlayCdm, server: str, headers: dict[str, str] | None = None) -> None:
     """Fetch and cache the application certificate if the CDM has none."""
