@@ -63,7 +63,8 @@ def prepare_challenges(workdir: Path, *, count: int, devices: int, keys_dir: Pat
 
 
 def run_bench(*, server: str | None, concurrency: int, duration: float, requests: int, devices: int,
-              keys_dir: Path | None, privacy: bool, workers: int = 1, echo: Callable[[str], None] = print) -> BenchResult:
+              keys_dir: Path | None, privacy: bool, workers: int = 1,
+              echo: Callable[[str], None] = print) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="drm-bench-") as tmp:
         work = Path(tmp)
         proc = None

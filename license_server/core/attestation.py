@@ -172,5 +172,6 @@ def _check_evidence(challenge: LicenseChallenge, claims: DeviceClaims, rules: At
         for app in rules.genuine_apps
     )
     if not genuine or not evidence.app_recognized:
-        return DrmError(ErrorCode.APP_NOT_GENUINE, f"app {evidence.app_package or '?'} is not a genuine, recognized build")
+        return DrmError(ErrorCode.APP_NOT_GENUINE,
+                        f"app {evidence.app_package or '?'} is not a genuine, recognized build")
     return None

@@ -146,7 +146,8 @@ def check_region(entitlement: Entitlement, rights: TitleRights, region_header: s
         return
     region = entitlement.region or (region_header or "").strip().upper() or None
     if region is None:
-        raise DrmError(ErrorCode.REGION_NOT_ALLOWED, "the title is region-restricted and the viewer's region is unknown")
+        raise DrmError(ErrorCode.REGION_NOT_ALLOWED,
+                       "the title is region-restricted and the viewer's region is unknown")
     if not all(region in codes for codes in allowed):
         raise DrmError(ErrorCode.REGION_NOT_ALLOWED, f"not available in region {region}")
 

@@ -73,7 +73,8 @@ class MemoryRepository:
     def _snapshot(self, device_id: str) -> UsageSnapshot:
         holdings = tuple(Holding(r.license_id, r.device_id, r.account, r.state, r.policy, r.license_start, r.issued_at)
                          for r in self.licenses.values()
-                         if r.kind == "persistent" and r.state not in ("released", "expired") and r.device_id == device_id)
+                         if r.kind == "persistent" and r.state not in ("released", "expired")
+                         and r.device_id == device_id)
         return UsageSnapshot(holdings, len(holdings))
 
     def record_refusal(self, error: DrmError, *, system: str, device_id: str | None, content_id: str | None,

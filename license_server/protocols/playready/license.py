@@ -24,6 +24,11 @@ def effective_level(grant_level: SecurityLevel, certified: int) -> int:
     return certified if grant_level is SecurityLevel.L1 else min(certified, SL2000)
 
 
+def _header_cipher(header_key: wrmheader.HeaderKey | None) -> str:
+    """The cipher the WRMHEADER names for a key (its ALGID), AES-CTR by default."""
+    return header_key.algid if header_key is not None and header_key.algid else "AESCTR"
+
+
 def build_license_response(grant: Grant, parsed: soap.ParsedChallenge, cfg: TestServerCfg, chain: ChainInfo) -> bytes:
     """The ``AcquireLicenseResponse`` for ``grant`` to the device of ``chain``.
 
@@ -53,7 +58,7 @@ def build_license_response(grant: Grant, parsed: soap.ParsedChallenge, cfg: Test
     content_keys = tuple(
         xmr.ContentKey(
             kid=k.kid,
-            cipher=cfg.cipher or (by_kid[k.kid].algid if k.kid in by_kid and by_kid[k.kid].algid else "AESCTR"),
+            cipher=cfg.cipher or _header_cipher(by_kid.get(k.kid)),
             track=k.track.value, robustness=int(k.robustness), hdcp=int(k.hdcp),
             encrypted_key=ecc.ecies_encrypt(device.public_key, integrity_key + k.key,
                                             xmr.key_context(rights_id, k.kid)),
