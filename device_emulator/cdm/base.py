@@ -60,8 +60,11 @@ class Persisted:
 class Link(Protocol):
     """The network as a CDM sees it while preparing (the dispatcher's HTTP transport)."""
 
-    server: str
-    target: str
+    @property
+    def server(self) -> str: ...
+
+    @property
+    def target(self) -> str: ...
 
     def post(self, body: bytes, *, content_type: str = ..., headers: dict[str, str] | None = None) -> HttpReply: ...
 
@@ -71,7 +74,8 @@ class Link(Protocol):
 class Loaded(Protocol):
     """What every dialect's loaded license offers the dispatcher and the offline lifecycle."""
 
-    handle: int
+    @property
+    def handle(self) -> int: ...
 
     @property
     def license_id(self) -> str: ...

@@ -242,7 +242,8 @@ class FairPlayCdm(Cdm):
 
     def persisted(self, pending: PendingSpc, loaded: LoadedKey) -> Persisted:
         """The CKC with its session secrets wrapped to this device's key (no content key stored)."""
-        return Persisted(loaded.contents.license_info.version, pending.body, loaded.ckc, b"", self.persist(pending),
+        info = loaded.contents.license_info  # never None: process_ckc refuses a CKC without it
+        return Persisted(info.version if info else 0, pending.body, loaded.ckc, b"", self.persist(pending),
                          loaded.issued_at)
 
     def settle(self, link: Link, pending: PendingSpc, loaded: LoadedKey) -> None:
