@@ -90,8 +90,9 @@ def test_dashjs_takes_the_license_url_from_the_manifest(play, license_server):
 
 
 # HLS has no Clear Key license-URL signalling: players are given the URL. hls.js reads the
-# KEYFORMAT="org.w3.clearkey" key line (KEYID and data: URI).
-@pytest.mark.parametrize("player", ["hlsjs"])
+# KEYFORMAT="org.w3.clearkey" key line (KEYID and data: URI); Shaka Player reads no Clear Key
+# key line in HLS and plays with the mapping of page/player.js (hlsClearKeyConfig).
+@pytest.mark.parametrize("player", ["hlsjs", "shaka"])
 @pytest.mark.parametrize("scheme", ["cenc", "cbcs"])
 def test_packaged_hls_plays_with_clear_key_licenses(play, license_server, scheme, player):
     before = len(license_server.audit())

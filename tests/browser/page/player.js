@@ -19,22 +19,57 @@ function commonPssh(keyIds) {
   return box;  // data size (last 4 bytes) stays 0
 }
 
+/** The KIDs (hex) of a Widevine PSSH box: the key_ids (field 2) of its WidevinePsshData. */
+function widevineKeyIds(box) {
+  const view = new DataView(box.buffer, box.byteOffset, box.byteLength);
+  let pos = 28;  // size, 'pssh', version + flags, system id
+  if (box[8] > 0) pos += 4 + 16 * view.getUint32(pos);  // version 1: the box's own KID list
+  const end = Math.min(box.length, pos + 4 + view.getUint32(pos));
+  pos += 4;
+  const varint = () => {
+    let value = 0;
+    for (let shift = 0; pos < end; shift += 7) {
+      const byte = box[pos++];
+      value += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) break;
+    }
+    return value;
+  };
+  const kids = [];
+  while (pos < end) {
+    const tag = varint();
+    if ((tag & 7) === 0) { varint(); continue; }
+    if ((tag & 7) !== 2) break;
+    const length = varint();
+    if (tag >> 3 === 2 && length === 16) {
+      kids.push([...box.subarray(pos, pos + 16)].map((b) => b.toString(16).padStart(2, '0')).join(''));
+    }
+    pos += length;
+  }
+  return kids;
+}
+
 /**
  * Shaka Player 5.2 reads no KEYFORMAT="org.w3.clearkey" HLS key line (its HLS
  * parser knows identity, FairPlay, Widevine, PlayReady and WisePlay only, and
  * takes an identity URI as the key itself). To get Clear Key licenses for HLS
- * it must be told to use the Widevine key line's KEYID with the Clear Key
- * CDM: keySystemsMapping turns that line's key system into org.w3.clearkey,
- * and initDataTransform hands the CDM a common-system PSSH of its KEYIDs in
- * place of the Widevine PSSH the CDM cannot read.
+ * it must be told to use the Widevine key line with the Clear Key CDM:
+ * keySystemsMapping turns that line's key system into org.w3.clearkey, and
+ * initDataTransform hands the CDM a common-system PSSH of the KIDs in place of
+ * the Widevine PSSH it cannot read. The KIDs come from the Widevine PSSH (the
+ * packager lists every KID of the title there), not from the KEYIDs Shaka has
+ * seen so far: it loads media playlists lazily, so a rendition switched to
+ * later would otherwise have no key.
  */
 function hlsClearKeyConfig(licenseUrl) {
   return {
     keySystemsMapping: {'com.widevine.alpha': 'org.w3.clearkey'},
     servers: {'com.widevine.alpha': licenseUrl, 'org.w3.clearkey': licenseUrl},
-    initDataTransform: (initData, initDataType, drmInfo) => (
-      drmInfo && drmInfo.keySystem === 'org.w3.clearkey' && initDataType === 'cenc' && drmInfo.keyIds.size ?
-        commonPssh(drmInfo.keyIds) : initData),
+    initDataTransform: (initData, initDataType, drmInfo) => {
+      if (!drmInfo || drmInfo.keySystem !== 'org.w3.clearkey' || initDataType !== 'cenc') return initData;
+      const kids = new Set([...widevineKeyIds(initData), ...drmInfo.keyIds]);
+      return kids.size ? commonPssh(kids) : initData;
+    },
   };
 }
 
