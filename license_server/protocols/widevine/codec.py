@@ -42,11 +42,16 @@ _VERIFICATION = {
     PlatformVerification.HARDWARE_VERIFIED: pb.PLATFORM_HARDWARE_VERIFIED,
     PlatformVerification.SOFTWARE_VERIFIED: pb.PLATFORM_SOFTWARE_VERIFIED,
     PlatformVerification.TAMPERED: pb.PLATFORM_TAMPERED,
+    PlatformVerification.UNVERIFIED: pb.PLATFORM_UNVERIFIED,
 }
+# The public LicenseError.Error values, where one fits (a real CDM re-provisions on INVALID and gives up on
+# REVOKED); every error also carries our stable code in the extension fields and the X-DRM-Error-Code header.
 _LICENSE_ERROR = {
     ErrorCode.CERTIFICATE_INVALID: pb.LicenseError.INVALID_DRM_DEVICE_CERTIFICATE,
+    ErrorCode.SIGNATURE_INVALID: pb.LicenseError.INVALID_DRM_DEVICE_CERTIFICATE,
     ErrorCode.DEVICE_REVOKED: pb.LicenseError.REVOKED_DRM_DEVICE_CERTIFICATE,
     ErrorCode.INTERNAL_ERROR: pb.LicenseError.SERVICE_UNAVAILABLE,
+    ErrorCode.INJECTED_FAULT: pb.LicenseError.SERVICE_UNAVAILABLE,
 }
 
 
@@ -254,7 +259,7 @@ def build_license(
     )
     if grant.device is not None:
         lic.platform_verification_status = _VERIFICATION[grant.device.verification]
-        lic.remote_attestation_verified = True
+        lic.remote_attestation_verified = grant.device.verification is not PlatformVerification.UNVERIFIED
     for key in grant.keys:
         iv = crypto.random_bytes(16)
         container = lic.key.add(
