@@ -302,6 +302,13 @@ def pssh_data(content_id: str | None, key_ids: tuple[bytes, ...] = (), protectio
     return header.SerializeToString()
 
 
+def pssh_box(content_id: str | None, key_ids: tuple[bytes, ...] = ()) -> bytes:
+    """A version-0 ``pssh`` box with the Widevine system id and ``WidevinePsshData`` as its data."""
+    data = pssh_data(content_id, key_ids)
+    payload = b"\x00\x00\x00\x00" + SYSTEM_ID + len(data).to_bytes(4, "big") + data
+    return (8 + len(payload)).to_bytes(4, "big") + b"pssh" + payload
+
+
 def encrypt_client_id(client: pb.ClientIdentification, service_certificate: bytes) -> pb.EncryptedClientIdentification:
     """Privacy mode: encrypt the client id to the (already verified) service certificate."""
     signed = pb.SignedDrmCertificate.FromString(service_certificate)
