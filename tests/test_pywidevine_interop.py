@@ -205,3 +205,37 @@ def test_pssh_command_names_the_title_and_its_key_ids():
     data = theirs.WidevinePsshData.FromString(base64.b64decode(run_cli("pssh", "--content", "demo-movie",
                                                                          "--no-kids").stdout)[32:])
     assert data.content_id == b"demo-movie" and not data.key_ids
+
+
+def test_the_third_party_cdm_page_works_as_written(tmp_path):
+    """Run docs/third-party-cdms.md: its shell blocks (on a free port) and its Python script, then compare the
+    keys it printed with the ones the page shows."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT, free_port
+
+    doc = (PROJECT / "docs" / "third-party-cdms.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(bash|python)\n(.*?)```", doc, re.DOTALL)
+    for lang, body in blocks:
+        if lang == "python":
+            name = body.split("\n", 1)[0].lstrip("# ").split(":")[0]
+            (tmp_path / name).write_text(body, encoding="utf-8")
+    shell = "\n".join(body for lang, body in blocks if lang == "bash" and "pip install" not in body)
+    script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + shell.replace(
+        "8080", str(free_port()))
+    (tmp_path / "keys").symlink_to(KEYS)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    shown = re.findall(r"^# (?:INFO:license:\[CONTENT\] )?([0-9a-f]{32}:[0-9a-f]{32})$", doc, re.MULTILINE)
+    assert shown and set(shown) == {f"{kid}:{key}" for kid, key in SOFTWARE_KEYS.items()}
+    for line in shown:
+        assert output.count(line) >= 2, line  # once from the pywidevine CLI, once from the privacy-mode script
+    assert "service certificate of license.emulator.test" in output
+    assert "platform verification: PLATFORM_UNVERIFIED" in output
+    assert "out of the emulated TEE" in output
