@@ -19,8 +19,8 @@ therefore sees the exported device as an unverified platform.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from license_server.core.model import SecurityLevel
 from license_server.protocols.widevine import license_protocol_pb2 as pb

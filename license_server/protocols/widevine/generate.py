@@ -16,7 +16,6 @@ one module works on every protobuf release the project declares (6.33 to 7.x).
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
