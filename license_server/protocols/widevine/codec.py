@@ -8,6 +8,7 @@ clock reads; keys and times are arguments. Malformed input raises
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
@@ -55,7 +56,10 @@ _LICENSE_ERROR = {
 }
 
 
-def _parse(message_type: type[Message], data: bytes, what: str) -> Message:
+M = TypeVar("M", bound=Message)
+
+
+def _parse(message_type: type[M], data: bytes, what: str) -> M:
     try:
         return message_type.FromString(data)
     except (DecodeError, RuntimeWarning, ValueError) as exc:

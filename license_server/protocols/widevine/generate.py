@@ -1,6 +1,9 @@
 """Regenerate ``license_protocol_pb2.py`` from ``license_protocol.proto`` (a development tool).
 
-    pip install grpcio-tools && python -m license_server.protocols.widevine.generate
+    pip install grpcio-tools mypy-protobuf && python -m license_server.protocols.widevine.generate
+
+It also writes the type stub ``license_protocol_pb2.pyi`` (mypy-protobuf's
+``protoc-gen-mypy``, when it is on PATH).
 
 The schema is registered under a namespaced file name and package
 (``drm_license_emulator/widevine/license_protocol.proto``, package
@@ -23,6 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PROTO = HERE / "license_protocol.proto"
 OUTPUT = HERE / "license_protocol_pb2.py"
+STUB = HERE / "license_protocol_pb2.pyi"
 REGISTERED_NAME = "drm_license_emulator/widevine/license_protocol.proto"
 MODULE = "license_server.protocols.widevine.license_protocol_pb2"
 
@@ -66,10 +70,27 @@ def descriptor_bytes() -> bytes:
     return file.SerializeToString()
 
 
+def write_stub() -> bool:
+    """The mypy stub, if ``protoc-gen-mypy`` is available."""
+    if shutil.which("protoc-gen-mypy") is None:
+        return False
+    from grpc_tools import protoc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / REGISTERED_NAME
+        staged.parent.mkdir(parents=True)
+        shutil.copyfile(PROTO, staged)
+        if protoc.main(["protoc", f"-I{tmp}", f"--mypy_out={tmp}", REGISTERED_NAME]) != 0:
+            raise SystemExit("protoc-gen-mypy failed")
+        stub = staged.with_name("license_protocol_pb2.pyi").read_text(encoding="utf-8")
+    STUB.write_text("# ruff: noqa\n" + stub, encoding="utf-8")
+    return True
+
+
 def main() -> None:
     OUTPUT.write_text(TEMPLATE.format(name=REGISTERED_NAME, descriptor=descriptor_bytes(), module=MODULE),
                       encoding="utf-8")
-    print(f"wrote {OUTPUT.relative_to(Path.cwd()) if OUTPUT.is_relative_to(Path.cwd()) else OUTPUT}",
+    print(f"wrote {OUTPUT.name}" + (f" and {STUB.name}" if write_stub() else " (no protoc-gen-mypy: stub kept)"),
           file=sys.stderr)
 
 
