@@ -87,3 +87,25 @@ def test_export_cli_refuses_to_overwrite_and_unknown_formats(tmp_path):
     unknown = run_cli("export", str(device), "--format", "nope", "--out", str(tmp_path / "y"))
     assert unknown.returncode == 2
     assert "wvd" in FORMATS and run_cli("export", "--help").stdout.count("wvd") >= 1
+
+
+def test_keys_init_and_create_agree_on_system_ids(tmp_path, clock):
+    """Freshly generated keys: every model certificate carries its models.json system id, and so does the
+    leaf of a device provisioned from it."""
+    from license_server.keygen import MODELS, init_keys
+    from license_server.keyring import load_keyring
+    from device_emulator.device import Device, DeviceFlags
+    from license_server.core.model import Hdcp
+
+    init_keys(tmp_path / "keys", force=False, now=clock.now())
+    ring = load_keyring(tmp_path / "keys")
+    for spec in MODELS:
+        model = ring.models[spec["name"]]
+        cert = pb.DrmCertificate.FromString(pb.SignedDrmCertificate.FromString(model.certificate).drm_certificate)
+        assert cert.system_id == model.system_id == spec["system_id"]
+        device = Device.create(tmp_path / spec["name"], ring, model=model, flags=DeviceFlags(), max_hdcp=Hdcp.V1,
+                               clock=clock)
+        leaf = pb.DrmCertificate.FromString(pb.SignedDrmCertificate.FromString(device.certificate_chain)
+                                            .drm_certificate)
+        assert leaf.system_id == spec["system_id"]
+        assert export_device(device, "wvd").summary["system_id"] == spec["system_id"]
