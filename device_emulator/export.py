@@ -26,6 +26,7 @@ from license_server.core.model import SecurityLevel
 from license_server.protocols.widevine import license_protocol_pb2 as pb
 from device_emulator.cdm.widevine import WidevineCdm
 from device_emulator.device import Device
+from device_emulator.errors import DeviceEmulatorError
 
 WVD_MAGIC = b"WVD"
 WVD_VERSION = 2
@@ -38,7 +39,7 @@ FLAGS_WARNING = ("warning: the device's {flags} state is not carried by the expo
                  "attestation evidence, so a server serves it as an unverified platform (software keys only).")
 
 
-class ExportError(Exception):
+class ExportError(DeviceEmulatorError):
     """The device cannot be exported in that format (the message says what to do)."""
 
 

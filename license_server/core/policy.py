@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from license_server.core.model import (
     Grant,
@@ -22,7 +23,7 @@ from license_server.core.model import (
     VerifiedDevice,
 )
 from license_server.errors import DrmError, ErrorCode
-from license_server.keyring import Title
+from license_server.keyring import Title, TrackEntry
 
 DAY = 86400
 HOUR = 3600
@@ -73,7 +74,7 @@ class PolicyOverrides:
     require_attestation: bool | None = None  # cfg attestation:required or a token claim: refuse unattested devices
 
     def apply(self, policy: LicensePolicy) -> LicensePolicy:
-        changes = {
+        changes: dict[str, Any] = {
             name: value
             for name, value in (
                 ("rental_duration", self.rental_duration),
@@ -166,7 +167,7 @@ def check_unattested(kind: LicenseKind, overrides: PolicyOverrides) -> None:
                        "software-only, streaming licenses only")
 
 
-def _requested_tracks(challenge: LicenseChallenge, title: Title):
+def _requested_tracks(challenge: LicenseChallenge, title: Title) -> tuple[TrackEntry, ...]:
     if not challenge.key_ids:
         return title.tracks
     entries = []
