@@ -38,7 +38,7 @@ class CertificateInfo:
 
 def issue_certificate(
     *,
-    cert_type: int,
+    cert_type: pb.DrmCertificate.Type.ValueType,
     public_key: bytes,
     serial_number: bytes,
     issuer_key_pem: bytes | None,

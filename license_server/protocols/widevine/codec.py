@@ -274,9 +274,10 @@ def build_license(
             level=int(key.robustness),
             track_label=key.track.value,
         )
-        container.required_protection.hdcp = int(key.hdcp)
+        container.required_protection.hdcp = pb.License.KeyContainer.OutputProtection.HDCP.ValueType(int(key.hdcp))
     msg = lic.SerializeToString()
-    signed = pb.SignedMessage(type=MessageType.LICENSE, msg=msg, signature=crypto.hmac_sha256(session_keys.server_mac, msg))
+    signed = pb.SignedMessage(type=MessageType.LICENSE, msg=msg,
+                              signature=crypto.hmac_sha256(session_keys.server_mac, msg))
     if wrapped:
         signed.session_key = wrapped
     return IssuedLicense(signed.SerializeToString(), session_keys)

@@ -55,7 +55,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, {module!r}, _globals)
 def descriptor_bytes() -> bytes:
     """Compile the schema under its namespaced name; return the serialized FileDescriptorProto."""
     from google.protobuf import descriptor_pb2
-    from grpc_tools import protoc  # type: ignore[import-untyped]
+    from grpc_tools import protoc  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / REGISTERED_NAME
