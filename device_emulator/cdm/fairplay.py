@@ -17,17 +17,21 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from device_emulator.cdm.widevine import CdmError
+from device_emulator.device import Device
+from device_emulator.tee import TeeError
 from license_server import crypto
 from license_server.core.model import Evidence, Hdcp, LicenseKind
 from license_server.crypto import fairplay as fpcrypto
 from license_server.protocols.common import attestation_nonce
 from license_server.protocols.fairplay import ckc as fp_ckc
 from license_server.protocols.fairplay import fields
-from license_server.protocols.fairplay.fields import Capability, EmuCapability, SecurityLevel
+from license_server.protocols.fairplay.fields import (
+    Capability,
+    EmuCapability,
+    SecurityLevel,
+)
 from license_server.protocols.fairplay.tllv import Tag
-from device_emulator.cdm.widevine import CdmError
-from device_emulator.device import Device
-from device_emulator.tee import TeeError
 
 SYSTEM = "fairplay"
 CERTIFICATE_FILE = "fairplay_app.cert"

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from device_emulator.device import Device
+from device_emulator.tee import TeeError
 from license_server import crypto
 from license_server.core.model import LicenseKind, RequestKind, SecurityLevel
 from license_server.errors import DrmError
 from license_server.protocols.common import attestation_nonce
 from license_server.protocols.widevine import codec
 from license_server.protocols.widevine import license_protocol_pb2 as pb
-from license_server.protocols.widevine.certificates import CertificateError, CertType, verify_chain
-from device_emulator.device import Device
-from device_emulator.tee import TeeError
+from license_server.protocols.widevine.certificates import (
+    CertificateError,
+    CertType,
+    verify_chain,
+)
 
 SYSTEM = codec.SYSTEM
 _KIND_TO_WIRE = {LicenseKind.TEMPORARY: pb.STREAMING, LicenseKind.PERSISTENT: pb.OFFLINE}

@@ -131,3 +131,20 @@ def ecies_decrypt(private_pem: bytes, blob: bytes, context: bytes) -> bytes:
         return aes_key_unwrap(kek, wrapped)
     except (InvalidUnwrap, ValueError) as exc:
         raise CryptoError() from exc
+
+
+def private_scalar(private_pem: bytes) -> int:
+    """The private value ``d`` of a P-256 PEM key (for ElGamal and key export)."""
+    return _private_key(private_pem).private_numbers().private_value
+
+
+def private_key_from_scalar(value: int) -> bytes:
+    """A PKCS#8 PEM for the P-256 private value ``value`` (key import)."""
+    key = ec.derive_private_key(value, _CURVE)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def public_key_pem(point: bytes) -> bytes:
+    """The SubjectPublicKeyInfo PEM of a 65-byte point (the published server key)."""
+    return _public_key(point).public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -26,14 +26,21 @@ from aiohttp import web
 from license_server import crypto
 from license_server.core import attestation
 from license_server.core.attestation import ModelInfo
-from license_server.core.model import Grant, LicenseChallenge, LicenseKind, RequestKind, Robustness, SecurityLevel
-from license_server.crypto import ecc
+from license_server.core.model import Grant, LicenseChallenge, LicenseKind, RequestKind
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
 from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
 from license_server.protocols.playready import (
-    MAX_BODY_BYTES, PROTOCOLS_NS, SL150, SL2000, SL3000, SYSTEM, faults, reports, soap, testcfg, wrmheader, xmr,
+    MAX_BODY_BYTES,
+    PROTOCOLS_NS,
+    SYSTEM,
+    faults,
+    reports,
+    soap,
+    testcfg,
     xmlsafe,
 )
+from license_server.protocols.playready import challenge as challenge_codec
+from license_server.protocols.playready import license as license_codec
 from license_server.protocols.playready.trust import PlayReadyTrust, neutral_level
 from license_server.store import LicenseRecord
 
@@ -83,7 +90,9 @@ def _acquire(request: web.Request, operation: xmlsafe.Element, body: bytes) -> w
     service, trust = request.app[SERVICE], request.app[TRUST]
     now = service.clock.now()
     cfg = testcfg.parse_cfg(request.query.get("cfg"), now=now)
-    parsed = soap.parse_license_challenge(operation, body)
+    keys = request.app[KEYRING].playready
+    parsed = challenge_codec.parse_license_challenge(operation, body,
+                                                     server_key_pem=keys.server_key_pem if keys else b"")
     challenge = parsed.challenge
     if cfg.kid is not None and cfg.content_key is None:
         challenge = replace(challenge, key_ids=(cfg.kid,))
@@ -99,69 +108,15 @@ def _acquire(request: web.Request, operation: xmlsafe.Element, body: bytes) -> w
         return _client_info(request, challenge, parsed, now)
 
     def build(grant: Grant) -> tuple[bytes, dict[str, str]]:
-        return _build_license(grant, parsed, cfg, trust.chain_info(challenge.device.certificate_chain, now=now)), {}
+        chain = trust.chain_info(challenge.device.certificate_chain, now=now)
+        return license_codec.build_license(grant, parsed, cfg, chain), {}
 
     answer = service.acquire(challenge, trust=trust, overrides=cfg.overrides(now), build=build,
                              access=access_of(request))
     return _xml(answer)
 
 
-def _effective_level(grant_level: SecurityLevel, certified: int) -> int:
-    """The certificate's level, capped at SL2000 when attestation downgraded the device to software."""
-    return certified if grant_level is SecurityLevel.L1 else min(certified, SL2000)
-
-
-def _build_license(grant: Grant, parsed: soap.ParsedChallenge, cfg: testcfg.TestServerCfg, chain) -> bytes:
-    device = grant.device
-    assert device is not None
-    keys = grant.keys
-    if cfg.content_key is not None and cfg.kid is not None:
-        keys = (replace(keys[0], kid=cfg.kid, key=cfg.content_key),)
-    device_level = _effective_level(device.security_level, chain.security_level)
-    needs_hardware = any(k.robustness >= Robustness.HW_SECURE_CRYPTO for k in keys)
-    min_level = cfg.min_security_level or (SL3000 if needs_hardware else SL150)
-    if device_level < min_level:
-        raise DrmError(ErrorCode.SECURITY_LEVEL_TOO_LOW,
-                       f"the license needs security level {min_level}; this device is SL{device_level}")
-    by_kid = {k.kid: k for k in parsed.header.keys}
-    for key in keys:
-        header_key = by_kid.get(key.kid)
-        if header_key is not None and cfg.content_key is None and not wrmheader.checksum_matches(header_key, key.key):
-            raise malformed(f"the WRMHEADER CHECKSUM of KID {key.kid.hex()} does not match its content key")
-    integrity_key = crypto.random_bytes(16)
-    rights_id = bytes.fromhex(grant.license_id)
-    content_keys = tuple(
-        xmr.ContentKey(
-            kid=k.kid,
-            cipher=cfg.cipher or (by_kid[k.kid].algid if k.kid in by_kid and by_kid[k.kid].algid else "AESCTR"),
-            track=k.track.value, robustness=int(k.robustness), hdcp=int(k.hdcp),
-            encrypted_key=ecc.ecies_encrypt(device.public_key, integrity_key + k.key,
-                                            xmr.key_context(rights_id, k.kid)),
-        )
-        for k in keys
-    )
-    policy = grant.policy
-    durations = [d for d in (policy.rental_duration, policy.license_duration) if d]
-    persistent = grant.kind is LicenseKind.PERSISTENT
-    lic = xmr.XmrLicense(
-        rights_id=rights_id, issue_date=grant.issued_at, persistent=persistent, min_security_level=min_level,
-        keys=content_keys, device_key_digest=crypto.sha256(device.public_key),
-        begin=cfg.begin_date or 0, end=grant.issued_at + min(durations) if durations else 0,
-        expire_after_first_play=policy.playback_duration, real_time_expiration=cfg.real_time,
-        removal_date=cfg.removal_date or 0, nonce=None if persistent else parsed.license_nonce,
-        play_right=cfg.play_right and policy.can_play, platform_verification=device.verification.value,
-        output_protection=cfg.output_protection,
-    )
-    data = xmr.encode(lic, integrity_key)
-    return soap.build_license_response(
-        [data], response_id=crypto.random_bytes(16),
-        license_nonce=parsed.license_nonce if persistent else None,
-        binding=soap.nonce_binding(integrity_key, parsed.license_nonce, data) if persistent else None,
-        transaction_id=rights_id if persistent else None,
-    )
-
-
-def _client_info(request: web.Request, challenge: LicenseChallenge, parsed: soap.ParsedChallenge,
+def _client_info(request: web.Request, challenge: LicenseChallenge, parsed: challenge_codec.ParsedChallenge,
                  now: int) -> web.Response:
     """``msg:clientinfo``: verify the device like a license request, then echo what we know."""
     service, trust = request.app[SERVICE], request.app[TRUST]
@@ -175,7 +130,7 @@ def _client_info(request: web.Request, challenge: LicenseChallenge, parsed: soap
     return _xml(soap.build_client_info_response({
         "DeviceID": device.device_id, "Model": device.model, "SystemID": str(device.system_id),
         "CertificateSecurityLevel": str(chain.security_level),
-        "EffectiveSecurityLevel": str(_effective_level(device.security_level, chain.security_level)),
+        "EffectiveSecurityLevel": str(license_codec.effective_level(device.security_level, chain.security_level)),
         "PlatformVerification": device.verification.value, "MaxHDCP": device.max_hdcp.name,
         "ClientVersion": parsed.client_version, "HeaderVersion": parsed.header.version,
         "PublicKeySHA256": crypto.sha256(device.public_key).hex(),
