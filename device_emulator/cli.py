@@ -177,5 +177,9 @@ from device_emulator import cli_offline  # noqa: E402 - registers play/status/cl
 
 cli_offline.register(main)
 
+from device_emulator import export  # noqa: E402 - registers export
+
+export.register(main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

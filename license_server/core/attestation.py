@@ -120,13 +120,14 @@ def verify(
             f"challenge time is {now - challenge.request_time:+d} s from the server clock "
             f"(window ±{rules.freshness_window} s)",
         )
-    compromise = _check_evidence(challenge, claims, rules)
+    unattested = claims.evidence is None and claims.unattested_allowed
+    compromise = None if unattested else _check_evidence(challenge, claims, rules)
     level = model.security_level
     verification = PlatformVerification.HARDWARE_VERIFIED
     if level is SecurityLevel.L1 and not (claims.evidence and claims.evidence.from_tee):
         level = SecurityLevel.L3
     if level is SecurityLevel.L3:
-        verification = PlatformVerification.SOFTWARE_VERIFIED
+        verification = PlatformVerification.UNVERIFIED if unattested else PlatformVerification.SOFTWARE_VERIFIED
     if compromise is not None:
         if not rules.allow_compromised:
             raise compromise
