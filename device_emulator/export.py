@@ -20,11 +20,11 @@ from pathlib import Path
 
 import click
 
-from license_server.core.model import SecurityLevel
-from license_server.crypto import ecc
 from device_emulator.cli_support import EXIT_ERROR, device_dir_arg, fail, load_device
 from device_emulator.device import Device
 from device_emulator.tee import TeeError
+from license_server.core.model import SecurityLevel
+from license_server.crypto import ecc
 
 PRD_VERSION = 2
 

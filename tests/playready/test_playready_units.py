@@ -13,7 +13,16 @@ from license_server import crypto
 from license_server.core.model import Hdcp, SecurityLevel, Track
 from license_server.crypto import ecc, elgamal
 from license_server.errors import DrmError, ErrorCode
-from license_server.protocols.playready import SL150, SL2000, SL3000, certificates, faults, testcfg, wrmheader, xmr
+from license_server.protocols.playready import (
+    SL150,
+    SL2000,
+    SL3000,
+    certificates,
+    faults,
+    testcfg,
+    wrmheader,
+    xmr,
+)
 
 NS = "http://schemas.microsoft.com/DRM/2007/03/PlayReadyHeader"
 # A known KID: UUID 00112233-4455-6677-8899-aabbccddeeff. The WRMHEADER writes the

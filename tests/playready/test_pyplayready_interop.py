@@ -14,21 +14,21 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from license_server.clock import ControlledClock
-from license_server.protocols.playready import PROTOCOLS_NS
 from device_emulator.cdm.playready import PlayReadyCdm
 from device_emulator.cli import main as device_cli
+from license_server.clock import ControlledClock
+from license_server.protocols.playready import PROTOCOLS_NS
 
 pytest.importorskip("pyplayready", reason="pyplayready==0.8.5 (test extra) is not installed in this environment")
 
-from Crypto.PublicKey import ECC  # noqa: E402  (pycryptodome, a pyplayready dependency)
-from ecpy.curves import Curve, Point  # noqa: E402
-from pyplayready.cdm import Cdm  # noqa: E402
-from pyplayready.device import Device as PrdDevice  # noqa: E402
-from pyplayready.license.xmrlicense import XMRLicense, XMRObjectTypes  # noqa: E402
-from pyplayready.misc.exceptions import ServerException  # noqa: E402
-from pyplayready.system.bcert import CertificateChain  # noqa: E402
-from pyplayready.system.pssh import PSSH  # noqa: E402
+from Crypto.PublicKey import ECC
+from ecpy.curves import Curve, Point
+from pyplayready.cdm import Cdm
+from pyplayready.device import Device as PrdDevice
+from pyplayready.license.xmrlicense import XMRObjectTypes
+from pyplayready.misc.exceptions import ServerException
+from pyplayready.system.bcert import CertificateChain
+from pyplayready.system.pssh import PSSH
 
 KEYS = Path(__file__).resolve().parents[2] / "keys"
 PATH = "/playready/rightsmanager.asmx"
