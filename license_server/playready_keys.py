@@ -125,10 +125,13 @@ def load_playready_keys(directory: Path) -> PlayReadyKeys | None:
         root_public_key = uncompressed(decode_certificate(root_certificate).keys[0][0])
     except CertificateError as exc:  # re-raised as ValueError for the keyring's message
         raise ValueError(f"playready/root.cert.bin does not parse: {exc}") from exc
-    server_path = directory / "license-server.key.pem"
+    server_path, public_path = directory / "license-server.key.pem", directory / "license-server-public.pem"
     server_key = server_path.read_bytes() if server_path.exists() else b""
+    server_public = ecc.ec_public_point(server_key) if server_key else b""
+    if public_path.exists():  # a client-side keys/ may hold only the published half
+        server_public = ecc.point_from_public_pem(public_path.read_bytes())
     return PlayReadyKeys(
         root_key_pem=(directory / "root.key.pem").read_bytes(), root_certificate=root_certificate,
         root_public_key=root_public_key, models=models, server_key_pem=server_key,
-        server_public_key=ecc.ec_public_point(server_key) if server_key else b"",
+        server_public_key=server_public,
     )

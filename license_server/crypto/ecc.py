@@ -148,3 +148,14 @@ def private_key_from_scalar(value: int) -> bytes:
 def public_key_pem(point: bytes) -> bytes:
     """The SubjectPublicKeyInfo PEM of a 65-byte point (the published server key)."""
     return _public_key(point).public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def point_from_public_pem(pem: bytes) -> bytes:
+    """The 65-byte point of a P-256 SubjectPublicKeyInfo PEM; :class:`CryptoError` otherwise."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise CryptoError() from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != _CURVE.name:
+        raise CryptoError()
+    return _point(key)
