@@ -226,7 +226,8 @@ def _decode_certificate(data: bytes) -> Certificate:
         elif flags & MUST_UNDERSTAND:
             raise CertificateError(f"certificate object {tag} is unknown and must be understood")
         offset += length
-    if signature_at != signed_length or offset != len(data) or signature_at + _SIGNATURE_OBJECT_BYTES != len(data):
+    if (signature_at is None or signature_at != signed_length or offset != len(data)
+            or signature_at + _SIGNATURE_OBJECT_BYTES != len(data)):
         raise CertificateError("the signature must be the last object and close the signed part")
     for tag in (Tag.BASIC, Tag.KEY, Tag.MANUFACTURER, Tag.SIGNATURE):
         if tag not in found:

@@ -65,7 +65,8 @@ def build_license(grant: Grant, parsed: ParsedChallenge, cfg: TestServerCfg, cha
     for k in keys:
         integrity, wrapped = elgamal.encrypt_key_pair(device_key, None, k.key)
         first_integrity = first_integrity or integrity
-        cipher = cfg.cipher or (by_kid[k.kid].algid if k.kid in by_kid and by_kid[k.kid].algid else "AESCTR")
+        header_algid = by_kid[k.kid].algid if k.kid in by_kid else None
+        cipher: str = cfg.cipher or header_algid or "AESCTR"
         lic = xmr.XmrLicense(
             rights_id=rights_id, issue_date=grant.issued_at, persistent=persistent, min_security_level=min_level,
             keys=(xmr.ContentKey(k.kid, cipher, k.track.value, int(k.robustness), int(k.hdcp), wrapped),),

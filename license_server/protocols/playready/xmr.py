@@ -249,7 +249,7 @@ def _objects(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def _fixed(found: dict[int, bytes], kind: Obj, fmt: str) -> tuple:
+def _fixed(found: dict[int, bytes], kind: Obj, fmt: str) -> tuple[int, ...]:
     try:
         return struct.unpack(fmt, found[kind])
     except struct.error as exc:
@@ -262,9 +262,9 @@ def _license(rights_id: bytes, found: dict[int, bytes]) -> XmrLicense:
             raise malformed(f"XMR license lacks {required.name}")
     if found.get(Obj.REAL_TIME_EXPIRATION, b""):
         raise malformed("XMR REAL_TIME_EXPIRATION must be empty")
-    curve, key_length = _fixed({0: found[Obj.ECC_DEVICE_KEY][:4]}, 0, ">HH") if len(found[Obj.ECC_DEVICE_KEY]) >= 4 \
-        else (0, 0)
-    device_key = found[Obj.ECC_DEVICE_KEY][4:]
+    ecc_key = found[Obj.ECC_DEVICE_KEY]
+    curve, key_length = struct.unpack_from(">HH", ecc_key) if len(ecc_key) >= 4 else (0, 0)
+    device_key = ecc_key[4:]
     if curve != CURVE_ECC256 or key_length != 64 or len(device_key) != 64:
         raise malformed("XMR ECC_DEVICE_KEY is not an ECC-256 key")
     meta = dict(item.split("=", 1) for item in _metadata_text(found).split(";") if "=" in item)
