@@ -78,3 +78,17 @@ async def test_the_signature_must_be_by_the_certificate_signing_key(playready, m
     body = _resign(_challenge(cdm, keyring), lambda data: ecc.ecdsa_sign(stranger, data))
     reply = await playready.post(body)
     assert reply.code == "SIGNATURE_INVALID" and reply.fault.status_code == 0x80040E8A
+
+
+async def test_a_stock_client_without_evidence_gets_software_keys_only(playready, make_device, keyring, store):
+    from device_emulator.cdm.playready import PendingLicense
+
+    cdm = playready.cdm(make_device("L1"))  # an SL3000 certificate, but nothing vouches for a TEE
+    body = _challenge(cdm, keyring)
+    nonce = base64.b64decode(re.search(rb"<LicenseNonce>([^<]+)</LicenseNonce>", body).group(1))
+    reply = await playready.post(body)
+    assert reply.status == 200, reply.code
+    loaded = cdm.process_license(PendingLicense(body, nonce, TEMPORARY, "demo-movie", ()), reply.body)
+    assert {k.track for k in loaded.keys} == {"AUDIO", "SD"}
+    assert loaded.platform_verification == "UNVERIFIED"
+    assert store.device(cdm.device.device_id)["verification"] == "UNVERIFIED"
