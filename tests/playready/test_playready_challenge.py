@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 import re
 
+from device_emulator.cdm.playready import PlayReadyCdm
 from license_server import crypto
 from license_server.core.model import LicenseKind
 from license_server.crypto import ecc
 from license_server.protocols.playready import challenge, soap, wrmheader
-from device_emulator.cdm.playready import PlayReadyCdm
 
 TEMPORARY = LicenseKind.TEMPORARY
 
