@@ -1,4 +1,4 @@
-"""Building the PlayReady license response from a grant (the one license-building entry point).
+"""The PlayReady license response from a neutral grant: :func:`build_license_response` is the one entry point.
 
 One XMR license per content key (as PlayReady issues them), all sharing the
 grant's rights id; each key and its fresh integrity key are ElGamal-encrypted
@@ -37,11 +37,16 @@ def effective_level(grant_level: SecurityLevel, certified: int) -> int:
     return certified if grant_level is SecurityLevel.L1 else min(certified, SL2000)
 
 
-def build_license(grant: Grant, parsed: ParsedChallenge, cfg: TestServerCfg, chain: ChainInfo) -> bytes:
-    """The AcquireLicenseResponse for ``grant`` (raises DrmError on a refusal found while building)."""
+def build_license_response(grant: Grant, parsed: ParsedChallenge, cfg: TestServerCfg, chain: ChainInfo) -> bytes:
+    """The ``AcquireLicenseResponse`` for ``grant`` to the device of ``chain``.
+
+    Refuses ``SECURITY_LEVEL_TOO_LOW`` when the device's effective level is under the
+    license's minimum (``cfg`` ``securitylevel``, else SL3000 for hardware-robust keys,
+    else SL150), and a malformed challenge when a WRMHEADER checksum does not match.
+    """
     device = grant.device
     if device is None:
-        raise DrmError(ErrorCode.INTERNAL_ERROR, "a grant without a device")
+        raise DrmError(ErrorCode.UNSUPPORTED_REQUEST, "a PlayReady-style license needs an attested device")
     keys = grant.keys
     if cfg.content_key is not None and cfg.kid is not None:
         keys = (replace(keys[0], kid=cfg.kid, key=cfg.content_key),)
@@ -58,7 +63,6 @@ def build_license(grant: Grant, parsed: ParsedChallenge, cfg: TestServerCfg, cha
             raise malformed(f"the WRMHEADER CHECKSUM of KID {key.kid.hex()} does not match its content key")
     rights_id = bytes.fromhex(grant.license_id)
     policy = grant.policy
-    durations = [d for d in (policy.rental_duration, policy.license_duration) if d]
     persistent = grant.kind is LicenseKind.PERSISTENT
     device_key = chain.encryption_key[-64:]
     licenses, first_integrity = [], b""
@@ -71,7 +75,7 @@ def build_license(grant: Grant, parsed: ParsedChallenge, cfg: TestServerCfg, cha
             rights_id=rights_id, issue_date=grant.issued_at, persistent=persistent, min_security_level=min_level,
             keys=(xmr.ContentKey(k.kid, cipher, k.track.value, int(k.robustness), int(k.hdcp), wrapped),),
             device_key=device_key, begin=cfg.begin_date or 0,
-            end=grant.issued_at + min(durations) if durations else 0,
+            end=policy.deadline(grant.issued_at) or 0,
             expire_after_first_play=policy.playback_duration, real_time_expiration=cfg.real_time,
             removal_date=cfg.removal_date or 0, play_right=cfg.play_right and policy.can_play,
             platform_verification=device.verification.value, output_protection=cfg.output_protection,
