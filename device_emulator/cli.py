@@ -212,9 +212,9 @@ from device_emulator import cli_offline  # noqa: E402 - registers play/status/cl
 
 cli_offline.register(main)
 
-from device_emulator import export  # noqa: E402 - registers export
+from device_emulator import cli_interop  # noqa: E402 - registers export and pssh
 
-export.register(main)
+cli_interop.register(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -74,7 +74,7 @@ class PlatformVerification(str, Enum):
     HARDWARE_VERIFIED = "HARDWARE_VERIFIED"
     SOFTWARE_VERIFIED = "SOFTWARE_VERIFIED"
     TAMPERED = "TAMPERED"
-    UNVERIFIED = "UNVERIFIED"  # no evidence, from a dialect that serves stock clients: software level only
+    UNVERIFIED = "UNVERIFIED"  # valid chain and signature, but no attestation evidence: software-only
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,6 @@ class DeviceClaims:
     evidence: Evidence | None
     max_hdcp: Hdcp
     client_info: tuple[tuple[str, str], ...] = ()
-    # The dialect serves a challenge without evidence (a stock third-party client) as UNVERIFIED, L3.
-    unattested_allowed: bool = False
 
 
 @dataclass(frozen=True)

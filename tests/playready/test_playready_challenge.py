@@ -47,7 +47,7 @@ def test_revocation_lists_and_custom_data_are_parsed(make_device, keyring):
                                                server_key_pem=keyring.playready.server_key_pem)
     assert parsed.revocation_lists == ((list_id, 7),)
     assert parsed.custom_data == parsed.challenge.custom_data == "token=a&b;x"
-    assert parsed.challenge.device.evidence is None and parsed.challenge.device.unattested_allowed
+    assert parsed.challenge.device.evidence is None  # a stock client: served UNVERIFIED (serves_unattested)
     assert b"CertificateChain" not in body  # the chain is inside EncryptedData
 
 

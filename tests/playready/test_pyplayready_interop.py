@@ -121,11 +121,11 @@ def _objects(parsed) -> list[tuple[int, object]]:
     return out
 
 
-async def test_persist_and_firstexp_read_by_pyplayready(client, make_device, keyring, tmp_path):
+async def test_firstexp_security_level_and_realtime_read_by_pyplayready(client, make_device, keyring, tmp_path):
     device = make_device("L3")
     cdm = _cdm(_export(device, tmp_path))
     session, answer = await _acquire(client, cdm, _wrm_header(device, keyring),
-                                     "?cfg=(persist:true,firstexp:60,sl:2000,realtime:true)")
+                                     "?cfg=(firstexp:60,sl:2000,realtime:true)")
     cdm.parse_license(session, answer)
     assert cdm.get_keys(session)
     from pyplayready.license.license import License
@@ -138,11 +138,23 @@ async def test_persist_and_firstexp_read_by_pyplayready(client, make_device, key
         objects = _objects(lic.parsed)
         assert all(kind in known for kind, _ in objects), [hex(k) for k, _ in objects]
         by_type = {kind: data for kind, data in objects}
-        assert by_type[XMRObjectTypes.SETTINGS_OBJECT].rights & 0x0001 == 0  # not CANNOT_PERSIST: persistent
+        assert by_type[XMRObjectTypes.SETTINGS_OBJECT].rights & 0x0001  # CANNOT_PERSIST: a streaming license
         assert by_type[XMRObjectTypes.EXPIRATION_AFTER_FIRSTPLAY_OBJECT].seconds == 60
         assert by_type[XMRObjectTypes.SECURITY_LEVEL].minimum_security_level == 2000
         assert XMRObjectTypes.REAL_TIME_EXPIRATION in by_type
         assert len(lic.parsed.rights_id) == 16
+
+
+async def test_an_unattested_client_gets_no_persistent_license(client, make_device, keyring, tmp_path):
+    """pyplayready sends no evidence: an unverified platform, never given a persistent license."""
+    device = make_device("L1")
+    cdm = _cdm(_export(device, tmp_path))
+    challenge = cdm.get_license_challenge(cdm.open(), _wrm_header(device, keyring))
+    response = await client.post(PATH + "?cfg=(persist:true)", data=challenge.encode("utf-8"), headers={
+        "Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{PROTOCOLS_NS}/AcquireLicense"'})
+    assert response.status == 500  # a SOAP Fault, as the real service answers
+    assert response.headers["X-DRM-Error-Code"] == "ATTESTATION_REQUIRED"
+    assert "attestation evidence" in await response.text()
 
 
 async def test_pyplayready_parses_and_verifies_our_chains(make_device, keyring, tmp_path):

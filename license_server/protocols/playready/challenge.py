@@ -193,7 +193,6 @@ def parse_license_challenge(operation: Element, body: bytes, *, server_key_pem: 
         max_hdcp=Hdcp.__members__.get(hdcp_name or "NONE", Hdcp.NONE),
         client_info=(("client_version", client_version), ("header_version", header.version),
                      ("la_version", version)),
-        unattested_allowed=True,  # stock clients (no EmulatorClientData) are served as UNVERIFIED, software level
     )
     neutral = LicenseChallenge(
         system=SYSTEM, kind=RequestKind.NEW,
