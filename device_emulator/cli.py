@@ -216,5 +216,9 @@ from device_emulator import cli_interop  # noqa: E402 - registers export and pss
 
 cli_interop.register(main)
 
+from device_emulator import bench_decrypt  # noqa: E402 - registers bench-decrypt
+
+bench_decrypt.register(main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
