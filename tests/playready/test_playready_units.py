@@ -342,3 +342,19 @@ def test_readme_documents_every_playready_cfg_key_with_an_example():
     documented = {key.strip(" `") for row in rows for key in row.split("|")[1].split(",")}
     assert documented == set(KEYS) | set(ALIASES)
     assert all("`cfg=(" in row for row in rows)
+
+
+def test_a_software_security_level_in_cfg_lets_an_unattested_client_persist():
+    """sl:150/sl:2000 name a software level as enough; sl:3000 and no sl keep the default refusal."""
+    from license_server.core.policy import check_unattested
+    from license_server.core.model import LicenseKind
+    from license_server.errors import DrmError
+
+    assert testcfg.parse_cfg("(persist:true,sl:2000)", now=0).overrides(0).unattested_persistence is True
+    check_unattested(LicenseKind.PERSISTENT, testcfg.parse_cfg("(persist:true,sl:150)", now=0).overrides(0))
+    for text in ("(persist:true,sl:3000)", "(persist:true)"):
+        overrides = testcfg.parse_cfg(text, now=0).overrides(0)
+        assert not overrides.unattested_persistence
+        with pytest.raises(DrmError) as refused:
+            check_unattested(LicenseKind.PERSISTENT, overrides)
+        assert refused.value.code.value == "ATTESTATION_REQUIRED"

@@ -145,6 +145,29 @@ async def test_firstexp_security_level_and_realtime_read_by_pyplayready(client, 
         assert len(lic.parsed.rights_id) == 16
 
 
+async def test_a_persistent_license_with_first_play_expiry_read_by_pyplayready(client, make_device, keyring,
+                                                                                 tmp_path):
+    """cfg=(persist:true,firstexp:60,sl:2000): the license names SL2000 as enough, so pyplayready may persist."""
+    device = make_device("L3")
+    cdm = _cdm(_export(device, tmp_path))
+    session, answer = await _acquire(client, cdm, _wrm_header(device, keyring),
+                                     "?cfg=(persist:true,firstexp:60,sl:2000)")
+    cdm.parse_license(session, answer)
+    keys = {k.key_id.hex: k.key for k in cdm.get_keys(session)}
+    catalog = _catalog(keyring)
+    assert {catalog[kid][0] for kid in keys} == {"AUDIO", "SD"}
+    assert all(catalog[kid][1] == key for kid, key in keys.items())
+    from pyplayready.license.license import License
+    from pyplayready.misc.soap_message import SoapMessage
+
+    licenses = License(SoapMessage.loads(answer).get_message()).licenses
+    assert licenses
+    for lic in licenses:
+        by_type = {kind: data for kind, data in _objects(lic.parsed)}
+        assert not by_type[XMRObjectTypes.SETTINGS_OBJECT].rights & 0x0001  # CANNOT_PERSIST unset: persistent
+        assert by_type[XMRObjectTypes.EXPIRATION_AFTER_FIRSTPLAY_OBJECT].seconds == 60
+
+
 async def test_an_unattested_client_gets_no_persistent_license(client, make_device, keyring, tmp_path):
     """pyplayready sends no evidence: an unverified platform, never given a persistent license."""
     device = make_device("L1")
