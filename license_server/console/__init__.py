@@ -10,6 +10,8 @@ from aiohttp import web
 
 
 def setup(app: web.Application) -> None:
-    from license_server.console import inspect_api
+    from license_server.console import inspect_api, pages, shell
 
     inspect_api.setup(app)
+    shell.setup(app)
+    pages.setup(app)
