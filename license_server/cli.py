@@ -186,9 +186,11 @@ from license_server.cli_token import token as _token_command  # noqa: E402
 
 main.add_command(_token_command)
 
+from license_server.cli_inspect import console_bench_command as _console_bench_command  # noqa: E402
 from license_server.cli_inspect import inspect_command as _inspect_command  # noqa: E402
 
 main.add_command(_inspect_command)
+main.add_command(_console_bench_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -80,3 +80,17 @@ def inspect_command(source: Path, as_json: bool, keys_dir: Path | None, no_keys:
     document = inspect(data, context, now=wall_clock_now())
     click.echo(json.dumps(document, indent=2, sort_keys=True) if as_json else render_text(document))
     sys.exit(0 if document["recognised"] else 1)
+
+
+@click.command("console-bench")
+@click.option("--licenses", "count", default=100_000, show_default=True, type=click.IntRange(100, 2_000_000),
+              help="Licenses seeded into a throw-away store.")
+@click.option("--rounds", default=20, show_default=True, type=click.IntRange(1, 1000), help="Requests per page.")
+def console_bench_command(count: int, rounds: int) -> None:
+    """Print the web console's page latency with COUNT licenses in the store (not a timed test)."""
+    import asyncio
+
+    from license_server.console.bench import measure, report
+
+    results = asyncio.run(measure(count, rounds, lambda m: click.echo(m, err=True)))
+    click.echo(report(results, count))

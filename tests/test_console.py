@@ -101,3 +101,23 @@ def test_license_pages_are_keyset_paginated(store, make_device):
     assert first.total == 120 and len(first.rows) == 50 and len(third.rows) == 20 and third.next_before is None
     ids = [r["license_id"] for r in first.rows + second.rows + third.rows]
     assert len(set(ids)) == 120 and ids[0] == f"{119:032x}"
+
+
+def test_console_bench_command_runs_on_a_small_store():
+    from tests.conftest import run_cli
+
+    result = run_cli("console-bench", "--licenses", "300", "--rounds", "1", module="license_server.cli")
+    assert result.returncode == 0, result.stderr
+    assert "with 300 licenses" in result.stdout and "licenses?state=expired" in result.stdout
+    assert "worst p95" in result.stdout
+
+
+def test_license_totals_are_bounded(store):
+    import json
+
+    with store.transaction():
+        store.db.conn.executemany(
+            "INSERT INTO licenses (license_id, system, device_id, content_id, kind, state, version, kids, tracks, "
+            "policy, issued_at, updated_at, secrets) VALUES (?, 'widevine', 'd1', 'demo-movie', 'temporary', "
+            "'issued', 1, '[]', '[]', ?, 0, 0, '{}')", [(f"{i:032x}", json.dumps({})) for i in range(1100)])
+    assert queries.licenses(store, {"state": "issued"}).total == queries.COUNT_CAP + 1

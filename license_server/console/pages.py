@@ -53,7 +53,8 @@ async def licenses(request: web.Request) -> dict[str, Any]:
     for row in page.rows:
         row["iso"] = to_iso(row["issued_at"])
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
-    return {"page": page, "filters": filters, "states": STATES, "dialects": NAMES, "query": query}
+    return {"page": page, "filters": filters, "states": STATES, "dialects": NAMES, "query": query,
+            "cap": queries.COUNT_CAP}
 
 
 def clock_bar(label: str, start: int | None, end: int | None, now: int, pending: str = "") -> dict[str, Any]:

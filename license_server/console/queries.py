@@ -15,6 +15,7 @@ from license_server.store import Store
 
 LICENSE_FILTERS = ("device_id", "account", "content_id", "state", "system")
 PAGE = 50
+COUNT_CAP = 1000  # totals above this show as "1000+"
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,10 @@ def licenses(store: Store, filters: dict[str, str | None], *, before: int | None
     out = [dict(zip(names, row)) for row in rows[:limit]]
     for row in out:
         row["tracks"] = json.loads(row["tracks"])
-    total = store.db.execute(f"SELECT COUNT(*) FROM licenses WHERE {where}", params).fetchone()[0] if count else -1
+    total = -1
+    if count:  # bounded: an unindexed filter over 100,000 rows must not scan them all for a number
+        total = store.db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM licenses WHERE {where} LIMIT ?)",
+                                 [*params, COUNT_CAP + 1]).fetchone()[0]
     return Page(out, out[-1]["rowid"] if len(rows) > limit else None, total)
 
 
@@ -60,7 +64,7 @@ def activity(store: Store, *, after: int = 0, limit: int = PAGE) -> list[dict[st
     return [dict(zip(names, row)) for row in rows]
 
 
-def devices(store: Store, *, limit: int = 500) -> list[dict[str, Any]]:
+def devices(store: Store, *, limit: int = 100) -> list[dict[str, Any]]:
     rows = store.db.execute(
         "SELECT device_id, system, system_id, model, security_level, verification, first_seen, last_seen "
         "FROM devices ORDER BY last_seen DESC LIMIT ?", (limit,)).fetchall()
