@@ -58,9 +58,8 @@ _SKEW = re.compile(r"challenge time is ([+-]\d+) s from the server clock")
 
 def explain(code: str | None, message: str | None = None) -> tuple[str, str]:
     """(one-line explanation, what to change) for a refusal code; clock skew gets its size in days."""
-    try:
-        error = ErrorCode(code or "")
-    except ValueError:
+    error = ErrorCode._value2member_map_.get(code or "")
+    if not isinstance(error, ErrorCode):
         return ("unknown code", "see the server log")
     match = _SKEW.search(message or "")
     if error is ErrorCode.REPLAYED_CHALLENGE and match:

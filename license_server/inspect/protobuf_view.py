@@ -33,7 +33,7 @@ def _value(message: Message, descriptor: FieldDescriptor, value: Any) -> Any:
     if descriptor.type == FieldDescriptor.TYPE_MESSAGE:
         return view(value)
     if descriptor.type == FieldDescriptor.TYPE_ENUM:
-        enum = descriptor.enum_type.values_by_number.get(value)
+        enum = descriptor.enum_type.values_by_number.get(value) if descriptor.enum_type else None
         return enum.name if enum is not None else value
     if descriptor.type == FieldDescriptor.TYPE_BYTES:
         owner = message.DESCRIPTOR.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from license_server import presign
@@ -21,7 +22,7 @@ def decode(text: str, context: Context, now: int) -> Decoded:
         raise NotMine("not a presigned media URL")
     exp, sig = query["exp"][0], query["sig"][0]
     segments = path[len(MEDIA_PREFIX):].split("/")
-    fields = {"path": path, "content_id": segments[0] if segments else None,
+    fields: dict[str, Any] = {"path": path, "content_id": segments[0] if segments else None,
               "scheme": segments[1] if len(segments) > 1 else None, "file": "/".join(segments[2:]) or None,
               "exp": int(exp) if exp.isdigit() else exp, "sig": sig, "host": parts.netloc or None}
     if isinstance(fields["exp"], int):

@@ -1,7 +1,7 @@
 """The web console in headless Debian Chromium (playwright-core) against a live ``license-server serve``:
 log in with the token, watch a license acquired by the device emulator appear without reloading,
 open it (both clocks), force-expire it (the device's next renewal fails), see a rooted device's
-refusal explained, and decode a pasted challenge. Screenshots go to docs/images when
+refusal explained, and decode a pasted challenge. Screenshots go to docs/img when
 DRM_UPDATE_SCREENSHOTS=1.
 
 Skipped only when DRM_SKIP_BROWSER=1; missing tools fail (see conftest.py).
@@ -67,7 +67,7 @@ def browser():
 @pytest.fixture
 def shots(tmp_path) -> Path:
     if os.environ.get("DRM_UPDATE_SCREENSHOTS") == "1":
-        return PROJECT / "docs" / "images"
+        return PROJECT / "docs" / "img"
     return tmp_path
 
 
