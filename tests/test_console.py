@@ -121,3 +121,9 @@ def test_license_totals_are_bounded(store):
             "policy, issued_at, updated_at, secrets) VALUES (?, 'widevine', 'd1', 'demo-movie', 'temporary', "
             "'issued', 1, '[]', '[]', ?, 0, 0, '{}')", [(f"{i:032x}", json.dumps({})) for i in range(1100)])
     assert queries.licenses(store, {"state": "issued"}).total == queries.COUNT_CAP + 1
+
+
+def test_every_error_code_has_an_explanation_and_a_fix():
+    missing = [code.value for code in ErrorCode if code not in EXPLANATIONS]
+    assert missing == []
+    assert all(text and fix for text, fix in EXPLANATIONS.values())
