@@ -275,3 +275,23 @@ def test_random_and_truncated_messages_never_crash(device, keyring, context):
 def test_oversized_input_is_refused_politely(context):
     document = look(os.urandom(16) * (70 * 1024), context)
     assert document["recognised"] is False and "larger than" in document["notes"][0]
+
+
+@pytest.mark.parametrize("kind", ["secure_stop", "secure_delete"])
+def test_playready_reports_and_their_answers(device, keyring, context, kind):
+    from device_emulator.cdm.playready import PlayReadyCdm
+    from license_server.protocols.playready import reports
+
+    cdm, kid, license_id = PlayReadyCdm(device, keyring), first_kid(keyring), "ab" * 16
+    if kind == "secure_stop":
+        pending = cdm.build_secure_stop(license_id, (kid,), start=START - 60, stop=START)
+        operation = reports.SECURE_STOP
+    else:
+        pending = cdm.build_secure_delete(license_id, (kid,))
+        operation = reports.SECURE_DELETE
+    document = look(pending.body, context)
+    assert document["format"] == f"playready.{kind}" and document["fields"]["license_id"] == license_id
+    assert document["fields"]["kids"] == [kid.hex()] and document["fields"]["certificate_chain"][0]["type"] == "DEVICE"
+    answer = reports.build_answer(reports.ReportAnswer(operation, license_id, b"n" * 16, "recorded"))
+    decoded = look(answer, context)
+    assert decoded["format"] == f"playready.{kind}_answer" and decoded["fields"]["status"] == "recorded"

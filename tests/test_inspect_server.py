@@ -85,3 +85,18 @@ async def test_answers_match_the_documented_schema(admin, make_device, keyring):
     for body in (challenges(make_device("L1"), keyring)["playready"], b"garbage", b"CAQ="):
         _, _, doc = await call(admin, "POST", "/admin/inspect", {"data": base64.b64encode(body).decode()})
         assert_matches(document, "POST", "/admin/inspect", 200, doc)
+
+
+async def test_renewal_requests_are_decoded_but_not_dry_run(admin, make_device):
+    from device_emulator.cdm.widevine import WidevineCdm
+    from license_server.core.model import LicenseKind
+    from tests.conftest import WidevineExchange
+
+    device = make_device("L1")
+    status, _, loaded, _ = await WidevineExchange(admin).acquire(device, CONTENT, LicenseKind.PERSISTENT,
+                                                                  query="?cfg=(renew:true)")
+    assert status == 200
+    renewal = WidevineCdm(device).build_renewal(loaded, seconds_since_started=10)
+    _, _, doc = await call(admin, "POST", "/admin/inspect", {"data": base64.b64encode(renewal).decode()})
+    assert doc["fields"]["msg"]["LicenseRequest"]["type"] == "RENEWAL"
+    assert doc["server_would"]["outcome"] == "not_evaluated" and doc["server_would"]["keys"] == []

@@ -11,6 +11,10 @@ from license_server.inspect.values import plain
 from license_server.protocols.playready import certificates, faults, reports, soap, wrmheader, xmlsafe, xmr
 
 
+REPORT_FORMATS = {reports.ACK: "acknowledgement", reports.SECURE_STOP: "secure_stop",
+                  reports.SECURE_DELETE: "secure_delete"}
+
+
 def header_view(header: wrmheader.WrmHeader) -> dict[str, Any]:
     return {"version": header.version, "la_url": header.la_url, "lui_url": header.lui_url, "ds_id": header.ds_id,
             "keys": [{"kid": k.kid.hex(), "kid_in_header": wrmheader.kid_to_header(k.kid), "algid": k.algid,
@@ -92,8 +96,12 @@ def decode_xml(data: bytes, context: Context) -> Decoded:
         view["certificate_chain"] = chain_view(report.certificate_chain)
         view.pop("signed_payload", None)
         view["signature"] = f"{len(report.signature)} bytes"
-        return Decoded(f"playready.{report.operation.lower()}", f"PlayReady-style {op} ({report.operation})", view,
-                       dialect="playready")
+        return Decoded(f"playready.{REPORT_FORMATS[op]}", f"PlayReady-style {op} report", view, dialect="playready")
+    asked = op.removesuffix("Response")
+    if asked in reports.SIGNED_ELEMENT:
+        answer = reports.parse_answer(asked, data)
+        return Decoded(f"playready.{REPORT_FORMATS[asked]}_answer", f"PlayReady-style {op}: {answer.status}",
+                       plain(answer), dialect="playready")
     raise NotMine(f"SOAP operation {op} is not ours")
 
 
