@@ -10,7 +10,6 @@ from license_server.inspect.model import Context, Decoded, NotMine, secret
 from license_server.inspect.values import plain
 from license_server.protocols.playready import certificates, faults, reports, soap, wrmheader, xmlsafe, xmr
 
-
 REPORT_FORMATS = {reports.ACK: "acknowledgement", reports.SECURE_STOP: "secure_stop",
                   reports.SECURE_DELETE: "secure_delete"}
 
