@@ -295,3 +295,30 @@ def test_playready_reports_and_their_answers(device, keyring, context, kind):
     answer = reports.build_answer(reports.ReportAnswer(operation, license_id, b"n" * 16, "recorded"))
     decoded = look(answer, context)
     assert decoded["format"] == f"playready.{kind}_answer" and decoded["fields"]["status"] == "recorded"
+
+
+def test_cpix_document_lists_keys_and_systems_without_key_values(device, keyring, context):
+    kid = first_kid(keyring)
+    key = keyring.catalog.title(CONTENT).track_for(kid).key
+    box = pssh_boxes(device, keyring)["widevine"]
+    kid_uuid = str(__import__("uuid").UUID(bytes=kid))
+    document = f"""<?xml version="1.0" encoding="UTF-8"?>
+<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc" contentId="{CONTENT}">
+  <cpix:ContentKeyList>
+    <cpix:ContentKey kid="{kid_uuid}" commonEncryptionScheme="cenc">
+      <cpix:Data><pskc:Secret><pskc:PlainValue>{base64.b64encode(key).decode()}</pskc:PlainValue></pskc:Secret></cpix:Data>
+    </cpix:ContentKey>
+  </cpix:ContentKeyList>
+  <cpix:DRMSystemList>
+    <cpix:DRMSystem kid="{kid_uuid}" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed">
+      <cpix:PSSH>{base64.b64encode(box).decode()}</cpix:PSSH>
+    </cpix:DRMSystem>
+  </cpix:DRMSystemList>
+</cpix:CPIX>""".encode()
+    decoded = look(document, context)
+    assert decoded["format"] == "cpix" and decoded["fields"]["attributes"]["contentId"] == CONTENT
+    assert decoded["fields"]["ContentKeyList"][0]["kid"] == kid_uuid
+    assert "not shown" in decoded["fields"]["ContentKeyList"][0]["Data"]
+    assert decoded["fields"]["DRMSystemList"][0]["PSSH"][0]["system"] == "Widevine"
+    text = json.dumps(decoded)
+    assert base64.b64encode(key).decode() not in text and key.hex() not in text

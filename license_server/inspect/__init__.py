@@ -1,7 +1,7 @@
 """The inspector: recognise and decode any of our DRM messages, sans-I/O.
 
 :func:`inspect` takes bytes (raw, or base64 / hex text of them, or a text
-message such as SOAP XML, Clear Key JSON, a JWT or a presigned URL) and returns
+message such as SOAP XML, a CPIX document, Clear Key JSON, a JWT or a presigned URL) and returns
 the stable JSON document described in docs/console.md. Input no decoder
 recognises gives ``"not a recognised DRM message"``; no input raises.
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from license_server.errors import DrmError
-from license_server.inspect import clearkey, fairplay, playready, pssh, token, url, widevine
+from license_server.inspect import clearkey, cpix, fairplay, playready, pssh, token, url, widevine
 from license_server.inspect.model import NOT_RECOGNISED, Context, Decoded, NotMine, unrecognised
 
 __all__ = ["MAX_INPUT_BYTES", "NOT_RECOGNISED", "Context", "Decoded", "decode", "inspect"]
@@ -79,6 +79,8 @@ def _decode_text(text: str, raw: bytes, context: Context, now: int) -> Decoded:
             if inner is None:
                 raise NotMine("<ckc> does not hold base64")
             return fairplay.decode_ckc(inner, context)
+        if "urn:dashif:org:cpix" in text[:4096]:
+            return cpix.decode(raw, context)
         return playready.decode_xml(raw, context)
     if text.startswith("{"):
         try:
