@@ -55,6 +55,7 @@ async def test_activity_licenses_and_license_page(admin, make_device, store):
     status, html = await page(admin, f"licenses/{record.license_id}")
     assert status == 200 and "License (storage) clock" in html and "Playback clock" in html
     assert "not played yet" in html and 'id="force-expire"' in html
+    assert record.secrets and not any(value in html for value in record.secrets.values())  # MAC keys never shown
     latest = queries.activity(store)[0]["id"]
     status, html = await page(admin, f"activity/rows?after={latest}")
     assert status == 200 and html.strip() == ""
@@ -127,3 +128,24 @@ def test_every_error_code_has_an_explanation_and_a_fix():
     missing = [code.value for code in ErrorCode if code not in EXPLANATIONS]
     assert missing == []
     assert all(text and fix for text, fix in EXPLANATIONS.values())
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["loopback-only", "admin-remote"])
+async def test_console_follows_the_admin_loopback_rule(aiohttp_server, aiohttp_client, tmp_path, store, keyring,
+                                                       clock, remote):
+    from tests.admin_support import non_loopback_address
+
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to connect from")
+    settings = admin_settings(tmp_path, host=address, admin_remote=remote)
+    settings.data_dir.mkdir(parents=True)
+    server = await aiohttp_server(create_app(settings, store=store, keyring=keyring, clock=clock), host=address)
+    client = await aiohttp_client(server)
+    shell = await client.get("/console")
+    status, _ = await page(client, "activity")
+    if remote:
+        assert shell.status == 200 and status == 200
+    else:
+        assert shell.status == 403 and shell.headers["X-DRM-Error-Code"] == "ADMIN_NOT_LOOPBACK"
+        assert status == 403
