@@ -8,7 +8,9 @@ from license_server.app import create_app
 from license_server.console import queries
 from license_server.console.explanations import EXPLANATIONS, explain
 from license_server.core.model import LicenseKind
+from license_server.admin_models import FaultSpec
 from license_server.errors import ErrorCode
+from license_server.handlers.admin_faults import FAULTS
 from tests.admin_support import AUTH, admin_settings
 from tests.conftest import WidevineExchange
 
@@ -69,6 +71,9 @@ async def test_devices_clock_conformance_and_inspector_pages(admin, make_device)
     assert status == 200 and "emulated-phone-l1" in html and "Revoke" in html
     status, html = await page(admin, "clock")
     assert status == 200 and "Advance 30d" in html and "no fault plan" in html
+    admin.app[FAULTS].add(FaultSpec(action="error", error_code=ErrorCode.INJECTED_FAULT, count=2), 0)
+    status, html = await page(admin, "clock")
+    assert ">INJECTED_FAULT<" in html and "ErrorCode." not in html
     status, html = await page(admin, "conformance")
     assert status == 200 and "run1/report.html" in html and "run1/report.json" in html
     status, html = await page(admin, "conformance/report?name=run1/report.html")

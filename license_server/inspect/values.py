@@ -8,9 +8,11 @@ from typing import Any
 
 
 def plain(value: Any) -> Any:
-    """Dataclasses as dicts, enums by name, bytes as hex, tuples as lists (recursively)."""
+    """Dataclasses and pydantic models as dicts, enums by name, bytes as hex, tuples as lists (recursively)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr}
+    if hasattr(value, "model_dump"):  # a pydantic model: its JSON form (enums as values)
+        return value.model_dump(mode="json")
     if isinstance(value, Flag):
         return [m.name for m in type(value) if m in value and m.value] or []
     if isinstance(value, Enum):

@@ -72,7 +72,10 @@ def shots(tmp_path) -> Path:
 
 
 def test_console_end_to_end(server_process, browser, shots, tmp_path):
-    server = server_process("--test-clock")
+    reports = tmp_path / "reports" / "nightly"
+    reports.mkdir(parents=True)
+    (reports / "report.html").write_text("<html><body><h1>drm-conformance: 42 passed</h1></body></html>")
+    server = server_process("--test-clock", "--reports-dir", str(reports.parent))
     browser("goto", url=server.url + "/console")
     browser("fill", selector="#token", value="wrong-token-wrong-token")
     browser("click", selector="#login-go")
@@ -134,3 +137,24 @@ def test_console_end_to_end(server_process, browser, shots, tmp_path):
     decoded = json.loads(browser("text", selector="#inspect-json"))
     assert decoded["fields"]["msg"]["LicenseRequest"]["type"] == "NEW"
     browser("screenshot", path=str(shots / "console-inspector.png"), fullPage=True)
+
+    # clock and faults: advance the test clock, add and remove a fault plan
+    browser("click", selector='a[href="#clock"]')
+    before = browser("text", selector="#clock-now")
+    browser("click", selector='button[data-body=\'{"advance": "1d"}\']')
+    browser("waitText", selector="#status", text="POST /admin/clock -> 200")
+    assert browser("text", selector="#clock-now") != before
+    browser("evaluate", expression="document.querySelector('#fault-form [name=error_code]').value = 'INJECTED_FAULT'")
+    browser("fill", selector="#fault-form [name=count]", value="2")
+    browser("click", selector="#fault-form button")
+    browser("waitText", selector="#faults", text="INJECTED_FAULT")
+    browser("screenshot", path=str(shots / "console-clock.png"))
+    browser("click", selector="#faults button[data-delete]")
+    browser("waitText", selector="#faults", text="no fault plan")
+
+    # conformance reports found under --reports-dir, listed and opened
+    browser("click", selector='a[href="#conformance"]')
+    browser("click", selector='#reports a[href*="report.html"]')
+    browser("waitText", selector="h2", text="nightly/report.html")
+    frame = browser("evaluate", expression="document.querySelector('#report-frame').srcdoc")
+    assert "42 passed" in frame
