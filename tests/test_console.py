@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from license_server.admin_models import FaultSpec
 from license_server.app import create_app
 from license_server.console import queries
 from license_server.console.explanations import EXPLANATIONS, explain
 from license_server.core.model import LicenseKind
-from license_server.admin_models import FaultSpec
 from license_server.errors import ErrorCode
 from license_server.handlers.admin_faults import FAULTS
 from tests.admin_support import AUTH, admin_settings
