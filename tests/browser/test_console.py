@@ -138,6 +138,14 @@ def test_console_end_to_end(server_process, browser, shots, tmp_path):
     assert decoded["fields"]["msg"]["LicenseRequest"]["type"] == "NEW"
     browser("screenshot", path=str(shots / "console-inspector.png"), fullPage=True)
 
+    # devices and revocations: revoke the phone, then un-revoke it
+    browser("click", selector='a[href="#devices"]')
+    browser("click", selector="#devices button[data-post]")
+    browser("waitText", selector="#devices", text="revoked")
+    browser("click", selector="#devices button[data-delete]")
+    browser("waitText", selector="#status", text="DELETE /admin/revocations/device/")
+    assert "Revoke" in browser("text", selector="#devices") and "revoked" not in browser("text", selector="#devices tbody")
+
     # clock and faults: advance the test clock, add and remove a fault plan
     browser("click", selector='a[href="#clock"]')
     before = browser("text", selector="#clock-now")
