@@ -154,3 +154,10 @@ async def test_console_follows_the_admin_loopback_rule(aiohttp_server, aiohttp_c
     else:
         assert shell.status == 403 and shell.headers["X-DRM-Error-Code"] == "ADMIN_NOT_LOOPBACK"
         assert status == 403
+
+
+def test_store_console_reads_ignore_unknown_filters(store):
+    """The store's read methods behind the console: unknown filter names never reach the SQL."""
+    assert store.license_summaries({"policy = 1; --": "x", "state": None}) == []
+    assert store.count_licenses({"device_id": ""}, cap=10) == 0
+    assert store.audit_since(0) == [] and store.devices(recent=5) == []

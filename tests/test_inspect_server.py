@@ -100,3 +100,13 @@ async def test_renewal_requests_are_decoded_but_not_dry_run(admin, make_device):
     _, _, doc = await call(admin, "POST", "/admin/inspect", {"data": base64.b64encode(renewal).decode()})
     assert doc["fields"]["msg"]["LicenseRequest"]["type"] == "RENEWAL"
     assert doc["server_would"]["outcome"] == "not_evaluated" and doc["server_would"]["keys"] == []
+
+
+async def test_every_attested_dialect_has_a_trust_anchor_for_the_dry_run(admin):
+    """The dry run finds each dialect's anchor through its routes module (``TRUST``); Clear Key has none."""
+    from license_server.console.inspect_api import trust_anchors
+    from license_server.dialects import REGISTRY
+
+    anchors = trust_anchors(admin.app)
+    assert set(anchors) == {d.name for d in REGISTRY}
+    assert {name for name, anchor in anchors.items() if anchor is None} == {"clearkey"}

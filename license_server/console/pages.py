@@ -83,8 +83,8 @@ async def license_page(request: web.Request) -> dict[str, Any]:
     if record is None:
         raise web.HTTPNotFound()
     policy = record.policy
-    license_end = lifecycle.deadline(policy, record.license_start)
-    playback = int(policy.get("playback_duration") or 0)
+    license_end = record.deadline()
+    playback = policy.playback_duration
     played = record.first_used_at
     clocks = [
         clock_bar("License (storage) clock", record.license_start, license_end, now),
