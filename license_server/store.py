@@ -15,7 +15,8 @@ from typing import Any, ContextManager
 
 import sqlite_utils
 
-from license_server.core.entitlements import check_usage, month_start
+from license_server.core import entitlements
+from license_server.core.entitlements import month_start
 from license_server.core.model import Grant, LicensePolicy
 from license_server.core.ports import (
     DownloadRecord, Holder, Holding, LicenseRecord, TokenSpend, UsageRules, UsageSnapshot,
@@ -143,7 +144,7 @@ class Store:
             if holder.token_jti is not None:
                 self._spend_token(TokenSpend(holder.token_jti, holder.token_expires_at or now, grant.license_id), now)
             if caps is not None and device is not None:
-                check_usage(caps, self._usage_snapshot(holder.account, device.device_id, now), now)
+                entitlements.check_usage(caps, self._usage_snapshot(holder.account, device.device_id, now), now)
             if device is not None:
                 self.db.execute(
                     """INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?)
