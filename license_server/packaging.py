@@ -272,12 +272,16 @@ def _finish(directory: Path, *, content_id: str, scheme: str, keys: dict[Track, 
     mpd_path = directory / "manifest.mpd"
     mpd = signalling.add_clearkey_signalling(mpd_path.read_text(encoding="utf-8"), license_url)
     mpd_path.write_text(mpd, encoding="utf-8")
-    if scheme == "cbcs":
-        for track, (kid, _) in keys.items():
-            playlist = directory / track.value.lower() / "playlist.m3u8"
-            text = signalling.set_fairplay_key_uri(playlist.read_text(encoding="utf-8"),
-                                                   signalling.fairplay_key_uri(kid))
-            playlist.write_text(text, encoding="utf-8")
+    for track, (kid, _) in keys.items():
+        playlist = directory / track.value.lower() / "playlist.m3u8"
+        text = playlist.read_text(encoding="utf-8")
+        if scheme == "cbcs":
+            text = signalling.set_fairplay_key_uri(text, signalling.fairplay_key_uri(kid))
+        try:
+            text = signalling.add_clearkey_key_line(text, kid)
+        except ValueError as exc:
+            raise PackagingError(f"{playlist.relative_to(directory)}: {exc}") from exc
+        playlist.write_text(text, encoding="utf-8")
     facts = signalling.read_renditions(mpd)
     renditions = []
     for track, (kid, _) in keys.items():
