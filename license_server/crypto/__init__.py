@@ -62,6 +62,13 @@ def public_key_der(private_pem: bytes) -> bytes:
     )
 
 
+def private_key_pkcs1_der(private_pem: bytes) -> bytes:
+    """The private key as PKCS#1 DER (``RSAPrivateKey``), the form device files of other tools hold."""
+    return _private_key(private_pem).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+
+
 @lru_cache(maxsize=256)
 def _private_key(private_pem: bytes) -> rsa.RSAPrivateKey:
     key = serialization.load_pem_private_key(private_pem, password=None)
