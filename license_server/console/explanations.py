@@ -26,6 +26,10 @@ EXPLANATIONS: dict[ErrorCode, tuple[str, str]] = {
     E.APP_NOT_GENUINE: ("the app is not a genuine, recognised build", "sign the app with a key listed in keys/apps.json"),
     E.ATTESTATION_INVALID: ("the attestation evidence is missing, stale or for another request",
                             "send a freshly built challenge; do not reuse evidence"),
+    E.ATTESTATION_REQUIRED: ("the challenge carries no attestation evidence, and this request needs it "
+                             "(--require-attestation, cfg attestation:required, the token, or a persistent license)",
+                             "use an attesting device (the emulator's CDM), or ask for a streaming license without "
+                             "those requirements"),
     E.REPLAYED_CHALLENGE: ("the challenge was already used or its time is outside the freshness window",
                            "build a new challenge; if the device clock is off, run `device-emulator sync`"),
     E.SECURITY_LEVEL_TOO_LOW: ("the device's security level or output protection is too low for what was asked",
