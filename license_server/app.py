@@ -65,4 +65,8 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
     for dialect in REGISTRY:
         dialect.load("routes")(app)
     media_origin.setup(app)
+
+    from license_server import console  # web console and inspector: additive, reads the store only
+
+    console.setup(app)
     return app
