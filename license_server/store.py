@@ -197,9 +197,12 @@ class Store:
     def record_lifecycle(self, license_id: str, *, event: str, state: str, now: int, system: str,
                          version: int | None = None, license_start: int | None = None,
                          policy: LicensePolicy | None = None, first_used_at: int | None = None,
-                         released: bool = False, message: str | None = None) -> None:
-        """Apply a lifecycle transition decided by the core, with its audit entry, atomically."""
+                         released: bool = False, message: str | None = None,
+                         request_key: str | None = None) -> None:
+        """Apply a lifecycle transition decided by the core, with its audit entry, atomically (see the port)."""
         with self.transaction():
+            if request_key is not None:
+                self._claim_request(request_key, now)
             self._lifecycle(license_id, event=event, state=state, now=now, system=system, version=version,
                             license_start=license_start, policy=policy, first_used_at=first_used_at,
                             released=released, message=message)
@@ -223,12 +226,15 @@ class Store:
         )
         self._audit(now, system, event, row[0], row[1], license_id, None, message)
 
-    def mark_released(self, license_id: str, *, now: int, system: str, reason: str) -> bool:
-        """Mark a license released (idempotent), atomically. Returns False if it already was."""
+    def mark_released(self, license_id: str, *, now: int, system: str, reason: str,
+                      request_key: str | None = None) -> bool:
+        """Mark a license released (idempotent), atomically. Returns False if it already was (see the port)."""
         with self.transaction():
             row = self.db.execute("SELECT state FROM licenses WHERE license_id = ?", (license_id,)).fetchone()
             if row is None:
                 raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
+            if request_key is not None and not self._claim_once(request_key, now):
+                return False
             if row[0] == "released":
                 return False
             self._lifecycle(license_id, event="release", state="released", now=now, system=system,
@@ -295,11 +301,17 @@ class Store:
         return UsageSnapshot(holdings, this_month)
 
     def _claim_request(self, request_key: str, now: int) -> None:
+        if not self._claim_once(request_key, now):
+            raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "this challenge was already used")
+
+    def _claim_once(self, request_key: str, now: int) -> bool:
+        """Record a replay key; False if it was seen (keys older than the retention are forgotten)."""
         self.db.execute("DELETE FROM seen_requests WHERE seen_at < ?", (now - REPLAY_RETENTION,))
         try:
             self.db.execute("INSERT INTO seen_requests VALUES (?, ?)", (request_key, now))
-        except sqlite3.IntegrityError as exc:
-            raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "this challenge was already used") from exc
+        except sqlite3.IntegrityError:
+            return False
+        return True
 
     def _audit(self, now: int, system: str, event: str, device_id: str | None, content_id: str | None,
                license_id: str | None, code: str | None, message: str | None) -> None:
