@@ -50,23 +50,23 @@ def create(device_dir: Path, level: str, model: str | None, rooted: bool, unlock
     try:
         keyring = load_keyring(keys_dir or default_keys_dir())
     except KeyringError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE, as_json=as_json)
     wanted = SecurityLevel(level)
     if model is None:
         chosen = keyring.default_model(wanted)
     elif model not in keyring.models:
-        fail(f"unknown model {model!r}; known: {', '.join(sorted(keyring.models))}", EXIT_USAGE)
+        fail(f"unknown model {model!r}; known: {', '.join(sorted(keyring.models))}", EXIT_USAGE, as_json=as_json)
     else:
         chosen = keyring.models[model]
         if chosen.security_level is not wanted:
-            fail(f"model {model} is {chosen.security_level.value}, not {level}", EXIT_USAGE)
+            fail(f"model {model} is {chosen.security_level.value}, not {level}", EXIT_USAGE, as_json=as_json)
     flags = DeviceFlags(rooted=rooted, bootloader_unlocked=unlocked_bootloader, tampered_app=tampered_app)
     try:
         device = Device.create(device_dir, keyring, model=chosen, flags=flags, max_hdcp=HDCP_CHOICES[hdcp])
     except DeviceError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE, as_json=as_json)
     except OSError as exc:
-        fail(f"cannot create a device in {device_dir}: {exc.strerror or exc}", EXIT_USAGE)
+        fail(f"cannot create a device in {device_dir}: {exc.strerror or exc}", EXIT_USAGE, as_json=as_json)
     info = device.summary()
     emit(info, as_json, f"created {info['level']} device {info['device_id']} ({info['model']}) in {device_dir}")
 
@@ -97,13 +97,13 @@ def acquire(device_dir: Path, server: str, content_id: str, system: str, license
     """Acquire a license; persistent licenses are stored on the device."""
     from device_emulator.acquire import acquire as run_acquire
 
-    device = load_device(device_dir)
+    device = load_device(device_dir, as_json)
     try:
         result = run_acquire(device, server=server, content_id=content_id, kind=LicenseKind(license_type),
                              url=license_url, privacy=not no_privacy, system=system,
                              headers=entitlement_headers(token, region))
     except TransportError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=as_json)
     data = result.as_dict()
     if result.status == "granted":
         tracks = ",".join(k["track"] for k in result.keys)
@@ -136,7 +136,7 @@ def challenge(device_dir: Path, content_id: str, system: str, license_type: str,
     with the content type printed (fixtures, load tools)."""
     from device_emulator.acquire import challenge as build_challenge, license_url
 
-    device = load_device(device_dir)
+    device = load_device(device_dir, as_json)
     try:
         outgoing = build_challenge(device, system=system, content_id=content_id, kind=LicenseKind(license_type),
                                    server=server, privacy=not no_privacy, headers=entitlement_headers(token, region))
@@ -147,7 +147,7 @@ def challenge(device_dir: Path, content_id: str, system: str, license_type: str,
              f"{'error' if usage else 'refused'}: {exc.code}: {message}")
         sys.exit(EXIT_USAGE if usage else EXIT_REFUSED)
     except TransportError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=as_json)
     out.write_bytes(outgoing.body)
     path = dialects.dialect(system).license_path
     data = {"system": system, "out": str(out), "bytes": len(outgoing.body), "license_path": path,
@@ -172,7 +172,7 @@ def licenses(device_dir: Path, as_json: bool) -> None:
         rows = [lic.public() for lic in store.all()]
     finally:
         store.close()
-    lines = [f"{r['key_set_id']}  {r['system']:9} {r['content_id']:14} {r['type']:10} {r['state']:8} "
+    lines = [f"{r['key_set_id']}  {r.get('license_id') or '-'}  {r['system']:9} {r['content_id']:14} {r['type']:10} {r['state']:8} "
              f"{','.join(k['track'] for k in r['keys'])}" for r in rows]
     emit(rows, as_json, "\n".join(lines) or "no stored licenses")
 
@@ -192,22 +192,25 @@ def licenses(device_dir: Path, as_json: bool) -> None:
               "a cfg= policy).")
 @click.option("--tier", default=None, help="Account tier sent in development mode [server default: premium].")
 @click.option("--account", default=None, help="Account name sent in development mode.")
+@click.option("--new-license", is_flag=True, help="Acquire a new persistent license even if the device holds a valid "
+              "one for the title (by default it is reused: two licenses would count twice against caps).")
 @click.option("--interrupt-after", type=click.IntRange(min=0), default=None, metavar="BYTES",
               help="TESTING: drop the transfer after BYTES media bytes (run again to resume).")
 @entitlement_options
 @json_option
 def download(device_dir: Path, server: str, content_id: str, quality: str, scheme: str, system: str,
-             license_url: str | None, tier: str | None, account: str | None, interrupt_after: int | None, token: str | None, region: str | None,
-             as_json: bool) -> None:
+             license_url: str | None, tier: str | None, account: str | None, new_license: bool,
+             interrupt_after: int | None, token: str | None, region: str | None, as_json: bool) -> None:
     """Download a title for offline play: a persistent license first, then the media (resumable)."""
     from device_emulator.download_cli import run_download
 
     if not dialect_cdm(system).device_identity:
         not_applicable("download", system, "a download needs a device the server knows; Clear Key has no device "
                        "identity (acquire --type persistent stores a Clear Key license)", as_json)
-    run_download(load_device(device_dir), server=server, content_id=content_id, quality=quality, scheme=scheme,
+    run_download(load_device(device_dir, as_json), server=server, content_id=content_id, quality=quality, scheme=scheme,
                  tier=tier, account=account, interrupt_after=interrupt_after, as_json=as_json,
-                 headers=entitlement_headers(token, region), system=system, license_url=license_url)
+                 headers=entitlement_headers(token, region), system=system, license_url=license_url,
+                 new_license=new_license)
 
 
 from device_emulator import cli_offline  # noqa: E402 - registers play/status/clock/remove/sync/renew

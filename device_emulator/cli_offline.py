@@ -15,6 +15,9 @@ from device_emulator.cli_support import (EXIT_REFUSED, EXIT_USAGE, device_dir_ar
                                          not_applicable)
 from device_emulator.transport import TransportError
 
+license_option = click.option("--license", "license_id", default=None, metavar="ID",
+                              help="This license (its license id or key set id, as `status` and `licenses` show) "
+                                   "when the device holds several for the title; default: the newest.")
 system_option = click.option("--system", type=click.Choice(lifecycle.SYSTEMS), default=None,
                              help="Only the license of this DRM system (when the device holds several for the title).")
 
@@ -30,28 +33,30 @@ system_option = click.option("--system", type=click.Choice(lifecycle.SYSTEMS), d
 @click.option("--server", help="License server base URL (with --stream).")
 @click.option("--license-url", help="With --stream: replaces the dialect's default path (query string included).")
 @system_option
+@license_option
 @entitlement_options
 @json_option
 def play(device_dir: Path, content_id: str, offline: bool, stream: bool, server: str | None,
-         license_url: str | None, system: str | None, token: str | None, region: str | None, as_json: bool) -> None:
+         license_url: str | None, system: str | None, license_id: str | None, token: str | None,
+         region: str | None, as_json: bool) -> None:
     """Decide from the stored license alone whether playback may start (records the first play).
 
     A downloaded title is decrypted with the keys held by the TEE and decoded;
     the output reports the frames and bytes decoded. With --stream the license
     is a temporary one fetched now from --server.
     """
-    device = load_device(device_dir)
+    device = load_device(device_dir, as_json)
     report = None
     if stream:
         if offline or not server:
-            fail("--stream needs --server and cannot be combined with --offline", EXIT_USAGE)
+            fail("--stream needs --server and cannot be combined with --offline", EXIT_USAGE, as_json=as_json)
         try:
             decision, report = lifecycle.stream(device, content_id, server=server, system=system or "widevine",
                                                 url=license_url, headers=entitlement_headers(token, region))
         except TransportError as exc:
-            fail(str(exc))
+            fail(str(exc), as_json=as_json)
     else:
-        decision = lifecycle.play(device, content_id, system=system)
+        decision = lifecycle.play(device, content_id, system=system, license_id=license_id)
     data = decision.as_dict()
     data.pop("expires_at_iso")
     data["offline"] = not stream
@@ -75,8 +80,9 @@ def play(device_dir: Path, content_id: str, offline: bool, stream: bool, server:
 @json_option
 def status(device_dir: Path, as_json: bool) -> None:
     """Every stored license with its two clocks and the message a viewer sees."""
-    rows = lifecycle.status(load_device(device_dir))
-    lines = [f"{r['content_id']:14} {r.get('system', ''):9} {r['state']:16} {r.get('message', '')}"
+    rows = lifecycle.status(load_device(device_dir, as_json))
+    lines = [f"{r['content_id']:14} {r.get('system', ''):9} {r['license_id'] or r['key_set_id']}  "
+             f"{r['state']:16} {r.get('message', '')}"
              + (f"  [{r['governing_clock']}]" if r.get("governing_clock") else "")
              + (f"  ({r['reason']})" if r.get("reason") else "") for r in rows]
     emit(rows, as_json, "\n".join(lines) or "no stored licenses")
@@ -91,8 +97,8 @@ def status(device_dir: Path, as_json: bool) -> None:
 def clock(device_dir: Path, advance: str | None, set_to: str | None, reset: bool, as_json: bool) -> None:
     """Show or move the device clock (a persisted offset, for testing)."""
     if sum(x is not None and x is not False for x in (advance, set_to, reset)) > 1:
-        fail("give at most one of --advance, --set, --reset", EXIT_USAGE)
-    device = load_device(device_dir)
+        fail("give at most one of --advance, --set, --reset", EXIT_USAGE, as_json=as_json)
+    device = load_device(device_dir, as_json)
     try:
         if advance is not None:
             device.record.clock_offset += parse_duration(advance)
@@ -101,7 +107,7 @@ def clock(device_dir: Path, advance: str | None, set_to: str | None, reset: bool
         elif reset:
             device.record.clock_offset = 0
     except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE, as_json=as_json)
     device.save()
     now = device.now()
     emit({"now": now, "iso": to_iso(now), "offset": device.record.clock_offset}, as_json,
@@ -114,15 +120,20 @@ def clock(device_dir: Path, advance: str | None, set_to: str | None, reset: bool
 @click.option("--server", help="Send the release now (omit, or add --offline, to keep it pending).")
 @click.option("--offline", is_flag=True, help="Do not contact the server; the destruction record waits.")
 @system_option
+@license_option
 @entitlement_options
 @json_option
 def remove(device_dir: Path, content_id: str, server: str | None, offline: bool, system: str | None,
-           token: str | None, region: str | None, as_json: bool) -> None:
-    """Destroy a downloaded license at once and record its destruction for the server."""
-    device = load_device(device_dir)
+           license_id: str | None, token: str | None, region: str | None, as_json: bool) -> None:
+    """Destroy a downloaded license at once and record its destruction for the server.
+
+    The release goes to the license URL stored with the license (the server that issued it,
+    which holds the record); --server says when to send it and fills in a missing URL.
+    """
+    device = load_device(device_dir, as_json)
     try:
         report = lifecycle.remove(device, content_id, server=None if offline else server, system=system,
-                                  headers=entitlement_headers(token, region))
+                                  headers=entitlement_headers(token, region), license_id=license_id)
     except lifecycle.LifecycleError as exc:
         emit({"error": {"code": exc.code, "message": exc.message}}, as_json, f"refused: {exc.code}: {exc.message}")
         sys.exit(EXIT_REFUSED)
@@ -131,26 +142,33 @@ def remove(device_dir: Path, content_id: str, server: str | None, offline: bool,
         click.echo(f"warning: {exc}; the release stays pending until the next sync", err=True)
     data = {"removed": content_id, "release": report.as_dict() if report else "pending"}
     state = "acknowledged" if report and report.released else "pending until the next sync"
-    emit(data, as_json, f"removed {content_id}: keys destroyed, release {state}")
+    emit(data, as_json, f"removed {content_id}: keys destroyed, release {state}" + _destinations(report))
+
+
+def _destinations(report: lifecycle.SyncReport | None) -> str:
+    """Where the releases went and why (the stored license URL wins over --server)."""
+    return "".join(f"\n  release of {d['key_set_id']} sent to {d['url']} ({d['why']})"
+                   for d in (report.release_destinations if report else []))
 
 
 @click.command()
 @device_dir_arg
-@click.option("--server", required=True, help="License server base URL.")
+@click.option("--server", required=True, help="License server base URL (time, renewals; releases go to the "
+              "license URL stored with each license, and here only if none was stored).")
 @entitlement_options
 @json_option
 def sync(device_dir: Path, server: str, token: str | None, region: str | None, as_json: bool) -> None:
     """Re-sync trusted time, send pending destruction reports (until acknowledged) and due renewals."""
     try:
-        report = lifecycle.sync(load_device(device_dir), server=server, headers=entitlement_headers(token, region))
+        report = lifecycle.sync(load_device(device_dir, as_json), server=server, headers=entitlement_headers(token, region))
     except TransportError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=as_json)
     except lifecycle.LifecycleError as exc:
-        fail(f"{exc.code}: {exc.message}")
+        fail(f"{exc.code}: {exc.message}", as_json=as_json, error_code=exc.code)
     emit(report.as_dict(), as_json,
          f"released {len(report.released)}, pending {len(report.release_pending)}, renewed {len(report.renewed)}, "
          f"playback reports {len(report.playback_reports)} (pending {len(report.playback_reports_pending)}), "
-         f"time {to_iso(report.server_time)}")
+         f"time {to_iso(report.server_time)}" + _destinations(report))
     if report.release_pending or report.playback_reports_pending:
         sys.exit(EXIT_REFUSED)
 
@@ -160,18 +178,19 @@ def sync(device_dir: Path, server: str, token: str | None, region: str | None, a
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--server", required=True, help="License server base URL.")
 @system_option
+@license_option
 @entitlement_options
 @json_option
-def renew(device_dir: Path, content_id: str, server: str, system: str | None, token: str | None,
-          region: str | None, as_json: bool) -> None:
+def renew(device_dir: Path, content_id: str, server: str, system: str | None, license_id: str | None,
+          token: str | None, region: str | None, as_json: bool) -> None:
     """Renew a stored license (applied only if the server's version is higher; Widevine-style only)."""
     if system is not None and not dialect_cdm(system).renewable:
         not_applicable("renew", system, f"{system} licenses have no renewal; acquire a new license", as_json)
     try:
-        result = lifecycle.renew(load_device(device_dir), content_id, server=server, system=system,
-                                 headers=entitlement_headers(token, region))
+        result = lifecycle.renew(load_device(device_dir, as_json), content_id, server=server, system=system,
+                                 headers=entitlement_headers(token, region), license_id=license_id)
     except TransportError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=as_json)
     except (lifecycle.LifecycleError, CdmError) as exc:
         emit({"applied": False, "error": {"code": exc.code, "message": exc.message}}, as_json,
              f"refused: {exc.code}: {exc.message}")

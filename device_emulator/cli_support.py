@@ -17,8 +17,16 @@ device_dir_arg = click.argument("device_dir", type=click.Path(path_type=Path, fi
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+def fail(message: str, code: int = EXIT_ERROR, *, as_json: bool = False, error_code: str | None = None) -> NoReturn:
+    """Exit with ``code``: one text line on stderr, or with ``as_json`` a JSON error on stdout.
+
+    ``error_code`` defaults to TRANSPORT_ERROR (exit 1) or USAGE_ERROR (exit 2).
+    """
+    if as_json:
+        name = error_code or ("USAGE_ERROR" if code == EXIT_USAGE else "TRANSPORT_ERROR")
+        emit({"error": {"code": name, "message": message}}, True, "")
+    else:
+        click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
@@ -26,11 +34,11 @@ def emit(data: Any, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
 
 
-def load_device(device_dir: Path) -> Device:
+def load_device(device_dir: Path, as_json: bool = False) -> Device:
     try:
         return Device.load(device_dir)
     except DeviceError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE, as_json=as_json)
 
 
 def dialect_cdm(system: str) -> Any:

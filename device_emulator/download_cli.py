@@ -40,7 +40,7 @@ def estimate_line(answer: DownloadAnswer, remaining: int) -> str:
 def run_download(device: Device, *, server: str, content_id: str, quality: str, scheme: str, tier: str | None,
                  account: str | None, interrupt_after: int | None, as_json: bool,
                  headers: dict[str, str] | None = None, system: str = "widevine",
-                 license_url: str | None = None) -> None:
+                 license_url: str | None = None, new_license: bool = False) -> None:
     stderr = sys.stderr
     show_bar = not as_json and stderr.isatty()
     bar: Any = None
@@ -61,7 +61,7 @@ def run_download(device: Device, *, server: str, content_id: str, quality: str, 
         result = download(device, server=server, content_id=content_id, quality=quality, scheme=scheme,
                           account=account, tier=tier, on_plan=on_plan, on_progress=on_progress,
                           interrupt_after=interrupt_after, headers=headers, system=system,
-                          license_url=license_url)
+                          license_url=license_url, new_license=new_license)
     except DownloadRefused as exc:
         _finish_bar(bar)
         _report({"status": "refused", "error": {"code": exc.code, "message": exc.message}}, as_json,

@@ -97,11 +97,16 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
              on_plan: Callable[[DownloadAnswer, int], None] | None = None,
              on_progress: Callable[[int], None] | None = None,
              interrupt_after: int | None = None, headers: dict[str, str] | None = None,
-             system: str = "widevine", license_url: str | None = None) -> DownloadResult:
+             system: str = "widevine", license_url: str | None = None,
+             new_license: bool = False) -> DownloadResult:
     """Run both downloads; raise :class:`DownloadRefused` or :class:`DownloadError`.
 
     ``system`` is the DRM system of the persistent license (any dialect: the
     same encrypted package serves them all).
+
+    A valid persistent license the device already holds for the title (from an
+    earlier download or ``acquire``) is reused, so one title never holds two
+    licenses against the account's caps; ``new_license`` acquires a new one anyway.
 
     ``headers`` (e.g. the entitlement token) go with the license request and
     ``POST /downloads``, never to the media origin.
@@ -113,7 +118,8 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
     """
     directory = media_root(device) / content_id
     previous = load_manifest(device, content_id)
-    key_set_id, license_id, reused = _license(device, server, content_id, previous, headers, system, license_url)
+    key_set_id, license_id, reused = _license(device, server, content_id, None if new_license else previous, headers,
+                                              system, license_url, reuse_stored=not new_license)
     body = {"device_id": device.device_id, "content_id": content_id, "license_id": license_id,
             "quality": quality, "scheme": scheme}
     body.update({k: v for k, v in (("account", account), ("tier", tier)) if v is not None})
@@ -163,23 +169,25 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
 
 def _license(device: Device, server: str, content_id: str, previous: dict[str, Any] | None,
              headers: dict[str, str] | None = None, system: str = "widevine",
-             license_url: str | None = None) -> tuple[str, str, bool]:
-    """(key_set_id, license_id, reused): the recorded license if it still loads, else a new one
+             license_url: str | None = None, reuse_stored: bool = False) -> tuple[str, str, bool]:
+    """(key_set_id, license_id, reused): the recorded license if it still loads, else (with
+    ``reuse_stored``) the newest active stored one of the title that loads, else a new one
     (from ``license_url`` when given, e.g. with a ``cfg=`` policy)."""
-    if previous and previous.get("key_set_id"):
-        store = LicenseStore(device.license_db_path)
-        try:
-            stored = store.get(previous["key_set_id"])
-        finally:
-            store.close()
-        if (stored is not None and stored.state == "active" and stored.content_id == content_id
-                and stored.system == system):
+    store = LicenseStore(device.license_db_path)
+    try:
+        recorded = store.get(previous["key_set_id"]) if previous and previous.get("key_set_id") else None
+        candidates = [recorded] if recorded is not None else []
+        if reuse_stored:
+            candidates += store.for_content(content_id, system=system)
+    finally:
+        store.close()
+    for stored in candidates:
+        if stored.state == "active" and stored.content_id == content_id and stored.system == system:
             try:
                 adapter_for(system).load(device, stored).close()
             except CdmError:
-                pass
-            else:
-                return stored.key_set_id, stored.license_id, True
+                continue
+            return stored.key_set_id, stored.license_id, True
     result = acquire(device, server=server, content_id=content_id, kind=LicenseKind.PERSISTENT, headers=headers,
                      system=system, url=license_url)
     if result.status != "granted" or not result.key_set_id or not result.license_id:

@@ -217,14 +217,21 @@ class LicenseStore:
         rows = list(self.db["licenses"].rows_where("key_set_id = ?", [key_set_id]))
         return _row(rows[0]) if rows else None
 
-    def for_content(self, content_id: str, *, system: str | None = None) -> list[StoredLicense]:
+    def for_content(self, content_id: str, *, system: str | None = None,
+                    license_id: str | None = None) -> list[StoredLicense]:
+        """The title's licenses, newest first: by receipt time, then by insertion order (never a tie).
+
+        ``license_id`` keeps only the one with that license id or key set id.
+        """
         where, params = "content_id = ?", [content_id]
         if system:
             where, params = where + " AND system = ?", params + [system]
-        return [_row(r) for r in self.db["licenses"].rows_where(where, params, order_by="received_at desc")]
+        if license_id:
+            where, params = where + " AND (license_id = ? OR key_set_id = ?)", params + [license_id, license_id]
+        return [_row(r) for r in self.db["licenses"].rows_where(where, params, order_by="received_at desc, rowid desc")]
 
     def all(self) -> list[StoredLicense]:
-        return [_row(r) for r in self.db["licenses"].rows_where(order_by="received_at")]
+        return [_row(r) for r in self.db["licenses"].rows_where(order_by="received_at, rowid")]
 
 
 def _row(row: dict[str, Any]) -> StoredLicense:

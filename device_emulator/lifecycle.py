@@ -40,18 +40,22 @@ SYSTEMS = dialects.NAMES  # dialects whose stored licenses this lifecycle handle
 
 def _refusal(reason: str, message: str, kids: list[str], status: str, lic: StoredLicense | None = None):
     return PlaybackDecision("refused", reason, None, None, message, {k: status for k in kids},
-                            lic.first_played_at if lic else None)
+                            lic.first_played_at if lic else None, license_id=lic.license_id if lic else None)
 
 
-def _current(store: LicenseStore, content_id: str, system: str | None) -> StoredLicense | None:
-    candidates = store.for_content(content_id, system=system)
+def _current(store: LicenseStore, content_id: str, system: str | None,
+             license_id: str | None = None) -> StoredLicense | None:
+    """The newest active license of the title (deterministic: see ``for_content``), else its newest one."""
+    candidates = store.for_content(content_id, system=system, license_id=license_id)
     return next((c for c in candidates if c.state == "active"), candidates[0] if candidates else None)
 
 
-def _active(store: LicenseStore, content_id: str, system: str | None) -> StoredLicense:
-    lic = next((c for c in store.for_content(content_id, system=system) if c.state == "active"), None)
+def _active(store: LicenseStore, content_id: str, system: str | None, license_id: str | None = None) -> StoredLicense:
+    lic = next((c for c in store.for_content(content_id, system=system, license_id=license_id)
+                if c.state == "active"), None)
     if lic is None:
-        raise LifecycleError("NO_LICENSE", f"no stored {system + ' ' if system else ''}license for {content_id}")
+        which = f" {license_id}" if license_id else ""
+        raise LifecycleError("NO_LICENSE", f"no stored {system + ' ' if system else ''}license{which} for {content_id}")
     return lic
 
 
@@ -80,10 +84,11 @@ def evaluate(device: Device, store: LicenseStore, lic: StoredLicense, now: int, 
     decision = player.decide(loaded.policy, license_start=loaded.license_start, not_before=loaded.not_before,
                              first_played_at=lic.first_played_at, now=now, kids=[i.kid.hex() for i in loaded.keys],
                              restricted_kids=_restricted(device, loaded.keys))
-    return decision, loaded
+    return replace(decision, license_id=lic.license_id), loaded
 
 
-def play(device: Device, content_id: str, *, system: str | None = None) -> PlaybackDecision:
+def play(device: Device, content_id: str, *, system: str | None = None,
+         license_id: str | None = None) -> PlaybackDecision:
     """May playback of ``content_id`` start now, offline? Records the first play durably.
 
     If the title was downloaded, its media is decrypted in the TEE and decoded;
@@ -93,7 +98,7 @@ def play(device: Device, content_id: str, *, system: str | None = None) -> Playb
     store = LicenseStore(device.license_db_path)
     loaded: OfflineLicense | None = None
     try:
-        lic = _current(store, content_id, system)
+        lic = _current(store, content_id, system, license_id)
         if lic is None:
             return _refusal("NO_LICENSE", "This title is not downloaded on this device", [], "internal-error")
         now = device.now()
@@ -222,17 +227,20 @@ class SyncReport:
     playback_reports: list[str] = field(default_factory=list)  # end-of-playback reports recorded by the server
     playback_reports_pending: list[dict[str, str]] = field(default_factory=list)
     server_time: int | None = None
+    # where each release went and why: the license URL stored with the license (the server that
+    # issued it, which holds the record) wins over --server, which only fills in a missing one
+    release_destinations: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 def remove(device: Device, content_id: str, *, server: str | None = None, system: str | None = None,
-           headers: dict[str, str] | None = None) -> SyncReport | None:
+           headers: dict[str, str] | None = None, license_id: str | None = None) -> SyncReport | None:
     """Destroy the keys now and keep a destruction record; send it if ``server`` is given."""
     store = LicenseStore(device.license_db_path)
     try:
-        lic = _active(store, content_id, system)
+        lic = _active(store, content_id, system, license_id)
         try:
             adapter = adapter_for(lic.system)
         except CdmError as exc:
@@ -298,6 +306,10 @@ def _report_destruction(device: Device, store: LicenseStore, server: str, record
         report.released.append(key_set_id)
         return
     url = record["license_url"] or license_url(server, record["system"], None)
+    report.release_destinations.append({
+        "key_set_id": key_set_id, "url": url,
+        "why": "the license URL stored with the license (the server that issued it)" if record["license_url"]
+        else "--server (no license URL was stored with the license)"})
     acknowledged, error = _attempt(lambda: adapter_for(record["system"]).report_destruction(
         device, record, server=server, url=url, headers=headers))
     if acknowledged:
@@ -341,11 +353,11 @@ def _renewal_due(device: Device, lic: StoredLicense) -> bool:
 
 
 def renew(device: Device, content_id: str, *, server: str, system: str | None = None,
-          headers: dict[str, str] | None = None) -> dict[str, Any]:
+          headers: dict[str, str] | None = None, license_id: str | None = None) -> dict[str, Any]:
     """Renew the stored license of ``content_id`` now (dialects with renewal only)."""
     store = LicenseStore(device.license_db_path)
     try:
-        return _renew(device, store, _active(store, content_id, system), server, headers)
+        return _renew(device, store, _active(store, content_id, system, license_id), server, headers)
     finally:
         store.close()
 

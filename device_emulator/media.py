@@ -28,6 +28,14 @@ from device_emulator.mp4 import Mp4Error, TrackInfo, parse_fragments, parse_init
 
 Decryptor = Callable[[bytes, Sequence[ProtectedSample]], list[bytes]]
 FFMPEG_HINT = "install ffmpeg (Debian: apt-get install ffmpeg)"
+
+
+def require_decoder() -> str:
+    """The ffmpeg executable; :class:`MediaError` if it is missing (check before any clock starts)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise MediaError(f"ffmpeg is needed to verify decoding: {FFMPEG_HINT}")
+    return ffmpeg
 AVC_SANE_TYPES = set(range(1, 24))  # 0 and 24..31 are unspecified in H.264
 HEVC_SANE_TYPES = set(range(0, 41))  # 41..47 reserved, 48..63 unspecified
 
@@ -165,9 +173,7 @@ def decode_frames(path: Path | str, *, timeout: float = 120.0) -> dict[str, int]
     the counts are what the decoder actually produced, e.g.
     ``{"video": 100, "audio": 188}``.
     """
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise MediaError(f"ffmpeg is needed to verify decoding: {FFMPEG_HINT}")
+    ffmpeg = require_decoder()
     try:
         result = subprocess.run(
             [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-xerror", "-i", str(path), "-f", "framecrc", "-"],

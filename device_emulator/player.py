@@ -28,6 +28,7 @@ class PlaybackDecision:
     key_statuses: dict[str, str] = field(default_factory=dict)
     first_played_at: int | None = None
     media: dict[str, Any] | None = None  # what offline playback decrypted and decoded, if a download exists
+    license_id: str | None = None  # the stored license decided on (offline play)
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -16,7 +16,7 @@ from license_server.clock import ControlledClock, SystemClock, wall_clock_now
 from license_server.eventloop import install_fast_event_loop
 from license_server.keyring import Keyring, KeyringError, default_keys_dir, load_keyring
 from license_server.settings import Settings
-from license_server.store import Store
+from license_server.store import AuditRetention, Store
 
 log = logging.getLogger("license_server")
 
@@ -64,6 +64,10 @@ def main() -> None:
 @click.option("--token-issuer", default=None, help="Require this `iss` in entitlement tokens.")
 @click.option("--token-leeway", default=30, show_default=True, type=click.IntRange(0, 600),
               help="Seconds of clock skew tolerated for exp, nbf and iat.")
+@click.option("--audit-max-rows", default=100_000, show_default=True, type=click.IntRange(0, 10**12),
+              help="Refusal audit rows kept, newest first (0: no limit).")
+@click.option("--audit-max-age", default="30d", show_default=True, callback=lambda _c, _p, v: _audit_age(v),
+              help="How long refusal audit rows are kept (e.g. 12h, 30d; 0: no limit).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Processes sharing the port (SO_REUSEPORT) and the store; the test clock and fault "
                    "injection need 1.")
@@ -74,7 +78,8 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
           admin_token: str | None = None, admin_remote: bool = False, require_token: bool = False,
           token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
           token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
-          reports_dir: Path | None = None) -> None:
+          reports_dir: Path | None = None, audit_max_rows: int = 100_000,
+          audit_max_age: int | None = 30 * 86400) -> None:
     """Run the license server with its embedded SQLite store."""
     from license_server import workers as serving
     from license_server.app import create_app
@@ -95,6 +100,8 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     settings.workers = workers
     settings.require_attestation = require_attestation
     settings.reports_dir = reports_dir
+    settings.audit_max_rows, settings.audit_max_age = audit_max_rows, audit_max_age or 0
+    retention = AuditRetention(max_rows=settings.audit_max_rows, max_age=settings.audit_max_age)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keyring = _keyring(settings.keys_dir)
     _preflight(settings, keyring)  # nothing is written before every check passed
@@ -111,13 +118,26 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
 
     def make_app() -> web.Application:
         clock = ControlledClock() if settings.test_clock else SystemClock()
-        return create_app(settings, store=Store.open(settings.database_path), keyring=keyring, clock=clock)
+        store = Store.open(settings.database_path, retention=retention)
+        return create_app(settings, store=store, keyring=keyring, clock=clock)
 
     log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, settings.database_path,
              ", TEST CLOCK" if settings.test_clock else "")
     log.info("event loop: %s", install_fast_event_loop())
     serving.run(make_app, host=settings.host, port=settings.port, workers=workers,
                 print_line=lambda msg: click.echo(msg.replace("(Press CTRL+C to quit)", "").strip(), err=True))
+
+
+def _audit_age(value: str) -> int:
+    from license_server.clock import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if seconds < 0:
+        raise click.BadParameter("must not be negative")
+    return seconds
 
 
 @main.group()

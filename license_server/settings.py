@@ -43,6 +43,9 @@ class Settings(BaseModel):
     token_issuer: str | None = Field(None, description="Required `iss` of entitlement tokens (unchecked if unset).")
     token_leeway: int = Field(30, ge=0, le=600, description="Seconds of clock skew tolerated for exp, nbf and iat.")
     reports_dir: Path | None = Field(None, description="Where the console finds `drm-conformance run --report` output.")
+    audit_max_rows: int = Field(100_000, ge=0, le=10**12, description="Refusal audit rows kept (0: no limit).")
+    audit_max_age: int = Field(30 * 86400, ge=0, le=100 * 365 * 86400,
+                               description="Seconds refusal audit rows are kept (0: no limit).")
     workers: int = Field(1, ge=1, le=64, description="Server processes sharing the port and the store.")
 
     @field_validator("log_level")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager
 
@@ -19,7 +20,13 @@ from license_server.core import entitlements
 from license_server.core.entitlements import month_start
 from license_server.core.model import Grant, LicensePolicy
 from license_server.core.ports import (
-    DownloadRecord, Holder, Holding, LicenseRecord, TokenSpend, UsageRules, UsageSnapshot,
+    DownloadRecord,
+    Holder,
+    Holding,
+    LicenseRecord,
+    TokenSpend,
+    UsageRules,
+    UsageSnapshot,
 )
 from license_server.errors import DrmError, ErrorCode
 from license_server.sqlite_support import connect, migrate, transaction
@@ -88,6 +95,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (license_id, once_key)
     );
     """,
+    # 6: audit retention: refusals are purged by age and count through these partial indexes
+    """
+    CREATE INDEX audit_refusal_at ON audit(at) WHERE event = 'refusal';
+    CREATE INDEX audit_refusal_id ON audit(id) WHERE event = 'refusal';
+    """,
 )
 
 REPLAY_RETENTION = 3600  # seconds; well past the freshness window
@@ -98,20 +110,38 @@ LICENSE_SUMMARY = ("rowid", "license_id", "system", "device_id", "content_id", "
                    "issued_at", "updated_at", "account")
 
 
-__all__ = ["Holder", "LicenseRecord", "Store"]  # the record types live in the core's port
+__all__ = ["AuditRetention", "Holder", "LicenseRecord", "Store"]  # the record types live in the core's port
+
+
+@dataclass(frozen=True)
+class AuditRetention:
+    """How many refusal audit rows to keep, and for how long (0: no limit).
+
+    Refusals are the audit rows any client can cause, so they are the ones bounded; grants
+    and lifecycle events are the license history and stay. Purging runs on write, every
+    ``check_every`` audit writes, deleting at most ``batch`` rows each time (bounded cost
+    per request, by indexed time and rowid).
+    """
+
+    max_rows: int = 100_000
+    max_age: int = 30 * 86400
+    check_every: int = 64
+    batch: int = 1000
 
 
 class Store:
     """Devices, licenses, replay records and the audit trail."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: sqlite_utils.Database, *, retention: AuditRetention | None = None) -> None:
         self.db = db
+        self.retention = retention or AuditRetention()
+        self._audit_writes = 0
         self._migrate()
 
     @classmethod
-    def open(cls, path: Path | str) -> "Store":
+    def open(cls, path: Path | str, *, retention: AuditRetention | None = None) -> "Store":
         """Open (creating if needed) the store at ``path``; ``":memory:"`` for tests."""
-        return cls(connect(path, synchronous="NORMAL"))
+        return cls(connect(path, synchronous="NORMAL"), retention=retention)
 
     @classmethod
     def memory(cls) -> "Store":
@@ -202,9 +232,12 @@ class Store:
     def record_lifecycle(self, license_id: str, *, event: str, state: str, now: int, system: str,
                          version: int | None = None, license_start: int | None = None,
                          policy: LicensePolicy | None = None, first_used_at: int | None = None,
-                         released: bool = False, message: str | None = None) -> None:
-        """Apply a lifecycle transition decided by the core, with its audit entry, atomically."""
+                         released: bool = False, message: str | None = None,
+                         request_key: str | None = None) -> None:
+        """Apply a lifecycle transition decided by the core, with its audit entry, atomically (see the port)."""
         with self.transaction():
+            if request_key is not None:
+                self._claim_request(request_key, now)
             self._lifecycle(license_id, event=event, state=state, now=now, system=system, version=version,
                             license_start=license_start, policy=policy, first_used_at=first_used_at,
                             released=released, message=message)
@@ -228,12 +261,15 @@ class Store:
         )
         self._audit(now, system, event, row[0], row[1], license_id, None, message)
 
-    def mark_released(self, license_id: str, *, now: int, system: str, reason: str) -> bool:
-        """Mark a license released (idempotent), atomically. Returns False if it already was."""
+    def mark_released(self, license_id: str, *, now: int, system: str, reason: str,
+                      request_key: str | None = None) -> bool:
+        """Mark a license released (idempotent), atomically. Returns False if it already was (see the port)."""
         with self.transaction():
             row = self.db.execute("SELECT state FROM licenses WHERE license_id = ?", (license_id,)).fetchone()
             if row is None:
                 raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
+            if request_key is not None and not self._claim_once(request_key, now):
+                return False
             if row[0] == "released":
                 return False
             self._lifecycle(license_id, event="release", state="released", now=now, system=system,
@@ -300,11 +336,17 @@ class Store:
         return UsageSnapshot(holdings, this_month)
 
     def _claim_request(self, request_key: str, now: int) -> None:
+        if not self._claim_once(request_key, now):
+            raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "this challenge was already used")
+
+    def _claim_once(self, request_key: str, now: int) -> bool:
+        """Record a replay key; False if it was seen (keys older than the retention are forgotten)."""
         self.db.execute("DELETE FROM seen_requests WHERE seen_at < ?", (now - REPLAY_RETENTION,))
         try:
             self.db.execute("INSERT INTO seen_requests VALUES (?, ?)", (request_key, now))
-        except sqlite3.IntegrityError as exc:
-            raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "this challenge was already used") from exc
+        except sqlite3.IntegrityError:
+            return False
+        return True
 
     def _audit(self, now: int, system: str, event: str, device_id: str | None, content_id: str | None,
                license_id: str | None, code: str | None, message: str | None) -> None:
@@ -313,6 +355,39 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (now, system, event, device_id, content_id, license_id, code, message),
         )
+        self._audit_writes += 1
+        if self._audit_writes % self.retention.check_every == 0:
+            self._purge_refusals(now, self.retention.batch)
+
+    def purge_audit(self, now: int) -> int:
+        """Apply the audit retention fully now (in batches); the number of refusal rows deleted."""
+        total = 0
+        while True:
+            with self.transaction():
+                deleted = self._purge_refusals(now, self.retention.batch)
+            total += deleted
+            if deleted < self.retention.batch:
+                return total
+
+    def _purge_refusals(self, now: int, limit: int) -> int:
+        """Delete up to ``limit`` refusal rows past the retention's age or row count, oldest first."""
+        deleted = 0
+        if self.retention.max_age > 0:
+            deleted += self.db.execute(
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit INDEXED BY audit_refusal_at "
+                "WHERE event = 'refusal' AND at < ? LIMIT ?)", (now - self.retention.max_age, limit),
+            ).rowcount
+        if self.retention.max_rows > 0 and deleted < limit:
+            row = self.db.execute(
+                "SELECT id FROM audit INDEXED BY audit_refusal_id WHERE event = 'refusal' "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?", (self.retention.max_rows,),
+            ).fetchone()
+            if row is not None:
+                deleted += self.db.execute(
+                    "DELETE FROM audit WHERE id IN (SELECT id FROM audit INDEXED BY audit_refusal_id "
+                    "WHERE event = 'refusal' AND id <= ? ORDER BY id LIMIT ?)", (row[0], limit - deleted),
+                ).rowcount
+        return deleted
 
     # ----------------------------------------------------------------- reads
 

@@ -229,3 +229,29 @@ def test_admin_clock_exists_only_with_test_clock(server_process):
     with pytest.raises(urllib.error.HTTPError) as caught:  # and without the token nothing is revealed
         urllib.request.urlopen(plain.url + "/admin/clock")
     assert caught.value.code == 401
+
+
+def test_replayed_renewal_is_refused_and_does_not_restart_the_clock(server, device, monkeypatch):
+    """Issue 20 defect 4: a renewal sent again is REPLAYED_CHALLENGE, and the license clock stays put."""
+    granted = download(server, device, CFG_RENEW)
+    advance(device, "2h")
+    move_server_clock(server, "2h")
+    sent = []
+    real_post = transport.post
+
+    def capture(url, body, **kwargs):
+        sent.append((url, body, kwargs))
+        return real_post(url, body, **kwargs)
+
+    monkeypatch.setattr(transport, "post", capture)
+    assert lifecycle.renew(Device.load(device), "demo-movie", server=server.url)["version"] == 2
+    url, body, kwargs = sent[-1]
+    store = Store.open(server.data_dir / "license-server.db")
+    start = store.license(granted["license_id"]).license_start
+    move_server_clock(server, "10s")
+    for _ in range(2):
+        reply = real_post(url, body, **kwargs)
+        assert reply.status >= 400 and reply.error_code == "REPLAYED_CHALLENGE"
+    record = store.license(granted["license_id"])
+    assert record.license_start == start and record.version == 2
+    store.close()

@@ -223,7 +223,8 @@ class WidevineCdm(Cdm):
 
     def _existing_request(self, loaded: LoadedLicense, kind: RequestKind, seconds_since_started: int) -> bytes:
         msg = codec.existing_license_request(loaded.license.id, kind, request_time=self.device.now(),
-                                             seconds_since_started=max(0, seconds_since_started))
+                                             seconds_since_started=max(0, seconds_since_started),
+                                             key_control_nonce=int.from_bytes(crypto.random_bytes(4), "big"))
         return codec.sign_message(msg, self.device.tee.sign_with_client_mac(loaded.handle, msg))
 
     def process_renewal(self, loaded: LoadedLicense, reply: bytes) -> tuple[LoadedLicense, bytes, bytes]:

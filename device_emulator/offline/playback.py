@@ -21,7 +21,8 @@ from license_server.crypto.cenc import ProtectedSample
 
 from device_emulator.device import Device
 from device_emulator.downloader import load_manifest, media_root
-from device_emulator.media import Decryptor, MediaError, WrongKeyError, decode_frames, decrypt_rendition
+from device_emulator.media import (Decryptor, MediaError, WrongKeyError, decode_frames, decrypt_rendition,
+                                  require_decoder)
 from device_emulator.offline import OfflineLicense
 from device_emulator.tee import TeeError
 
@@ -64,6 +65,10 @@ def plan_download(device: Device, content_id: str, key_statuses: dict[str, str])
         if status != "usable":
             reason = "OUTPUT_RESTRICTED" if status == "output-restricted" else "KEY_NOT_USABLE"
             raise PlaybackFailure(reason, f"The {track} track cannot play here (key {status})", kid)
+    try:
+        require_decoder()  # before the first play is recorded: a missing tool must not start the playback window
+    except MediaError as exc:
+        raise PlaybackFailure("MEDIA_ERROR", f"This download cannot be played: {exc}") from exc
     return DownloadPlan(content_id, manifest, media_root(device) / content_id)
 
 

@@ -176,12 +176,22 @@ class LicenseRepository(Protocol):
     def record_lifecycle(self, license_id: str, *, event: str, state: str, now: int, system: str,
                          version: int | None = None, license_start: int | None = None,
                          policy: LicensePolicy | None = None, first_used_at: int | None = None,
-                         released: bool = False, message: str | None = None) -> None:
-        """Apply a lifecycle transition decided by the core, with its audit entry."""
+                         released: bool = False, message: str | None = None,
+                         request_key: str | None = None) -> None:
+        """Apply a lifecycle transition decided by the core, with its audit entry.
+
+        With ``request_key`` (a renewal's replay key), the key is claimed in the same
+        transaction: a key seen before raises ``REPLAYED_CHALLENGE`` and nothing changes.
+        """
         ...
 
-    def mark_released(self, license_id: str, *, now: int, system: str, reason: str) -> bool:
-        """Mark a license released (idempotent); False if it already was."""
+    def mark_released(self, license_id: str, *, now: int, system: str, reason: str,
+                      request_key: str | None = None) -> bool:
+        """Mark a license released (idempotent); False if it already was.
+
+        With ``request_key`` (a release's replay key), a key seen before is acknowledged
+        again (False) without recording anything.
+        """
         ...
 
     def release_by_key_ids(self, kids: list[bytes], *, system: str, now: int) -> list[str]:

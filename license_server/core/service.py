@@ -176,7 +176,7 @@ class LicenseService:
             self.store.record_lifecycle(
                 record.license_id, event="renewal", state=state.value, now=now, system=challenge.system,
                 version=grant.version, license_start=now, first_used_at=now if in_use else None,
-                message=f"version {grant.version}",
+                message=f"version {grant.version}", request_key=self._replay_key("renewal", challenge, record),
             )
         except DrmError as error:
             self.refused(error, challenge, device_id=None, now=now)
@@ -197,13 +197,19 @@ class LicenseService:
             )
             body = build(grant)
             first = self.store.mark_released(record.license_id, now=now, system=challenge.system,
-                                             reason="release acknowledged")
+                                             reason="release acknowledged",
+                                             request_key=self._replay_key("release", challenge, record))
         except DrmError as error:
             self.refused(error, challenge, device_id=None, now=now)
             raise
         log.info("%s %s license %s", "released" if first else "re-acknowledged release of", challenge.system,
                  record.license_id)
         return body
+
+    @staticmethod
+    def _replay_key(event: str, challenge: LicenseChallenge, record: LicenseRecord) -> str:
+        """The replay key of a renewal or release: one per license and challenge (NEW keys never collide)."""
+        return f"{challenge.system}:{event}:{record.license_id}:{challenge.request_id.hex()}"
 
     def report(self, challenge: LicenseChallenge, report: DeviceReport, *, verify: VerifyHolder) -> str:
         """A device's signed report on a license; returns the status to answer.

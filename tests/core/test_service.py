@@ -84,7 +84,12 @@ class MemoryRepository:
     def record_lifecycle(self, license_id: str, *, event: str, state: str, now: int, system: str,
                          version: int | None = None, license_start: int | None = None,
                          policy: LicensePolicy | None = None, first_used_at: int | None = None,
-                         released: bool = False, message: str | None = None) -> None:
+                         released: bool = False, message: str | None = None,
+                         request_key: str | None = None) -> None:
+        if request_key is not None:
+            if request_key in self.seen_requests:
+                raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "seen")
+            self.seen_requests.add(request_key)
         record = self.licenses[license_id]
         self.licenses[license_id] = replace(
             record, state=state, updated_at=now, version=version or record.version,
@@ -93,7 +98,12 @@ class MemoryRepository:
             released_at=(record.released_at or now) if released else record.released_at)
         self.audit.append((event, license_id, None))
 
-    def mark_released(self, license_id: str, *, now: int, system: str, reason: str) -> bool:
+    def mark_released(self, license_id: str, *, now: int, system: str, reason: str,
+                      request_key: str | None = None) -> bool:
+        if request_key is not None:
+            if request_key in self.seen_requests:
+                return False
+            self.seen_requests.add(request_key)
         if self.licenses[license_id].state == "released":
             return False
         self.record_lifecycle(license_id, event="release", state="released", now=now, system=system, released=True)

@@ -341,12 +341,18 @@ def encrypt_client_id(client: pb.ClientIdentification, service_certificate: byte
 
 
 def existing_license_request(license_id: pb.LicenseIdentification, kind: RequestKind, *, request_time: int,
-                             seconds_since_started: int = 0, seconds_since_last_played: int = 0) -> bytes:
-    """Serialized RENEWAL or RELEASE ``LicenseRequest`` for a license the device holds."""
+                             seconds_since_started: int = 0, seconds_since_last_played: int = 0,
+                             key_control_nonce: int | None = None) -> bytes:
+    """Serialized RENEWAL or RELEASE ``LicenseRequest`` for a license the device holds.
+
+    ``key_control_nonce`` makes each request unique (the server keys replays on the message digest).
+    """
     request = pb.LicenseRequest(
         type=pb.LicenseRequest.RENEWAL if kind is RequestKind.RENEWAL else pb.LicenseRequest.RELEASE,
         request_time=request_time, protocol_version=pb.VERSION_2_1,
     )
+    if key_control_nonce is not None:
+        request.key_control_nonce = key_control_nonce
     existing = request.content_id.existing_license
     existing.license_id.CopyFrom(license_id)
     existing.seconds_since_started = seconds_since_started
