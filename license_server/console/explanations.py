@@ -30,6 +30,8 @@ EXPLANATIONS: dict[ErrorCode, tuple[str, str]] = {
                              "(--require-attestation, cfg attestation:required, the token, or a persistent license)",
                              "use an attesting device (the emulator's CDM), or ask for a streaming license without "
                              "those requirements"),
+    E.CLOCK_OUT_OF_RANGE: ("the test clock was asked to move before 1970 or past 9000-01-01",
+                           "advance by a smaller step, or reset it with POST /admin/clock {\"reset\": true}"),
     E.REPLAYED_CHALLENGE: ("the challenge was already used or its time is outside the freshness window",
                            "build a new challenge; if the device clock is off, run `device-emulator sync`"),
     E.SECURITY_LEVEL_TOO_LOW: ("the device's security level or output protection is too low for what was asked",
