@@ -6,13 +6,22 @@ import logging
 
 from aiohttp import web
 
+from license_server import derived_keys
 from license_server.clock import Clock
 from license_server.core.service import LicenseService, attestation_rules
 from license_server.handlers import admin, clearkey, health, widevine
 from license_server.handlers import fairplay as fairplay_dialect
 from license_server.handlers import media as media_origin
 from license_server.handlers import playready as playready_dialect
-from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, entitlement_mode_middleware, error_middleware
+from license_server.http import (
+    CLOCK,
+    KEYRING,
+    SERVICE,
+    SETTINGS,
+    STORE,
+    entitlement_mode_middleware,
+    error_middleware,
+)
 from license_server.keyring import Keyring
 from license_server.revocations import RevocationFile
 from license_server.rights import RightsBook
@@ -40,6 +49,7 @@ def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier | None
 
 def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clock) -> web.Application:
     """Build the server. Tests pass an in-memory store and a controlled clock."""
+    keyring = derived_keys.with_derived_titles(keyring, settings.data_dir)  # key-service titles (issue 13)
     app = web.Application(middlewares=[entitlement_mode_middleware, error_middleware],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
