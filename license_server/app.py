@@ -13,15 +13,7 @@ from license_server.handlers import admin, clearkey, health, widevine
 from license_server.handlers import fairplay as fairplay_dialect
 from license_server.handlers import media as media_origin
 from license_server.handlers import playready as playready_dialect
-from license_server.http import (
-    CLOCK,
-    KEYRING,
-    SERVICE,
-    SETTINGS,
-    STORE,
-    entitlement_mode_middleware,
-    error_middleware,
-)
+from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, entitlement_mode_middleware, error_middleware
 from license_server.keyring import Keyring
 from license_server.revocations import RevocationFile
 from license_server.rights import RightsBook
