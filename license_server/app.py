@@ -9,7 +9,7 @@ from aiohttp import web
 from license_server import derived_keys
 from license_server.clock import Clock
 from license_server.core.service import LicenseService, attestation_rules
-from license_server.handlers import admin, clearkey, health, widevine
+from license_server.handlers import admin, clearkey, health, keyserver, widevine
 from license_server.handlers import fairplay as fairplay_dialect
 from license_server.handlers import media as media_origin
 from license_server.handlers import playready as playready_dialect
@@ -67,4 +67,5 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
     clearkey.setup(app)
     media_origin.setup(app)
     playready_dialect.setup(app)
+    keyserver.setup(app)  # key service for packagers (issue 13)
     return app

@@ -190,3 +190,19 @@ def derivations_of(keyring: Keyring) -> DerivationIndex | None:
     """The derivation index behind ``keyring`` (None: no key seed in ``keys/``)."""
     catalog = keyring.catalog
     return catalog.derivations if isinstance(catalog, DerivedCatalog) else None
+
+
+def issue_for_packager(keyring: Keyring, content_id: str, tracks: Iterable[str],
+                       periods: Iterable[int | None]) -> list[DerivedKey]:
+    """The keys a packager asked for, period by period (each period lists ``tracks`` in order), recorded."""
+    from license_server.errors import DrmError, ErrorCode
+
+    index = derivations_of(keyring)
+    if index is None:
+        raise DrmError(ErrorCode.KEYSERVER_NOT_CONFIGURED)
+    if not content_id or len(content_id.encode("utf-8")) > MAX_CONTENT_ID_BYTES:
+        raise DrmError(ErrorCode.KEYSERVER_MALFORMED_REQUEST, f"a content id is 1 to {MAX_CONTENT_ID_BYTES} bytes")
+    if content_id in keyring.catalog.titles:
+        raise DrmError(ErrorCode.KEYSERVER_CONTENT_RESERVED, f"{content_id!r} is a catalog title")
+    wanted = list(tracks)
+    return index.issue(content_id, [(track, period) for period in periods for track in wanted])
