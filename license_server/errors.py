@@ -93,7 +93,9 @@ class ErrorCode(str, Enum):
     KEYSERVER_TRACK_TYPE_UNKNOWN = ("KEYSERVER_TRACK_TYPE_UNKNOWN", 400, "A requested track type is missing or not one of SD, HD, UHD1, UHD2, AUDIO.")
     KEYSERVER_CONTENT_ID_MISSING = ("KEYSERVER_CONTENT_ID_MISSING", 400, "The key request names no content id.")
     KEYSERVER_CONTENT_RESERVED = ("KEYSERVER_CONTENT_RESERVED", 409, "The content id is a catalog title: its keys come from keys/catalog.json, not from the key service.")
-    KEYSERVER_UNSUPPORTED_VERSION = ("KEYSERVER_UNSUPPORTED_VERSION", 400, "The key request's protocol version is not supported (SPEKE: X-Speke-Version 2.0).")
+    KEYSERVER_UNSUPPORTED_VERSION = ("KEYSERVER_UNSUPPORTED_VERSION", 422, "SPEKE: the X-Speke-Version (2.0) or CPIX@version (2.3) is missing or not supported.")
+    KEYSERVER_CPIX_CONTENT_ID_MISSING = ("KEYSERVER_CPIX_CONTENT_ID_MISSING", 422, "SPEKE: the CPIX document has no contentId.")
+    KEYSERVER_CPIX_INVALID = ("KEYSERVER_CPIX_INVALID", 422, "SPEKE: the CPIX document breaks a rule of the CPIX 2.3 / SPEKE v2 profile (the message names it).")
     KEYSERVER_NOT_CONFIGURED = ("KEYSERVER_NOT_CONFIGURED", 404, "The keys directory has no key seed (keys/keyserver/seed.json): the key service is off.")
     # Test hooks
     INJECTED_FAULT = ("INJECTED_FAULT", 500, "A fault injected on request by a test hook (e.g. cfg errorcode:).")
