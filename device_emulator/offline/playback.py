@@ -57,13 +57,14 @@ def plan_download(device: Device, content_id: str, key_statuses: dict[str, str])
     if manifest.get("status") != "complete":
         raise PlaybackFailure("DOWNLOAD_INCOMPLETE", "The download is not complete; resume it to watch offline")
     for rendition in manifest["renditions"]:
-        track, kid = rendition["track"], rendition["kid"].lower()
-        status = key_statuses.get(kid)
-        if status is None:
-            raise PlaybackFailure("KEY_NOT_LOADED", f"This license holds no key for the {track} track", kid)
-        if status != "usable":
-            reason = "OUTPUT_RESTRICTED" if status == "output-restricted" else "KEY_NOT_USABLE"
-            raise PlaybackFailure(reason, f"The {track} track cannot play here (key {status})", kid)
+        track = rendition["track"]
+        for kid in [k.lower() for k in rendition.get("kids") or [rendition["kid"]]]:  # kids: one per crypto period
+            status = key_statuses.get(kid)
+            if status is None:
+                raise PlaybackFailure("KEY_NOT_LOADED", f"This license holds no key for the {track} track", kid)
+            if status != "usable":
+                reason = "OUTPUT_RESTRICTED" if status == "output-restricted" else "KEY_NOT_USABLE"
+                raise PlaybackFailure(reason, f"The {track} track cannot play here (key {status})", kid)
     return DownloadPlan(content_id, manifest, media_root(device) / content_id)
 
 

@@ -84,8 +84,9 @@ async def authorize_download(request: web.Request) -> web.Response:
         scheme=wanted.scheme, expires_at=expires_at, estimated_bytes=total, bytes_per_hour=per_hour,
         files=[DownloadFile(path=path, url=presign.sign(secret, base + path, expires_at).url, size=sizes[path],
                             track=track) for path, track in files],
-        renditions=[DownloadRendition(track=r.track, kid=r.kid.lower(), bandwidth=r.bandwidth, duration=r.duration,
-                                      init=r.init, segments=r.segments) for r in renditions],
+        renditions=[DownloadRendition(track=r.track, kid=r.kid.lower(), kids=[k.lower() for k in r.kids],
+                                      bandwidth=r.bandwidth, duration=r.duration, init=r.init, segments=r.segments)
+                    for r in renditions],
     )
     store.record_download(download_id=answer.download_id, device_id=wanted.device_id, content_id=wanted.content_id,
                           license_id=wanted.license_id, account=downloader.account, tier=downloader.tier,
