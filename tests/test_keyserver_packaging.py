@@ -14,6 +14,7 @@ import base64
 import json
 import struct
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -208,3 +209,49 @@ def test_the_device_emulator_downloads_and_plays_key_server_content_offline(samp
     played = device_json("play", str(device), "--content", PACKAGED, "--offline", "--json")
     assert played["decision"] == "play" and played["media"]["decrypted_in"] == "tee"
     assert played["media"]["frames_decoded"] == played["media"]["samples_decrypted"] > 0
+
+
+def test_the_device_emulator_downloads_and_decrypts_rotated_content(sample, server, media_root, tmp_path):
+    content = "ks-rotated-dl"
+    key_server = packaging.KeyServer(f"{server.url}/widevine/cenc/getcontentkey/widevine_test", content,
+                                     crypto_period=2)
+    result = packaging.package(sample, content_id=content, out=media_root, scheme="cenc", keyring=None,
+                               key_server=key_server)
+    kids = {r["track"]: r.get("kids", [r["kid"]]) for r in result.manifest["renditions"]}
+    assert all(len(k) >= 2 for k in kids.values()), kids  # a key per 2-s period
+    device = tmp_path / "phone"
+    device_json("create", str(device), "--keys", str(KEYS), "--json")
+    downloaded = device_json("download", str(device), "--server", server.url, "--content", content,
+                             "--system", "widevine", "--json")
+    assert downloaded["status"] == "complete"
+    played = device_json("play", str(device), "--content", content, "--offline", "--json")
+    assert played["decision"] == "play", played
+    media_facts = played["media"]
+    assert media_facts["frames_decoded"] == media_facts["samples_decrypted"] > 0
+    assert {r["track"] for r in media_facts["renditions"]} == {"AUDIO", "SD"}
+
+
+def test_license_server_package_drives_shaka_packager_against_our_key_api(sample, server, tmp_path):
+    out = tmp_path / "cli-out"
+    url = f"{server.url}/widevine/cenc/getcontentkey/widevine_test"
+    result = subprocess.run([sys.executable, "-m", "license_server.cli", "package", str(sample), "--content", "ks-cli",
+                             "--out", str(out), "--key-server", url, "--crypto-period", "2", "--json"],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads(result.stdout)
+    assert (out / "ks-cli" / "cenc" / "package.json").is_file()
+    kids = {bytes.fromhex(k) for r in manifest["renditions"] for k in r["kids"]}
+    assert len(kids) >= 6
+    answer = post_json(server.url + "/clearkey/license", {"kids": [b64url(k) for k in sorted(kids)],
+                                                            "type": "temporary"})
+    assert len(answer["keys"]) == len(kids)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--content", "x", "--crypto-period", "2"], "--crypto-period needs --key-server"),
+    (["--content", "has space", "--key-server", "http://127.0.0.1:9/k"], "printable ASCII"),
+])
+def test_package_key_server_usage_errors(sample, tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "license_server.cli", "package", str(sample), "--out",
+                             str(tmp_path), *args], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2 and message in result.stderr
