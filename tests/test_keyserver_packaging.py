@@ -255,3 +255,18 @@ def test_package_key_server_usage_errors(sample, tmp_path, args, message):
     result = subprocess.run([sys.executable, "-m", "license_server.cli", "package", str(sample), "--out",
                              str(tmp_path), *args], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2 and message in result.stderr
+
+
+@pytest.mark.parametrize("marker", ["--enable_widevine_encryption", "--enable_playready_encryption"])
+def test_the_documented_packager_commands_work_as_written(marker, sample, server, tmp_path):
+    """docs/key-server.md's shaka-packager commands, with only the server's port and the clip's path changed."""
+    import shlex
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "key-server.md").read_text(encoding="utf-8")
+    block = next(b for b in doc.split("```sh\n")[1:] if b.startswith("packager") and marker in b.split("```")[0])
+    words = shlex.split(block.split("```")[0].replace("\\\n", " "))
+    words = [w.replace("http://127.0.0.1:8080", server.url).replace("sample.mp4", str(sample)) for w in words]
+    result = subprocess.run([packaging.find_packager(), *words[1:]], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "manifest.mpd").is_file()
