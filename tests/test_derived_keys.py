@@ -104,3 +104,21 @@ def derived_keys_b64(raw: bytes) -> str:
     import base64
 
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+async def test_admin_rights_patch_a_derived_title_by_content_id(aiohttp_client, tmp_path, keyring, store, clock,
+                                                               make_device):
+    from license_server.app import create_app
+    from tests.admin_support import admin_settings, call
+    from tests.conftest import WidevineExchange
+
+    settings = admin_settings(tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    client = await aiohttp_client(create_app(settings, store=store, keyring=keyring, clock=clock))
+    status, _, _ = await call(client, "PATCH", "/admin/rights/titles/never-fetched", {"downloadable": False})
+    assert status == 404  # unknown content ids stay unknown to the rights layer too
+    index_of(client).issue(CONTENT, [("SD", None)])
+    status, _, rights = await call(client, "PATCH", f"/admin/rights/titles/{CONTENT}", {"downloadable": False})
+    assert status == 200 and rights["titles"][CONTENT]["downloadable"] is False
+    status, headers, _, _ = await WidevineExchange(client).acquire(make_device("L1"), CONTENT, LicenseKind.PERSISTENT)
+    assert status == 403 and headers[ERROR_CODE_HEADER] == "OFFLINE_NOT_ALLOWED"

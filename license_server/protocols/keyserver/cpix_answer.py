@@ -150,4 +150,4 @@ def build_answer(content_id: str, keys: list[AnswerKey], systems: list[AnswerSys
         for media_filter in key.filters:
             if media_filter.tag == _q("AudioFilter"):
                 ET.SubElement(rule, media_filter.tag, dict(media_filter.attrib))
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from license_server.errors import DrmError, ErrorCode
-from license_server.protocols.widevine import license_protocol_pb2 as pb
+from license_server.protocols.widevine import license_protocol_pb2
 
+pb: Any = license_protocol_pb2  # generated protobuf module (no type stubs)
 MAX_BODY_BYTES = 64 * 1024
 MAX_PERIODS = 100
 TRACK_TYPES = ("SD", "HD", "UHD1", "UHD2", "AUDIO")
@@ -199,7 +200,7 @@ def pssh_data(content_id: bytes | None, key_ids: list[bytes], protection_scheme:
         header.content_id = content_id
     if protection_scheme:
         header.protection_scheme = protection_scheme
-    return header.SerializeToString()
+    return bytes(header.SerializeToString())
 
 
 def _b64(raw: bytes) -> str:
