@@ -29,6 +29,7 @@ from pathlib import Path
 
 from license_server import crypto
 from license_server.core.model import Track
+from license_server.errors import DrmError, ErrorCode
 from license_server.keyring import Catalog, Keyring, Title, TrackEntry
 
 SEED_FILE = Path("keyserver") / "seed.json"
@@ -195,8 +196,6 @@ def derivations_of(keyring: Keyring) -> DerivationIndex | None:
 def issue_for_packager(keyring: Keyring, content_id: str, tracks: Iterable[str],
                        periods: Iterable[int | None]) -> list[DerivedKey]:
     """The keys a packager asked for, period by period (each period lists ``tracks`` in order), recorded."""
-    from license_server.errors import DrmError, ErrorCode
-
     index = derivations_of(keyring)
     if index is None:
         raise DrmError(ErrorCode.KEYSERVER_NOT_CONFIGURED)

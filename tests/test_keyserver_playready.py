@@ -128,3 +128,21 @@ def test_shaka_packager_packages_through_it_and_a_playready_license_decrypts(pac
     loaded = cdm.process_license(pending, reply.body)
     frames = decrypt_and_decode(packaged, media.tee_decryptor(cdm.identity.holder, loaded.handle), tmp_path)
     assert frames["video"] == 100 and frames["audio"] > 0
+
+
+async def test_a_keys_directory_without_a_seed_turns_the_key_service_off(aiohttp_client, settings, store, keyring,
+                                                                         clock, tmp_path):
+    import dataclasses
+    import shutil
+
+    from license_server.app import create_app
+
+    keys = tmp_path / "keys"
+    shutil.copytree(KEYS, keys, ignore=shutil.ignore_patterns("keyserver"))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    client = await aiohttp_client(create_app(settings, store=store, keyring=dataclasses.replace(keyring, directory=keys),
+                                             clock=clock))
+    response = await client.post(URL, data=challenge(), headers={"Content-Type": "text/xml"})
+    assert response.status == 404 and response.headers[ERROR_CODE_HEADER] == "KEYSERVER_NOT_CONFIGURED"
+    response = await client.get("/cpix/pr-title")
+    assert response.status == 404 and response.headers[ERROR_CODE_HEADER] == "KEYSERVER_NOT_CONFIGURED"
