@@ -24,10 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from license_server import dialects
+
 PASSED, FAILED, ERROR, NOT_APPLICABLE = "passed", "failed", "error", "not_applicable"
 STATUSES = (PASSED, FAILED, ERROR, NOT_APPLICABLE)
 SEVERITIES = ("critical", "high", "medium", "low")
-SYSTEMS = ("widevine", "fairplay", "playready", "clearkey")
+SYSTEMS: tuple[str, ...] = dialects.NAMES
+"""Every dialect of the registry, in its order."""
+DEVICE_SYSTEMS: tuple[str, ...] = tuple(d.name for d in dialects.REGISTRY if d.load("device_cdm").device_identity)
+"""The dialects whose requests carry a device identity (every one but Clear Key)."""
 FAMILIES = {
     "ATT": "attestation", "SEC": "security levels and outputs", "LIC": "licenses", "OFF": "offline expiry",
     "DES": "destruction", "TOK": "tokens and rights", "ROB": "robustness",

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from license_server.core.model import Hdcp, Robustness
 from conformance import checks_widevine  # noqa: F401  (registers SEC-002 before the generic implementation below)
-from conformance.catalog import CLEARKEY_NO_IDENTITY, Context, Outcome, check, implements
+from conformance.catalog import CLEARKEY_NO_IDENTITY, DEVICE_SYSTEMS, SYSTEMS, Context, Outcome, check, implements
 from conformance.dialects import CONTENT, PERSISTENT, STREAM_ONLY, TEMPORARY, Attempt, dialect, make_device
 from conformance.target import revoked
+from conformance import references as ref
 
-DEVICE_SYSTEMS = ("widevine", "fairplay", "playready")
-ALL_SYSTEMS = DEVICE_SYSTEMS + ("clearkey",)
+ALL_SYSTEMS = SYSTEMS
 NO_IDENTITY = {"clearkey": CLEARKEY_NO_IDENTITY}
 NO_LEVELS = {"clearkey": "W3C Clear Key has no security levels or output protection: every requested key is "
                          "delivered in the clear JWK set (EME 'org.w3.clearkey')"}
-REF_ATT = "DESIGN §4 Devices and attestation"
+REF_ATT = ref.cite(ref.ATTESTATION, ref.WIDEVINE + " (ClientIdentification, DRM device certificate)")
 TABLET_L1 = "emulated-tablet-l1"  # a model no other check uses, so its revocation cannot disturb them
 HARDWARE = Robustness.HW_SECURE_CRYPTO
 
@@ -174,7 +174,8 @@ L3_TRACKS = {"widevine": ["AUDIO", "SD"], "playready": ["AUDIO", "SD"],
 
 
 @check("SEC-001", "A software-only (L3) device gets no hardware-level keys", systems=DEVICE_SYSTEMS,
-       severity="critical", reference="DESIGN §5 Policy (track rules per level); §3 FairPlay-style (UHD needs main)",
+       severity="critical", reference=ref.cite(ref.POLICY_CFG + " (track rules per security level)",
+                                             ref.FAIRPLAY_DOC + ", Business rules (UHD needs main)"),
        not_applicable=NO_LEVELS)
 def l3_software_keys_only(ctx: Context) -> Outcome:
     """An L3 device's streaming license holds no key needing hardware robustness and no UHD key: Widevine- and
@@ -209,8 +210,8 @@ def hd_uhd_levels_generic(ctx: Context) -> Outcome:
 
 
 @check("LIC-001", "A stream-only title gets no persistent license; its temporary license cannot be persisted",
-       systems=ALL_SYSTEMS, severity="high", reference="DESIGN §5 Policy (offline rights per title); W3C EME "
-                                                       "session types (temporary vs persistent-license)")
+       systems=ALL_SYSTEMS, severity="high", reference=ref.cite(ref.RIGHTS + " (offline rights per title)",
+                                                                 ref.EME_SESSION_TYPES))
 def stream_only_not_persistent(ctx: Context) -> Outcome:
     """A persistent request for the stream-only title is refused (OFFLINE_NOT_ALLOWED), and its temporary
     license is not persistable (can_persist false / JWK set type temporary)."""
@@ -230,7 +231,7 @@ def stream_only_not_persistent(ctx: Context) -> Outcome:
 
 
 @check("LIC-002", "An L3 device is refused a persistent license", systems=DEVICE_SYSTEMS, severity="high",
-       reference="DESIGN §5 Policy (persistent licenses need L1 unless the policy says otherwise)",
+       reference=ref.POLICY_CFG + " (persistent licenses need L1 unless the policy says otherwise)",
        not_applicable=NO_LEVELS)
 def l3_not_persistent(ctx: Context) -> Outcome:
     """Persistent licenses need L1: an L3 device asking for one gets SECURITY_LEVEL_TOO_LOW."""

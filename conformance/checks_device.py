@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.catalog import Context, NotApplicable, Outcome, check
+from conformance.catalog import DEVICE_SYSTEMS, Context, NotApplicable, Outcome, check
 from conformance.device_adapter import Decision
 from conformance.entitlement import license_request, strict
+from conformance import references as ref
 
-DEVICE_SYSTEMS = ("widevine", "fairplay", "playready")
 CONTENT = "demo-movie"
-REF_WINDOWS = "DESIGN §5 Policy (two clocks: storage window from download, playback window from first play)"
+REF_WINDOWS = ref.cite(ref.OFFLINE_CLOCKS + " (storage window from download, playback window from first play)",
+                       ref.WIDEVINE + " (rental and playback durations)")
 
 
 def lifecycle(ctx: Context):
@@ -131,7 +132,7 @@ def earlier_wins(ctx: Context) -> Outcome:
 
 
 @check("OFF-004", "Turning the device clock back stops offline playback until the device syncs",
-       systems=DEVICE_SYSTEMS, severity="high", reference="DESIGN §2 device license_store (secure clock)")
+       systems=DEVICE_SYSTEMS, severity="high", reference=ref.OFFLINE + " (secure clock, rollback)")
 def clock_rollback(ctx: Context) -> Outcome:
     """Play, turn the device clock back 2 days: refused CLOCK_ROLLBACK (no window is extended); after an online
     sync of trusted time it plays again."""
@@ -153,7 +154,8 @@ def clock_rollback(ctx: Context) -> Outcome:
 
 
 @check("LIC-005", "A persistent license loads offline, after a device restart", systems=DEVICE_SYSTEMS,
-       severity="high", reference="DESIGN §1 (offline download: the license is the second download)")
+       severity="high", reference=ref.cite(ref.DOWNLOADS + " (the license is the first of the two downloads)",
+                                                  ref.EME_SESSION_TYPES))
 def persistent_loads_offline(ctx: Context) -> Outcome:
     """Download a persistent license, restart the device (storage only), play with no network: play."""
     adapter = lifecycle(ctx)
@@ -170,7 +172,7 @@ def persistent_loads_offline(ctx: Context) -> Outcome:
 
 
 @check("DES-001", "Removal is immediate, even offline", systems=DEVICE_SYSTEMS, severity="high",
-       reference="DESIGN §1 (destruction of a license is recorded and reported)")
+       reference=ref.cite(ref.DESTRUCTION, ref.EME_REMOVE))
 def removal_immediate(ctx: Context) -> Outcome:
     """After ``remove`` without network the stored license plays no more: LICENSE_RELEASED."""
     adapter = lifecycle(ctx)
@@ -201,7 +203,7 @@ def _records(storage: dict) -> list[dict]:
 
 
 @check("DES-003", "The destruction record survives a device restart", systems=DEVICE_SYSTEMS, severity="high",
-       reference="DESIGN §2 device license_store (destruction records)")
+       reference=ref.DESTRUCTION)
 def record_survives_restart(ctx: Context) -> Outcome:
     """Remove offline, restart the device: the destruction record (with its signed release) is still stored,
     and the next sync delivers it."""
@@ -224,7 +226,7 @@ def record_survives_restart(ctx: Context) -> Outcome:
 
 
 @check("DES-004", "Release is retried until the server acknowledges it", systems=DEVICE_SYSTEMS,
-       severity="medium", reference="DESIGN §1 (destruction recorded and reported)")
+       severity="medium", reference=ref.cite(ref.DESTRUCTION, ref.EME_REMOVE))
 def release_retried(ctx: Context) -> Outcome:
     """Download through a relay, remove offline, take the relay down: two syncs fail and the record stays (with
     its attempts counted); with the relay up again the next sync delivers it and the record is purged."""
@@ -254,7 +256,7 @@ def release_retried(ctx: Context) -> Outcome:
 
 
 @check("DES-005", "After the acknowledged release the license is gone from the device", systems=DEVICE_SYSTEMS,
-       severity="high", reference="DESIGN §1 (destruction of a license is recorded and reported)")
+       severity="high", reference=ref.cite(ref.DESTRUCTION, ref.EME_REMOVE))
 def load_fails_after_ack(ctx: Context) -> Outcome:
     """Remove online (release acknowledged): the device stores neither the license nor a record, and playback is
     refused."""

@@ -16,7 +16,7 @@ import struct
 
 from license_server import crypto
 from license_server.core.model import Hdcp
-from device_emulator.cdm.widevine import CdmError
+from device_emulator.errors import CdmError
 from device_emulator.license_store import LicenseStore
 from conformance import checks_attestation, checks_lifecycle, checks_widevine  # noqa: F401  (registered first)
 from conformance.catalog import Context, Outcome, implements

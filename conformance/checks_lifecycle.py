@@ -15,13 +15,14 @@ from conformance.checks_device import CONTENT, download, lifecycle
 from conformance.dialects import DIALECTS, PERSISTENT, make_device
 from conformance.entitlement import TOKEN_HEADER, default_headers, license_request
 from conformance.target import admin_get, server_clock
+from conformance import references as ref
 
 WV = ("widevine",)
 RENEWAL_POLICY = {"license": 600, "renew": True, "renewal_recovery": 300}
 NO_RENEWAL = {"fairplay": "FairPlay-style offline keys have no lease, so no renewal: a new key is acquired instead",
               "playready": "PlayReady-style licenses have no renewal exchange: a new license is acquired instead"}
-REF_RENEWAL = ("DESIGN §3 Widevine-style (a renewal applies only with a higher license.id.version) and §5 Policy "
-               "(renewal delay, retry, recovery)")
+REF_RENEWAL = ref.cite(ref.WIDEVINE + ": a renewal applies only with a higher license.id.version; renewal delay, "
+                       "retry and recovery durations", ref.OFFLINE)
 
 # ---------------------------------------------------------------- renewal rules
 
@@ -83,8 +84,8 @@ def renewal_after_recovery_refused(ctx: Context) -> Outcome:
 
 
 @check("DES-002", "Release is acknowledged by the server", systems=WV, severity="medium",
-       reference="DESIGN §3 (Widevine RELEASE, FairPlay secure invalidation, PlayReady Secure Delete, "
-                 "Clear Key release message)")
+       reference=ref.cite(ref.WIDEVINE + " (RELEASE)", ref.FAIRPLAY + " (secure invalidation)",
+                          ref.PLAYREADY_SECURE_DELETE, ref.EME_REMOVE, ref.DESTRUCTION))
 def release_acknowledged(ctx: Context) -> Outcome:
     """The device's signed record of destroying a persistent license reaches the server and comes back
     acknowledged in the dialect's own form."""
@@ -113,7 +114,7 @@ def _persistent(ctx: Context) -> tuple[Any, Any, dict]:
 @implements("DES-002", "fairplay")
 def release_acknowledged_fairplay(ctx: Context) -> Outcome:
     from device_emulator.acquire_fairplay import report_deleted
-    from device_emulator.cdm.widevine import CdmError
+    from device_emulator.errors import CdmError
 
     device, result, evidence = _persistent(ctx)
     if result.status != "granted":
@@ -133,7 +134,7 @@ def release_acknowledged_fairplay(ctx: Context) -> Outcome:
 
 def _secure_delete(ctx: Context, device, license_id: str, kids: tuple[bytes, ...]) -> dict:
     from device_emulator.acquire_playready import secure_delete
-    from device_emulator.cdm.widevine import CdmError
+    from device_emulator.errors import CdmError
 
     try:
         answer = secure_delete(device, server=ctx.server, license_id=license_id, kids=kids,
@@ -190,11 +191,13 @@ def release_acknowledged_clearkey(ctx: Context) -> Outcome:
                    "(idempotent); a renewal after it is refused with LICENSE_RELEASED (Widevine); PlayReady Secure "
                    "Delete twice answers released, then already-released; with admin API access the server's own "
                    "record (GET /admin/licenses/{id}) must say released.",
-       reference="DESIGN §5 (a release frees the download slot); server lifecycle table (released is terminal)")
+       reference=ref.cite(ref.RIGHTS + " (a release frees the download slot)",
+                          "docs/admin-api.md (released is terminal)"))
 def server_marks_released(ctx: Context) -> Outcome:
     """A renewable persistent license: RELEASE is acknowledged, the same RELEASE again is acknowledged
     (idempotent), and a RENEWAL of it afterwards is refused with LICENSE_RELEASED."""
-    from device_emulator.cdm.widevine import CdmError, WidevineCdm
+    from device_emulator.cdm.widevine import WidevineCdm
+    from device_emulator.errors import CdmError
 
     device = make_device(ctx, "L1")
     cdm = WidevineCdm(device)
@@ -254,7 +257,7 @@ def _still_released(ctx: Context, license_id: str | None, evidence: dict, outcom
 
 
 def _verified(cdm, verifier: bytes, license_id: str, body: bytes) -> bool:
-    from device_emulator.cdm.widevine import CdmError
+    from device_emulator.errors import CdmError
 
     try:
         return cdm.release_acknowledged(verifier, license_id, body)

@@ -16,18 +16,18 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from conformance.catalog import Context, NotApplicable, Outcome, check
+from conformance.catalog import DEVICE_SYSTEMS, SYSTEMS, Context, NotApplicable, Outcome, check
 from conformance.dialects import PERSISTENT, TEMPORARY, dialect, make_device
 from conformance.entitlement import TOKEN_HEADER, claims, mint
 from conformance.rights_admin import admin_call, rights_changed, title_entry
 from conformance.target import server_clock, server_time
+from conformance import references as ref
 
-ALL = ("widevine", "fairplay", "playready", "clearkey")
-DEVICE_SYSTEMS = ("widevine", "fairplay", "playready")
+ALL = SYSTEMS
 REGION_HEADER = "X-DRM-Region"
 TITLE = "demo-episode"  # the title whose rules the per-title checks change (restored afterwards)
 OTHER = "demo-movie"
-REF = "DESIGN §5 Policy (content-owner rights and business rules); docs/entitlements.md (rights.json, caps)"
+REF = ref.RIGHTS + " (content-owner rights and business rules, caps)"
 CLEARKEY = "W3C Clear Key has no device identity (EME 'org.w3.clearkey')"
 NO_DEVICE_CAPS = (f"{CLEARKEY}: a Clear Key persistent license counts against no device (docs/entitlements.md), "
                   "so per-device caps cannot apply")

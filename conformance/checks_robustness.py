@@ -25,11 +25,13 @@ from device_emulator import transport
 from conformance.catalog import Context, Outcome, check
 from conformance.dialects import CONTENT, TEMPORARY, make_device
 from conformance.entitlement import default_headers
+from conformance import references as ref
 
 VECTORS = Path(__file__).parent / "vectors"
 CATEGORIES = ("malformed", "truncated", "oversized", "random")
 TIMEOUT = 10.0
-REFERENCE = "DESIGN §7 Quality bars (bad input: dialect-native error with a stable code, never a crash or a hang)"
+REFERENCE = ref.cite(ref.CONFORMANCE_ROBUSTNESS + " (bad input: a dialect-native error with a stable code, never a "
+                     "crash or a hang)", ref.ERROR_CODES)
 
 
 @lru_cache(maxsize=None)

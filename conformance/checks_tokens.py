@@ -15,13 +15,13 @@ import json
 import secrets
 from typing import Any
 
-from conformance.catalog import Context, Outcome, check
+from conformance.catalog import DEVICE_SYSTEMS, SYSTEMS, Context, Outcome, check
 from conformance.dialects import CONTENT, PERSISTENT, dialect, make_device
 from conformance.entitlement import KID, TOKEN_HEADER, claims, mint, server_now
+from conformance import references as ref
 
-ALL = ("widevine", "fairplay", "playready", "clearkey")
-DEVICE_SYSTEMS = ("widevine", "fairplay", "playready")
-REF = "DESIGN §5 Policy (entitlement tokens, rights: device caps, single-use jti); docs/entitlements.md"
+ALL = SYSTEMS
+REF = ref.ENTITLEMENTS + " (entitlement tokens, rights: device caps, single-use jti)"
 
 
 def _b64(data: bytes) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from license_server.core.model import Hdcp, LicenseKind
 from license_server.protocols.widevine import license_protocol_pb2 as pb
-from device_emulator.cdm.widevine import CdmError, WidevineCdm
+from device_emulator.cdm.widevine import WidevineCdm
+from device_emulator.errors import CdmError
 from conformance.catalog import CLEARKEY_NO_IDENTITY, Context, Outcome, check
 from conformance.widevine_support import CONTENT, exchange, key_table, make_device, post_raw
+from conformance import references as ref
 
 WV = ("widevine",)
 KC = pb.License.KeyContainer
@@ -29,7 +31,8 @@ UNBOUND = {"clearkey": "a W3C Clear Key license is a plain JWK set, bound to no 
 
 
 @check("ATT-005", "Replayed challenge is refused", systems=WV, severity="high",
-       reference="DESIGN §3 (Widevine request id, FairPlay anti-replay seed, PlayReady LicenseNonce)",
+       reference=ref.cite(ref.WIDEVINE + " (request id)", ref.FAIRPLAY + " (anti-replay seed)",
+                          ref.PLAYREADY + " (LicenseNonce)"),
        not_applicable=NO_NONCE,
        description="The same signed challenge (Widevine request, FairPlay SPC, PlayReady AcquireLicense) sent twice: "
                    "the first gets a license, the second REPLAYED_CHALLENGE.")
@@ -49,7 +52,8 @@ def replayed_challenge_refused(ctx: Context) -> Outcome:
 
 
 @check("ATT-006", "Challenge modified after signing is refused", systems=WV, severity="critical",
-       reference="DESIGN §3 (Widevine SignedMessage, FairPlay device signature TLLV, PlayReady signed LA)",
+       reference=ref.cite(ref.WIDEVINE + " (SignedMessage)", ref.FAIRPLAY_DOC + ", TLLV (device signature)",
+                          ref.PLAYREADY_DOC + ", The license challenge (signed LA)"),
        not_applicable=NO_IDENTITY,
        description="A device's HDCP claim raised after it signed the challenge (in the LicenseRequest, inside the "
                    "encrypted SPC payload, in the LA element with its digest recomputed): SIGNATURE_INVALID.")
@@ -69,7 +73,7 @@ def modified_challenge_refused(ctx: Context) -> Outcome:
 
 
 @check("ATT-007", "Attestation evidence from another request is refused", systems=WV, severity="high",
-       reference="DESIGN §4 (evidence nonce bound to the request id)", not_applicable=NO_IDENTITY,
+       reference=ref.ATTESTATION + " (the evidence nonce binds the request id)", not_applicable=NO_IDENTITY,
        description="A correctly signed challenge whose attestation evidence was produced for another request "
                    "(its nonce binds another request id): ATTESTATION_INVALID.")
 def replayed_evidence_refused(ctx: Context) -> Outcome:
@@ -93,8 +97,9 @@ def replayed_evidence_refused(ctx: Context) -> Outcome:
 
 
 @check("SEC-002", "HD and UHD keys carry their security level and HDCP requirement", systems=WV,
-       severity="high", reference="DESIGN §3 (Widevine KeyContainer level/HDCP, FairPlay HDCP type and level, "
-                                  "PlayReady XMR key robustness/OPL); §5 per-track requirements",
+       severity="high", reference=ref.cite(ref.WIDEVINE + " (KeyContainer level and HDCP)",
+                                           ref.FAIRPLAY_DOC + ", Business rules (HDCP type and level)",
+                                           ref.PLAYREADY_DOC + ", The license (key robustness, output protection)"),
        not_applicable=NO_LEVELS,
        description="For an L1 device, UHD keys need HW_SECURE_ALL and HDCP v2.2; HD keys need HDCP v1 and "
                    "HW_SECURE_CRYPTO (FairPlay-style: baseline, i.e. software robustness, with HDCP Type 0).")
@@ -122,7 +127,7 @@ def hd_uhd_levels(ctx: Context) -> Outcome:
 
 
 @check("LIC-003", "A license copied to another device is unusable", systems=WV, severity="critical",
-       reference="DESIGN §4 (copying a license to another device fails: it is wrapped to the first device's key)",
+       reference=ref.cite(ref.WIDEVINE + " (the session key is wrapped to the device's key)", ref.OFFLINE),
        not_applicable=UNBOUND,
        description="A persistent license stored by one device, loaded by a second device: LICENSE_NOT_BOUND.")
 def copied_license_unusable(ctx: Context) -> Outcome:
@@ -146,8 +151,8 @@ def copied_license_unusable(ctx: Context) -> Outcome:
 
 
 @check("LIC-004", "A license modified in transit is rejected by the device", systems=WV, severity="critical",
-       reference="DESIGN §3 (Widevine HMAC under the server MAC key, FairPlay CKC integrity, PlayReady XMR "
-                 "AES-CMAC)", not_applicable=UNBOUND,
+       reference=ref.cite(ref.WIDEVINE + " (HMAC under the server MAC key)", ref.FAIRPLAY_DOC + ", CKC (integrity)",
+                          ref.PLAYREADY_DOC + ", The license (AES-CMAC)"), not_applicable=UNBOUND,
        description="A license altered on its way to the device (Widevine: duration extended; FairPlay: a CKC byte "
                    "flipped; PlayReady: the XMR issue date moved) is refused by the device: LICENSE_TAMPERED.")
 def modified_license_rejected(ctx: Context) -> Outcome:

@@ -14,10 +14,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from license_server import dialects
 from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel
 from license_server.errors import ErrorCode
 from device_emulator import transport
-from device_emulator.cdm.widevine import CdmError
+from device_emulator.errors import CdmError
 from device_emulator.device import Device, DeviceFlags
 from conformance.catalog import Context, NotApplicable
 from conformance.entitlement import default_headers
@@ -92,7 +93,11 @@ class Dialect:
     """A dialect's license exchange as the conformance checks need it."""
 
     name = ""
-    path = ""
+
+    @property
+    def path(self) -> str:
+        """The dialect's license endpoint, from the registry."""
+        return dialects.dialect(self.name).license_path
 
     def url(self, ctx: Context, query: str = "") -> str:
         return ctx.url(self.path + query)
@@ -117,7 +122,7 @@ class Dialect:
 
 
 class WidevineDialect(Dialect):
-    name, path = "widevine", "/widevine/license"
+    name = "widevine"
 
     def post(self, ctx: Context, body: bytes, *, query: str = "",
              headers: dict[str, str] | None = None) -> transport.HttpReply:
@@ -149,7 +154,7 @@ class WidevineDialect(Dialect):
 
 
 class FairPlayDialect(Dialect):
-    name, path = "fairplay", "/fairplay/license"
+    name = "fairplay"
 
     def post(self, ctx: Context, body: bytes, *, query: str = "",
              headers: dict[str, str] | None = None) -> transport.HttpReply:
@@ -194,7 +199,7 @@ class FairPlayDialect(Dialect):
 
 
 class PlayReadyDialect(Dialect):
-    name, path = "playready", "/playready/rightsmanager.asmx"
+    name = "playready"
 
     def refusal_status(self, code: str) -> int:
         from license_server.protocols.playready.faults import FAULT_HTTP_STATUS
@@ -237,7 +242,7 @@ class PlayReadyDialect(Dialect):
 
 
 class ClearKeyDialect(Dialect):
-    name, path = "clearkey", "/clearkey/license"
+    name = "clearkey"
 
     def post(self, ctx: Context, body: bytes, *, query: str = "",
              headers: dict[str, str] | None = None) -> transport.HttpReply:
@@ -272,8 +277,8 @@ class ClearKeyDialect(Dialect):
         return attempt
 
 
-DIALECTS: dict[str, Dialect] = {d.name: d for d in (WidevineDialect(), FairPlayDialect(), PlayReadyDialect(),
-                                                    ClearKeyDialect())}
+DIALECTS: dict[str, Dialect] = {d.name: d.load("conformance_client")() for d in dialects.REGISTRY}
+"""The conformance client of every dialect of the registry (``dialect.load("conformance_client")``)."""
 
 
 def dialect(ctx: Context) -> Dialect:

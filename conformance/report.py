@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from license_server import __version__
+from license_server import __version__, dialects
 from conformance.catalog import ERROR, FAILED, NOT_APPLICABLE, PASSED
 from conformance.runner import RunReport
 
@@ -67,7 +67,7 @@ def _cell(r, check_id: str, system: str) -> str:
 def to_html(report: RunReport) -> str:
     """One self-contained page: header, counts, the checks x dialects matrix, then the evidence of every result."""
     e = html.escape
-    order = ("widevine", "fairplay", "playready", "clearkey")
+    order = dialects.NAMES
     present = {r.system for r in report.results}
     systems = [s for s in order if s in present] + sorted(present - set(order))
     by_check: dict[str, dict[str, object]] = {}

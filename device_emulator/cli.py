@@ -12,14 +12,15 @@ from pathlib import Path
 
 import click
 
-from license_server import __version__
+from license_server import __version__, dialects
 from license_server.core.model import Hdcp, LicenseKind, SecurityLevel
 from license_server.keyring import KeyringError, default_keys_dir, load_keyring
 from device_emulator.device import Device, DeviceError, DeviceFlags
 from device_emulator.license_store import LicenseStore
-from device_emulator.cli_support import (EXIT_ERROR, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, device_dir_arg, emit,
-                                         entitlement_headers, entitlement_options, fail, json_option, load_device)
-from device_emulator.transport import TransportError
+from device_emulator.cli_support import (EXIT_ERROR, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, device_dir_arg, dialect_cdm,
+                                         emit, entitlement_headers, entitlement_options, fail, json_option,
+                                         load_device, not_applicable)
+from device_emulator.errors import CdmError, TransportError
 
 HDCP_CHOICES = {"none": Hdcp.NONE, "1": Hdcp.V1, "2": Hdcp.V2, "2.1": Hdcp.V2_1, "2.2": Hdcp.V2_2,
                 "2.3": Hdcp.V2_3, "no-digital-output": Hdcp.NO_DIGITAL_OUTPUT}
@@ -81,8 +82,8 @@ def info(device_dir: Path, as_json: bool) -> None:
 @device_dir_arg
 @click.option("--server", required=True, help="License server base URL, e.g. http://127.0.0.1:8080")
 @click.option("--content", "content_id", required=True, help="Content id from the catalog, e.g. demo-movie.")
-@click.option("--system", type=click.Choice(["widevine", "fairplay", "playready"]), default="widevine",
-              show_default=True)
+@click.option("--system", type=click.Choice(dialects.NAMES), default="widevine", show_default=True,
+              help="DRM system (clearkey: W3C Clear Key, which has no device identity).")
 @click.option("--type", "license_type", type=click.Choice(["temporary", "persistent"]), default="temporary",
               show_default=True)
 @click.option("--license-url", help="Replaces the dialect's default path (query string included).")
@@ -105,7 +106,8 @@ def acquire(device_dir: Path, server: str, content_id: str, system: str, license
     if result.status == "granted":
         tracks = ",".join(k["track"] for k in result.keys)
         stored = f", stored as {result.key_set_id}" if result.key_set_id else ""
-        emit(data, as_json, f"granted {result.type} license {result.license_id} ({tracks}){stored}")
+        notice = f"\nnote: {result.notice}" if result.notice else ""
+        emit(data, as_json, f"granted {result.type} license {result.license_id} ({tracks}){stored}{notice}")
         return
     assert result.error is not None
     emit(data, as_json, f"refused: {result.error['code']}: {result.error['message']}")
@@ -115,17 +117,46 @@ def acquire(device_dir: Path, server: str, content_id: str, system: str, license
 @main.command()
 @device_dir_arg
 @click.option("--content", "content_id", required=True, help="Content id from the catalog.")
+@click.option("--system", type=click.Choice(dialects.NAMES), default="widevine", show_default=True,
+              help="DRM system: the file is its raw challenge (protobuf, SPC, SOAP XML, Clear Key JSON).")
 @click.option("--type", "license_type", type=click.Choice(["temporary", "persistent"]), default="temporary",
               show_default=True)
+@click.option("--server", help="Fetch what the first challenge needs (FairPlay's application certificate, "
+              "Widevine's service certificate); without it cached certificates are used.")
+@click.option("--no-privacy", is_flag=True, help="Widevine: send the client id in the clear.")
 @click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="File to write the raw challenge to.")
-def challenge(device_dir: Path, content_id: str, license_type: str, out: Path) -> None:
-    """Write a signed challenge to a file without sending it (fixtures, load tools)."""
-    from device_emulator.cdm.widevine import WidevineCdm
+@entitlement_options
+@json_option
+def challenge(device_dir: Path, content_id: str, system: str, license_type: str, server: str | None,
+              no_privacy: bool, out: Path, token: str | None, region: str | None, as_json: bool) -> None:
+    """Write a signed challenge to a file without sending it: POST the file as is (curl --data-binary)
+    with the content type printed (fixtures, load tools)."""
+    from device_emulator.acquire import challenge as build_challenge, license_url
 
-    pending = WidevineCdm(load_device(device_dir)).build_challenge(content_id, LicenseKind(license_type))
-    out.write_bytes(pending.body)
-    click.echo(f"wrote {len(pending.body)}-byte challenge to {out}")
+    device = load_device(device_dir)
+    try:
+        outgoing = build_challenge(device, system=system, content_id=content_id, kind=LicenseKind(license_type),
+                                   server=server, privacy=not no_privacy, headers=entitlement_headers(token, region))
+    except CdmError as exc:
+        usage = exc.code == "NO_APP_CERTIFICATE"  # nothing cached and no --server to fetch it from
+        message = exc.message + ("; pass --server to fetch it" if usage else "")
+        emit({"system": system, "error": {"code": exc.code, "message": message}}, as_json,
+             f"{'error' if usage else 'refused'}: {exc.code}: {message}")
+        sys.exit(EXIT_USAGE if usage else EXIT_REFUSED)
+    except TransportError as exc:
+        fail(str(exc))
+    out.write_bytes(outgoing.body)
+    path = dialects.dialect(system).license_path
+    data = {"system": system, "out": str(out), "bytes": len(outgoing.body), "license_path": path,
+            "url": license_url(server, system, None) if server else None,
+            "content_type": outgoing.content_type, "headers": outgoing.headers}
+    extra = "".join(f" -H '{name}: {value}'" for name, value in outgoing.headers.items())
+    notice = "" if dialect_cdm(system).device_identity else \
+        "\nnote: Clear Key has no device identity: the request names key ids only (no certificate, no signature)"
+    emit(data, as_json, f"wrote {len(outgoing.body)}-byte {system} challenge to {out}\n"
+         f"post it with: curl --data-binary @{out} -H 'Content-Type: {outgoing.content_type}'{extra} "
+         f"SERVER{path}{notice}")
 
 
 @main.command()
@@ -152,8 +183,9 @@ def licenses(device_dir: Path, as_json: bool) -> None:
               help="Quality rung: standard = AUDIO+SD, high = AUDIO+HD.")
 @click.option("--scheme", type=click.Choice(["cenc", "cbcs"]), default="cenc", show_default=True,
               help="Which packaging of the title to download.")
-@click.option("--system", type=click.Choice(["widevine", "fairplay", "playready"]), default="widevine",
-              show_default=True, help="DRM system of the persistent license.")
+@click.option("--system", type=click.Choice(dialects.NAMES), default="widevine",
+              show_default=True, help="DRM system of the persistent license (not clearkey: a download needs a "
+              "device the server knows, and Clear Key has no device identity).")
 @click.option("--license-url", help="Replaces the dialect's default license path (query string included, e.g. "
               "a cfg= policy).")
 @click.option("--tier", default=None, help="Account tier sent in development mode [server default: premium].")
@@ -168,6 +200,9 @@ def download(device_dir: Path, server: str, content_id: str, quality: str, schem
     """Download a title for offline play: a persistent license first, then the media (resumable)."""
     from device_emulator.download_cli import run_download
 
+    if not dialect_cdm(system).device_identity:
+        not_applicable("download", system, "a download needs a device the server knows; Clear Key has no device "
+                       "identity (acquire --type persistent stores a Clear Key license)", as_json)
     run_download(load_device(device_dir), server=server, content_id=content_id, quality=quality, scheme=scheme,
                  tier=tier, account=account, interrupt_after=interrupt_after, as_json=as_json,
                  headers=entitlement_headers(token, region), system=system, license_url=license_url)

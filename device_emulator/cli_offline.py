@@ -9,9 +9,10 @@ import click
 
 from license_server.clock import from_iso, parse_duration, to_iso
 from device_emulator import lifecycle
-from device_emulator.cdm.widevine import CdmError
-from device_emulator.cli_support import (EXIT_REFUSED, EXIT_USAGE, device_dir_arg, emit, entitlement_headers,
-                                         entitlement_options, fail, json_option, load_device)
+from device_emulator.errors import CdmError
+from device_emulator.cli_support import (EXIT_REFUSED, EXIT_USAGE, device_dir_arg, dialect_cdm, emit,
+                                         entitlement_headers, entitlement_options, fail, json_option, load_device,
+                                         not_applicable)
 from device_emulator.transport import TransportError
 
 system_option = click.option("--system", type=click.Choice(lifecycle.SYSTEMS), default=None,
@@ -164,6 +165,8 @@ def sync(device_dir: Path, server: str, token: str | None, region: str | None, a
 def renew(device_dir: Path, content_id: str, server: str, system: str | None, token: str | None,
           region: str | None, as_json: bool) -> None:
     """Renew a stored license (applied only if the server's version is higher; Widevine-style only)."""
+    if system is not None and not dialect_cdm(system).renewable:
+        not_applicable("renew", system, f"{system} licenses have no renewal; acquire a new license", as_json)
     try:
         result = lifecycle.renew(load_device(device_dir), content_id, server=server, system=system,
                                  headers=entitlement_headers(token, region))

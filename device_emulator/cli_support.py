@@ -9,6 +9,7 @@ from typing import Any, Callable, NoReturn
 
 import click
 
+from license_server import dialects
 from device_emulator.device import Device, DeviceError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
@@ -30,6 +31,21 @@ def load_device(device_dir: Path) -> Device:
         return Device.load(device_dir)
     except DeviceError as exc:
         fail(str(exc), EXIT_USAGE)
+
+
+def dialect_cdm(system: str) -> Any:
+    """The CDM class of a dialect of the registry (its ``device_identity``, ``renewable``)."""
+    return dialects.dialect(system).load("device_cdm")
+
+
+def not_applicable(command: str, system: str, reason: str, as_json: bool) -> NoReturn:
+    """A command that cannot apply to a dialect: a usage error (exit 2), in JSON with ``--json``."""
+    message = f"{command} does not apply to {system}: {reason}"
+    if as_json:
+        emit({"system": system, "error": {"code": "NOT_APPLICABLE", "message": message}}, True, "")
+    else:
+        click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
 
 
 def entitlement_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -24,15 +24,13 @@ from license_server.keygen import GENUINE_APP_PACKAGE, GENUINE_APP_SIGNING_DIGES
 from license_server.keyring import DeviceModel, Keyring
 from license_server.protocols.widevine import license_protocol_pb2 as pb
 from license_server.protocols.widevine.certificates import CertType, issue_certificate
+from device_emulator.errors import DeviceError
 from device_emulator.tee import EmulatedTee, SoftwareKeystore
+
 
 FORMAT_VERSION = 1
 TAMPERED_APP_DIGEST = hashlib.sha256(b"repackaged player app, re-signed by someone else").hexdigest()
 DEFAULT_PATCH_LEVEL = 20261101
-
-
-class DeviceError(Exception):
-    """The device directory is missing, of another format, or inconsistent."""
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from license_server.downloads import DownloadAnswer
+from license_server.protocols.downloads import DownloadAnswer
 from device_emulator.device import Device
 from device_emulator.downloader import DownloadError, DownloadRefused, download
 from device_emulator.transport import TransportError

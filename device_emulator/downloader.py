@@ -28,11 +28,11 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from license_server.core.model import LicenseKind
-from license_server.downloads import DownloadAnswer
+from license_server.protocols.downloads import DownloadAnswer
 from license_server.errors import ERROR_CODE_HEADER
 from device_emulator import transport
 from device_emulator.acquire import acquire
-from device_emulator.cdm.widevine import CdmError
+from device_emulator.errors import CdmError
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore
 from device_emulator.offline import adapter_for

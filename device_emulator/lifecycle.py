@@ -21,12 +21,12 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from license_server import crypto
+from license_server import crypto, dialects
 from license_server.clock import to_iso
 from license_server.core.model import Hdcp, LicenseKind, Robustness
 from device_emulator import player, transport
 from device_emulator.acquire import acquire, license_url
-from device_emulator.cdm.widevine import CdmError
+from device_emulator.errors import CdmError, LifecycleError
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore, StoredLicense
 from device_emulator.offline import OfflineLicense, adapter_for, no_renewal
@@ -35,14 +35,7 @@ from device_emulator.offline.widevine import apply_renewal_reply  # noqa: F401 -
 from device_emulator.player import PlaybackDecision
 
 ROLLBACK_TOLERANCE = 300  # seconds the device clock may go back before playback stops
-SYSTEMS = ("widevine", "fairplay", "playready")  # dialects whose stored licenses this lifecycle handles
-
-
-class LifecycleError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+SYSTEMS = dialects.NAMES  # dialects whose stored licenses this lifecycle handles: every one of the registry
 
 
 def _refusal(reason: str, message: str, kids: list[str], status: str, lic: StoredLicense | None = None):

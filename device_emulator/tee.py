@@ -22,18 +22,19 @@ from typing import Sequence
 
 from license_server import crypto
 from license_server.crypto import cenc
+from license_server.core.model import Hdcp, Robustness
+from license_server.protocols.fairplay.fields import HdcpType
 from license_server.protocols.widevine import license_protocol_pb2 as pb
+from device_emulator.errors import TeeError
+
 
 SEAL_CONTEXT = b"drm-license-emulator tee device key v1"
 
 
-class TeeError(Exception):
-    """A license could not be loaded; ``code`` is a stable reason."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+# A FairPlay-style key's level and HDCP type in the neutral enums: a "main" key needs
+# hardware robustness; HDCP type 0 is any HDCP, type 1 is HDCP 2.2 or higher.
+_FAIRPLAY_ROBUSTNESS = {True: Robustness.HW_SECURE_ALL, False: Robustness.SW_SECURE_CRYPTO}
+_FAIRPLAY_HDCP = {HdcpType.NONE: Hdcp.NONE, HdcpType.TYPE0: Hdcp.V1, HdcpType.TYPE1: Hdcp.V2_2}
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ class _KeyHolder:
 
         from license_server.errors import DrmError
         from license_server.protocols.fairplay import ckc as fp_ckc
-        from license_server.protocols.fairplay.fields import HdcpType, SecurityLevel
+        from license_server.protocols.fairplay.fields import SecurityLevel
 
         try:
             contents = fp_ckc.open_ckc(ckc_body, secrets)
@@ -241,8 +242,8 @@ class _KeyHolder:
             raise TeeError("LICENSE_TAMPERED", "the CKC does not parse for this session") from exc
         session = _Session(client_mac=b"", server_mac=b"", keys=dict(contents.key_values))
         session.info = tuple(
-            KeyInfo(e.kid, e.track.value, 5 if e.security_level is SecurityLevel.MAIN else 1,
-                    {HdcpType.NONE: 0, HdcpType.TYPE0: 1, HdcpType.TYPE1: 4}[e.hdcp])
+            KeyInfo(e.kid, e.track.value, _FAIRPLAY_ROBUSTNESS[e.security_level is SecurityLevel.MAIN],
+                    _FAIRPLAY_HDCP[e.hdcp])
             for e in contents.entries
         )
         handle = next(self.__ids)

@@ -7,12 +7,10 @@ import urllib.request
 from dataclasses import dataclass
 
 from license_server.errors import ERROR_CODE_HEADER
+from device_emulator.errors import TransportError
+
 
 USER_AGENT = "drm-license-emulator-device/0.1"
-
-
-class TransportError(Exception):
-    """The server could not be reached (one-line reason in the message)."""
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from license_server.clock import parse_duration
+from license_server.dialects import NAMES
 from license_server.errors import ErrorCode
 
 CONTENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 HEX_ID = r"^[0-9a-fA-F]{8,64}$"
 MAX_FAULT_WINDOW = 7 * 86400
 
-FaultDialect = Literal["widevine", "fairplay", "playready", "clearkey", "downloads", "media"]
+ORIGIN_TARGETS = ("downloads", "media")
+"""Fault targets besides the dialects: ``POST /downloads`` and the presigned media files."""
+FAULT_TARGETS: tuple[str, ...] = (*NAMES, *ORIGIN_TARGETS)
+FaultDialect = Literal[FAULT_TARGETS]  # type: ignore[valid-type]  # every dialect of the registry, then the origin
 FaultAction = Literal["latency", "error", "status", "drop"]
 LicenseState = Literal["issued", "in_use", "renewed", "released", "expired"]
 

@@ -9,11 +9,18 @@ from aiohttp import web
 from license_server import derived_keys
 from license_server.clock import Clock
 from license_server.core.service import LicenseService, attestation_rules
-from license_server.handlers import admin, clearkey, health, keyserver, widevine
-from license_server.handlers import fairplay as fairplay_dialect
+from license_server.dialects import REGISTRY
+from license_server.handlers import admin, health, keyserver
 from license_server.handlers import media as media_origin
-from license_server.handlers import playready as playready_dialect
-from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, entitlement_mode_middleware, error_middleware
+from license_server.http import (
+    CLOCK,
+    KEYRING,
+    SERVICE,
+    SETTINGS,
+    STORE,
+    entitlement_mode_middleware,
+    error_middleware,
+)
 from license_server.keyring import Keyring
 from license_server.revocations import RevocationFile
 from license_server.rights import RightsBook
@@ -61,11 +68,9 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
     if settings.allow_compromised_devices:
         log.warning("NEGATIVE-TESTING MODE: rooted and tampered devices are served (as TAMPERED, software keys only)")
     health.setup(app)
-    widevine.setup(app)
-    fairplay_dialect.setup(app)
     admin.setup(app)
-    clearkey.setup(app)
+    for dialect in REGISTRY:
+        dialect.load("routes")(app)
     media_origin.setup(app)
-    playready_dialect.setup(app)
-    keyserver.setup(app)  # key service for packagers (issue 13)
+    keyserver.setup(app)  # key service for packagers (issue 13): not a license dialect, so not in REGISTRY
     return app

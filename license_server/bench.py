@@ -1,28 +1,27 @@
-"""``license-server bench``: license throughput and latency, measured not guessed.
+"""Load-generation primitives of ``license-server bench`` that need no device.
 
-Pre-builds distinct, signed Widevine-style challenges from a handful of
-emulated devices (in worker processes: RSA signing is the device's cost, not
-the server's), then fires them at the server with a fixed concurrency and
-prints licenses/s and latency percentiles.
+Fires pre-built challenges at a server over keep-alive connections with a
+fixed concurrency, reads the answers and summarises licenses/s and latency
+percentiles; spawns a local server to measure. The challenges themselves come
+from emulated devices, so the command lives with the client tools
+(:mod:`device_emulator.bench`, plugged into ``license-server`` through the
+``license_server.commands`` entry point): the server package never imports the
+device emulator.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from license_server.clock import monotonic
-from license_server.eventloop import install_fast_event_loop
 from license_server.errors import ERROR_CODE_HEADER
 
 
@@ -55,43 +54,6 @@ class BenchResult:
             f"latency mean       {statistics.fmean(self.latencies_ms) if self.latencies_ms else float('nan'):.1f} ms",
         ]
         return "\n".join(lines)
-
-
-def _build_challenges(args: tuple[str, int, bool]) -> list[bytes]:
-    """Worker: load one device and sign ``count`` fresh challenges."""
-    from license_server.core.model import LicenseKind
-    from device_emulator.cdm.widevine import WidevineCdm
-    from device_emulator.device import Device
-
-    device_dir, count, privacy = args
-    cdm = WidevineCdm(Device.load(Path(device_dir)))
-    return [cdm.build_challenge("demo-movie", LicenseKind.TEMPORARY, privacy=privacy).body for _ in range(count)]
-
-
-def prepare_challenges(workdir: Path, *, count: int, devices: int, keys_dir: Path | None, server: str,
-                       privacy: bool) -> list[bytes]:
-    from license_server.core.model import Hdcp, SecurityLevel
-    from license_server.keyring import default_keys_dir, load_keyring
-    from device_emulator.cdm.widevine import WidevineCdm
-    from device_emulator.device import Device, DeviceFlags
-
-    keyring = load_keyring(keys_dir or default_keys_dir())
-    dirs = []
-    for index in range(devices):
-        level = SecurityLevel.L1 if index % 2 == 0 else SecurityLevel.L3
-        device = Device.create(workdir / f"device-{index}", keyring, model=keyring.default_model(level),
-                               flags=DeviceFlags(), max_hdcp=Hdcp.V2_2)
-        if privacy:
-            cdm = WidevineCdm(device)
-            with urllib.request.urlopen(urllib.request.Request(
-                    server + "/widevine/license", data=cdm.service_certificate_request(), method="POST")) as r:
-                cdm.accept_service_certificate(r.read())
-        dirs.append(str(device.directory))
-    shares = [(d, count // devices + (1 if i < count % devices else 0), privacy) for i, d in enumerate(dirs)]
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        batches = list(pool.map(_build_challenges, shares))
-    # Interleave devices so consecutive requests come from different devices.
-    return [c for group in zip(*batches) for c in group] + [c for b in batches for c in b[len(batches[-1]):]]
 
 
 async def fire(url: str, challenges: list[bytes], *, concurrency: int, duration: float) -> BenchResult:
@@ -182,25 +144,3 @@ def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1) -> tup
             asyncio.run(asyncio.sleep(0.1))
     proc.kill()
     raise RuntimeError("the benchmark server did not start")
-
-
-def run_bench(*, server: str | None, concurrency: int, duration: float, requests: int, devices: int,
-              keys_dir: Path | None, privacy: bool, workers: int = 1, echo=print) -> BenchResult:
-    with tempfile.TemporaryDirectory(prefix="drm-bench-") as tmp:
-        work = Path(tmp)
-        proc = None
-        if server is None:
-            proc, server = spawn_server(work / "server-data", keys_dir, workers)
-            echo(f"spawned a server with {workers} worker(s) at {server} (data in a temporary directory)")
-        try:
-            echo(f"building {requests} signed challenges from {devices} devices ...")
-            challenges = prepare_challenges(work, count=requests, devices=devices, keys_dir=keys_dir,
-                                            server=server, privacy=privacy)
-            echo(f"firing at {server}/widevine/license with concurrency {concurrency} for up to {duration:.0f} s")
-            echo(f"client event loop: {install_fast_event_loop()}")
-            return asyncio.run(fire(server + "/widevine/license", challenges, concurrency=concurrency,
-                                    duration=duration))
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(10)

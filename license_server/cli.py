@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
@@ -122,30 +123,6 @@ def keys_init(directory: Path, force: bool) -> None:
     click.echo(f"wrote {len(written)} files to {directory} (PUBLIC TEST KEYS: never use for real content)")
 
 
-@main.command()
-@click.option("--server", default=None, help="Server base URL [default: spawn a local server].")
-@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 1024))
-@click.option("--duration", default=10.0, show_default=True, type=click.FloatRange(0.5, 3600),
-              help="Stop firing after this many seconds.")
-@click.option("--requests", default=40000, show_default=True, type=click.IntRange(1),
-              help="Distinct challenges to pre-build (firing stops when they run out).")
-@click.option("--devices", default=8, show_default=True, type=click.IntRange(1, 256),
-              help="Emulated devices the challenges come from (half L1, half L3).")
-@click.option("--privacy", is_flag=True, help="Encrypt the client id (privacy mode) in every challenge.")
-@click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path), help="keys/ directory.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Worker processes of the spawned server (see `serve --workers`).")
-def bench(server: str | None, concurrency: int, duration: float, requests: int, devices: int, privacy: bool,
-          keys_dir: Path | None, workers: int) -> None:
-    """Measure Widevine-style licenses/s and latency percentiles."""
-    from license_server.bench import run_bench
-
-    result = run_bench(server=server, concurrency=concurrency, duration=duration, requests=requests,
-                       devices=devices, keys_dir=keys_dir, privacy=privacy, workers=workers,
-                       echo=lambda m: click.echo(m, err=True))
-    click.echo(result.report(concurrency))
-
-
 def _admin_token(settings: Settings, given: str | None) -> None:
     """Use ``--admin-token``, or generate one: printed once to stderr, written to DATA_DIR/admin-token."""
     from pydantic import ValidationError
@@ -182,6 +159,28 @@ main.add_command(_package_command)
 from license_server.cli_token import token as _token_command  # noqa: E402
 
 main.add_command(_token_command)
+
+PLUGIN_GROUP = "license_server.commands"
+
+
+def _load_plugins() -> None:
+    """Add the commands other installed packages declare (e.g. ``bench``, from the device emulator).
+
+    An entry point of group ``license_server.commands`` names a click command; the
+    server package never imports the packages that provide them.
+    """
+    for entry in entry_points(group=PLUGIN_GROUP):
+        if entry.name in main.commands:
+            continue
+        try:
+            command = entry.load()
+        except ImportError as exc:  # the providing package is not importable here: skip its command
+            log.debug("license-server plugin %s unavailable: %s", entry.name, exc)
+            continue
+        main.add_command(command, name=entry.name)
+
+
+_load_plugins()
 
 
 if __name__ == "__main__":  # pragma: no cover

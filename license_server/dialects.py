@@ -38,7 +38,9 @@ class Dialect:
     codec: str
     """The sans-I/O codec module."""
     cfg_grammar: str
-    """``parse(query) -> PolicyOverrides``: the dialect's ``?cfg=`` grammar."""
+    """The dialect's ``?cfg=`` grammar: the function its handler calls to turn the query into
+    :class:`~license_server.core.policy.PolicyOverrides` (directly, or through a typed test-server
+    configuration whose ``overrides(now)`` gives them)."""
     routes: str
     """``setup(app)``: registers the dialect's aiohttp routes."""
     device_cdm: str
@@ -77,7 +79,7 @@ FAIRPLAY = Dialect(
     license_path="/fairplay/license",
     route_prefix="/fairplay",
     codec="license_server.protocols.fairplay",
-    cfg_grammar="license_server.protocols.fairplay.policy:parse_overrides",
+    cfg_grammar="license_server.protocols.fairplay.policy:overrides_for",
     routes="license_server.handlers.fairplay:setup",
     device_cdm="device_emulator.cdm.fairplay:FairPlayCdm",
     offline_adapter="device_emulator.offline.fairplay:ADAPTER",
@@ -91,7 +93,7 @@ PLAYREADY = Dialect(
     license_path="/playready/rightsmanager.asmx",
     route_prefix="/playready",
     codec="license_server.protocols.playready",
-    cfg_grammar="license_server.protocols.playready.testcfg:parse_overrides",
+    cfg_grammar="license_server.protocols.playready.testcfg:parse_cfg",
     routes="license_server.handlers.playready:setup",
     device_cdm="device_emulator.cdm.playready:PlayReadyCdm",
     offline_adapter="device_emulator.offline.playready:ADAPTER",

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from license_server.admin_models import Fault, FaultSpec
+from license_server.admin_models import FAULT_TARGETS, ORIGIN_TARGETS, Fault, FaultSpec
+from license_server.dialects import NAMES
 
-FAULTABLE_PREFIXES = ("widevine", "fairplay", "playready", "clearkey", "media")
+__all__ = ["FAULT_TARGETS", "ORIGIN_TARGETS", "FAULTABLE_PREFIXES", "FaultBook", "fault_dialect"]
+FAULTABLE_PREFIXES: tuple[str, ...] = NAMES + ("media",)  # route-name prefixes (every dialect's and media.*)
 DOWNLOADS_ROUTE = "media.downloads"
 
 

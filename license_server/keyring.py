@@ -113,6 +113,17 @@ class Keyring:
     def model_by_system_id(self, system_id: int) -> DeviceModel | None:
         return next((m for m in self.models.values() if m.system_id == system_id), None)
 
+    def attestation_models(self) -> list[tuple[str, int, SecurityLevel]]:
+        """Every device model any dialect's PKI certifies: (name, system id, neutral level).
+
+        The Widevine-style models first; models only the PlayReady-style PKI knows
+        (the SL150 test model) after them.
+        """
+        found = [(m.name, m.system_id, m.security_level) for m in self.models.values()]
+        known = {system_id for _, system_id, _ in found}
+        extra = self.playready.models.values() if self.playready else ()
+        return found + [(m.name, m.system_id, m.neutral_level) for m in extra if m.system_id not in known]
+
     def default_model(self, level: SecurityLevel) -> DeviceModel:
         return next(m for m in self.models.values() if m.security_level is level)
 

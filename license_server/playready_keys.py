@@ -23,6 +23,8 @@ from pathlib import Path
 from license_server import crypto
 from license_server.crypto import ecc
 from license_server.protocols.playready import SL150, SL2000, SL3000
+from license_server.core.model import SecurityLevel
+from license_server.protocols.playready.trust import neutral_level
 from license_server.protocols.playready.certificates import CertificateError, CertType, decode_certificate, issue
 
 TEST_MODEL = {"name": "emulated-test-sl150", "system_id": 7901, "security_level": SL150, "device_type": "mobile"}
@@ -38,6 +40,11 @@ class PlayReadyModel:
     device_type: str
     key_pem: bytes = field(repr=False)
     certificate: bytes = field(repr=False)
+
+    @property
+    def neutral_level(self) -> SecurityLevel:
+        """SL3000 is hardware (L1); anything lower is software (L3) for the neutral policy."""
+        return neutral_level(self.security_level)
 
 
 @dataclass(frozen=True)

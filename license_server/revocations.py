@@ -19,8 +19,13 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from license_server.core.attestation import Revocations
+from license_server.errors import DrmError, ErrorCode
+
+if TYPE_CHECKING:
+    from license_server.keyring import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +138,35 @@ def _note_keys(device_id: str | None, system_id: int | None, key_id: bytes | Non
     if key_id is not None:
         keys.append(note_key("key_id", key_id.hex()))
     return keys
+
+
+def revocation_target(kind: str, value: str, keyring: Keyring) -> dict[str, Any]:
+    """Keyword arguments for :meth:`RevocationFile.revoke`/``unrevoke`` from an admin kind and value."""
+    try:
+        if kind == "device":
+            if not value or len(value) > 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
+                raise ValueError("a device id is hex")
+            return {"device_id": value.lower()}
+        if kind == "system_id":
+            return {"system_id": int(value)}
+        if kind == "key_id":
+            kid = bytes.fromhex(value)
+            if len(kid) != 16:
+                raise ValueError("a key id is 16 bytes")
+            return {"key_id": kid}
+    except ValueError as exc:
+        raise DrmError(ErrorCode.ADMIN_REQUEST_INVALID, f"bad {kind} {value[:80]!r}: {exc}") from exc
+    model = keyring.models.get(value)
+    if model is None:
+        known = ", ".join(keyring.models)
+        raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no device model {value[:80]!r} (known: {known})")
+    return {"system_id": model.system_id}
+
+
+def stored_as(target: dict[str, Any]) -> tuple[str, str]:
+    """(kind, value) of the file entry a revoke/unrevoke target names."""
+    if "device_id" in target:
+        return "device", target["device_id"]
+    if "system_id" in target:
+        return "system_id", str(target["system_id"])
+    return "key_id", target["key_id"].hex()

@@ -1,22 +1,25 @@
 """The server's repository over SQLite (sqlite-utils), in WAL mode.
 
-The core never sees SQL: it calls intent-named methods. Writes that must be
-atomic (a grant with its replay record and audit entry) run inside one
-``BEGIN IMMEDIATE`` transaction.
+Implements the core's storage port (:class:`~license_server.core.ports.LicenseRepository`):
+the core never sees SQL, it calls intent-named methods. Each write the port
+declares atomic runs inside one ``BEGIN IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, ContextManager
 
 import sqlite_utils
 
-from license_server.core.entitlements import Holding, UsageSnapshot, month_start
-from license_server.core.model import Grant
+from license_server.core import entitlements
+from license_server.core.entitlements import month_start
+from license_server.core.model import Grant, LicensePolicy
+from license_server.core.ports import (
+    DownloadRecord, Holder, Holding, LicenseRecord, TokenSpend, UsageRules, UsageSnapshot,
+)
 from license_server.errors import DrmError, ErrorCode
 from license_server.sqlite_support import connect, migrate, transaction
 
@@ -73,52 +76,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX used_tokens_expiry ON used_tokens(expires_at);
     """,
+    # 5: device reports (PlayReady-style Acknowledge / Secure Stop), deduplicated by unique keys
+    """
+    CREATE TABLE reports (
+        license_id TEXT NOT NULL, report_key TEXT NOT NULL, event TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (license_id, report_key)
+    );
+    CREATE TABLE report_subjects (
+        license_id TEXT NOT NULL, once_key TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (license_id, once_key)
+    );
+    """,
 )
 
 REPLAY_RETENTION = 3600  # seconds; well past the freshness window
 TOKEN_RETENTION_SLACK = 3600  # spent token ids are kept this long past their token's exp
 
 
-@dataclass(frozen=True)
-class Holder:
-    """Who a license is issued to, as the entitlement says."""
-
-    account: str | None = None
-    tier: str | None = None
-    token_jti: str | None = None
-    token_expires_at: int | None = None
-
-
-UsageCheck = Callable[[UsageSnapshot], None]
-
-
-@dataclass(frozen=True)
-class LicenseRecord:
-    license_id: str
-    system: str
-    device_id: str | None
-    content_id: str
-    kind: str
-    state: str
-    version: int
-    kids: list[str]
-    tracks: list[str]
-    policy: dict[str, Any]
-    issued_at: int
-    updated_at: int
-    released_at: int | None
-    secrets: dict[str, str]
-    license_start: int = 0
-    first_used_at: int | None = None
-    account: str | None = None
-    tier: str | None = None
-    token_jti: str | None = None
-
-    def public(self) -> dict[str, Any]:
-        """The record without secrets, for logs and APIs."""
-        data = dict(self.__dict__)
-        data.pop("secrets")
-        return data
+__all__ = ["Holder", "LicenseRecord", "Store"]  # the record types live in the core's port
 
 
 class Store:
@@ -155,23 +130,16 @@ class Store:
     # ---------------------------------------------------------------- writes
 
     def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int,
-                     holder: Holder | None = None, check_usage: UsageCheck | None = None) -> None:
-        """Record an issued license with its device, replay key and audit entry, atomically.
-
-        Raises ``REPLAYED_CHALLENGE`` (and writes nothing) if ``request_key`` was seen,
-        ``TOKEN_REUSED`` if the holder's single-use token id was spent on another
-        license. ``check_usage`` gets a snapshot of the account's and device's
-        persistent licenses taken inside the same transaction, so concurrent
-        grants cannot both take the last slot; it raises to refuse.
-        """
+                     holder: Holder | None = None, caps: UsageRules | None = None) -> None:
+        """Record an issued license with its device, replay key, token and caps, atomically (see the port)."""
         device = grant.device
         holder = holder or Holder()
         with self.transaction():
             self._claim_request(request_key, now)
             if holder.token_jti is not None:
-                self._spend_token(holder.token_jti, grant.license_id, holder.token_expires_at or now, now)
-            if check_usage is not None and device is not None:
-                check_usage(self._usage_snapshot(holder.account, device.device_id, now))
+                self._spend_token(TokenSpend(holder.token_jti, holder.token_expires_at or now, grant.license_id), now)
+            if caps is not None and device is not None:
+                entitlements.check_usage(caps, self._usage_snapshot(holder.account, device.device_id, now), now)
             if device is not None:
                 self.db.execute(
                     """INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -201,17 +169,17 @@ class Store:
         with self.transaction():
             self._audit(now, system, "refusal", device_id, content_id, license_id, error.code.value, error.message)
 
-    def record_clearkey_release(self, kids: list[bytes], *, now: int) -> list[str]:
-        """Mark every issued Clear Key license holding any of ``kids`` as released, and audit it.
+    def release_by_key_ids(self, kids: list[bytes], *, system: str, now: int) -> list[str]:
+        """Mark every issued license of ``system`` holding any of ``kids`` as released, and audit it.
 
-        Clear Key has neither license ids nor device identity, so the key ids name
-        the licenses. Returns the released license ids; releasing again matches
+        For Clear Key, which has neither license ids nor device identity, so the key ids
+        name the licenses. Returns the released license ids; releasing again matches
         nothing and is still audited (the acknowledgement is idempotent).
         """
         wanted = {kid.hex() for kid in kids}
         with self.transaction():
             rows = self.db.execute(
-                "SELECT license_id, content_id, kids FROM licenses WHERE system = 'clearkey' AND state = 'issued'"
+                "SELECT license_id, content_id, kids FROM licenses WHERE system = ? AND state = 'issued'", (system,)
             ).fetchall()
             released = [(lid, cid) for lid, cid, held in rows if wanted & set(json.loads(held))]
             for license_id, content_id in released:
@@ -219,50 +187,87 @@ class Store:
                     "UPDATE licenses SET state = 'released', released_at = ?, updated_at = ? WHERE license_id = ?",
                     (now, now, license_id),
                 )
-                self._audit(now, "clearkey", "release", None, content_id, license_id, None,
+                self._audit(now, system, "release", None, content_id, license_id, None,
                             f"released by kids {','.join(sorted(wanted))}")
             if not released:
-                self._audit(now, "clearkey", "release", None, None, None, None,
+                self._audit(now, system, "release", None, None, None, None,
                             f"no issued license holds kids {','.join(sorted(wanted))}")
         return [license_id for license_id, _ in released]
 
     def record_lifecycle(self, license_id: str, *, event: str, state: str, now: int, system: str,
                          version: int | None = None, license_start: int | None = None,
-                         policy: dict[str, Any] | None = None, first_used_at: int | None = None,
+                         policy: LicensePolicy | None = None, first_used_at: int | None = None,
                          released: bool = False, message: str | None = None) -> None:
         """Apply a lifecycle transition decided by the core, with its audit entry, atomically."""
         with self.transaction():
-            row = self.db.execute("SELECT device_id, content_id FROM licenses WHERE license_id = ?",
-                                  (license_id,)).fetchone()
-            if row is None:
-                raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
-            self.db.execute(
-                """UPDATE licenses SET state = ?, updated_at = ?,
-                       version = COALESCE(?, version), license_start = COALESCE(?, license_start),
-                       policy = COALESCE(?, policy), first_used_at = COALESCE(first_used_at, ?),
-                       released_at = CASE WHEN ? THEN COALESCE(released_at, ?) ELSE released_at END
-                   WHERE license_id = ?""",
-                (state, now, version, license_start, json.dumps(policy) if policy is not None else None,
-                 first_used_at, released, now, license_id),
-            )
-            self._audit(now, system, event, row[0], row[1], license_id, None, message)
+            self._lifecycle(license_id, event=event, state=state, now=now, system=system, version=version,
+                            license_start=license_start, policy=policy, first_used_at=first_used_at,
+                            released=released, message=message)
+
+    def _lifecycle(self, license_id: str, *, event: str, state: str, now: int, system: str,
+                   version: int | None = None, license_start: int | None = None,
+                   policy: LicensePolicy | None = None, first_used_at: int | None = None,
+                   released: bool = False, message: str | None = None) -> None:
+        row = self.db.execute("SELECT device_id, content_id FROM licenses WHERE license_id = ?",
+                              (license_id,)).fetchone()
+        if row is None:
+            raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
+        self.db.execute(
+            """UPDATE licenses SET state = ?, updated_at = ?,
+                   version = COALESCE(?, version), license_start = COALESCE(?, license_start),
+                   policy = COALESCE(?, policy), first_used_at = COALESCE(first_used_at, ?),
+                   released_at = CASE WHEN ? THEN COALESCE(released_at, ?) ELSE released_at END
+               WHERE license_id = ?""",
+            (state, now, version, license_start, json.dumps(policy.as_dict()) if policy is not None else None,
+             first_used_at, released, now, license_id),
+        )
+        self._audit(now, system, event, row[0], row[1], license_id, None, message)
 
     def mark_released(self, license_id: str, *, now: int, system: str, reason: str) -> bool:
-        """Mark a license released (idempotent). Returns False if it already was."""
-        record = self.license(license_id)
-        if record is None:
-            raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
-        if record.state == "released":
-            return False
-        self.record_lifecycle(license_id, event="release", state="released", now=now, system=system,
-                              released=True, message=reason)
+        """Mark a license released (idempotent), atomically. Returns False if it already was."""
+        with self.transaction():
+            row = self.db.execute("SELECT state FROM licenses WHERE license_id = ?", (license_id,)).fetchone()
+            if row is None:
+                raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
+            if row[0] == "released":
+                return False
+            self._lifecycle(license_id, event="release", state="released", now=now, system=system,
+                            released=True, message=reason)
         return True
 
-    def _spend_token(self, jti: str, license_id: str, expires_at: int, now: int) -> None:
+    def record_report(self, license_id: str, *, system: str, event: str, report_key: str, now: int,
+                      message: str, once_key: str | None = None, first_used_at: int | None = None) -> bool:
+        """Record a device report, deduplicated by its unique keys, atomically (see the port)."""
+        with self.transaction():
+            row = self.db.execute("SELECT state FROM licenses WHERE license_id = ?", (license_id,)).fetchone()
+            if row is None:
+                raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
+            seen = self.db.execute("SELECT 1 FROM reports WHERE license_id = ? AND report_key = ?",
+                                   (license_id, report_key)).fetchone()
+            if seen is not None:
+                raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "this report was already received")
+            if once_key is not None:
+                try:
+                    self.db.execute("INSERT INTO report_subjects VALUES (?, ?, ?)", (license_id, once_key, now))
+                except sqlite3.IntegrityError:
+                    return False  # the same report resent (its answer was lost): acknowledged, not counted
+            self.db.execute("INSERT INTO reports VALUES (?, ?, ?, ?)", (license_id, report_key, event, now))
+            self._lifecycle(license_id, event=event, state=row[0], now=now, system=system,
+                            first_used_at=first_used_at, message=message)
+        return True
+
+    def _spend_token(self, spend: TokenSpend, now: int) -> None:
         """A single-use token buys one license; its id is kept until the token expires."""
+        if spend.same_license_ok:
+            spent_on = self.token_spent_on(spend.jti)
+            if spent_on == spend.license_id:
+                return
+            if spent_on is not None:
+                raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was used for another license")
         self.db.execute("DELETE FROM used_tokens WHERE expires_at < ?", (now - TOKEN_RETENTION_SLACK,))
         try:
-            self.db.execute("INSERT INTO used_tokens VALUES (?, ?, ?, ?)", (jti, license_id, now, expires_at))
+            self.db.execute("INSERT INTO used_tokens VALUES (?, ?, ?, ?)",
+                            (spend.jti, spend.license_id, now, spend.expires_at))
         except sqlite3.IntegrityError as exc:
             raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was already used") from exc
 
@@ -270,11 +275,6 @@ class Store:
         """The license a single-use token id was spent on ("" if none recorded), or None if unused."""
         row = self.db.execute("SELECT license_id FROM used_tokens WHERE jti = ?", (jti,)).fetchone()
         return None if row is None else (row[0] or "")
-
-    def spend_token(self, jti: str, *, expires_at: int, now: int, purpose: str) -> None:
-        """Spend a single-use token on something other than a license (e.g. a download)."""
-        with self.transaction():
-            self._spend_token(jti, purpose, expires_at, now)
 
     def _usage_snapshot(self, account: str | None, device_id: str, now: int) -> UsageSnapshot:
         rows = self.db.execute(
@@ -284,7 +284,7 @@ class Store:
             (device_id, account, account),
         ).fetchall()
         holdings = tuple(
-            Holding(lid, dev, acct, state, json.loads(policy), start or issued, issued)
+            Holding(lid, dev, acct, state, LicensePolicy.from_dict(json.loads(policy)), start or issued, issued)
             for lid, dev, acct, state, policy, start, issued in rows
         )
         this_month = self.db.execute(
@@ -330,18 +330,19 @@ class Store:
         rows = list(self.db["devices"].rows_where("device_id = ?", [device_id]))
         return rows[0] if rows else None
 
-    def record_download(self, *, download_id: str, device_id: str, content_id: str, license_id: str,
-                        account: str, tier: str, quality: str, scheme: str, files: int, total_bytes: int,
-                        now: int, expires_at: int) -> None:
-        """Record an authorized download and its audit entry, atomically."""
+    def record_download(self, download: DownloadRecord, *, token: TokenSpend | None = None) -> None:
+        """Record an authorized download with its single-use token check and audit entry, atomically."""
+        d, now = download, download.authorized_at
         with self.transaction():
+            if token is not None:
+                self._spend_token(token, now)
             self.db.execute(
                 "INSERT INTO downloads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (download_id, device_id, content_id, license_id, account, tier, quality, scheme, files,
-                 total_bytes, now, expires_at),
+                (d.download_id, d.device_id, d.content_id, d.license_id, d.account, d.tier, d.quality, d.scheme,
+                 d.files, d.total_bytes, now, d.expires_at),
             )
-            self._audit(now, "media", "download", device_id, content_id, license_id, None,
-                        f"{quality} {scheme}: {files} files, {total_bytes} bytes")
+            self._audit(now, "media", "download", d.device_id, d.content_id, d.license_id, None,
+                        f"{d.quality} {d.scheme}: {d.files} files, {d.total_bytes} bytes")
 
     def downloads(self, *, device_id: str | None = None) -> list[dict[str, Any]]:
         if device_id:
@@ -361,7 +362,8 @@ def _license(row: dict[str, Any]) -> LicenseRecord:
     return LicenseRecord(
         license_id=row["license_id"], system=row["system"], device_id=row["device_id"],
         content_id=row["content_id"], kind=row["kind"], state=row["state"], version=row["version"],
-        kids=json.loads(row["kids"]), tracks=json.loads(row["tracks"]), policy=json.loads(row["policy"]),
+        kids=json.loads(row["kids"]), tracks=json.loads(row["tracks"]),
+        policy=LicensePolicy.from_dict(json.loads(row["policy"])),
         issued_at=row["issued_at"], updated_at=row["updated_at"], released_at=row["released_at"],
         secrets=json.loads(row["secrets"]),
         license_start=row.get("license_start") or row["issued_at"],

@@ -4,7 +4,8 @@ import pytest
 
 from license_server.core import lifecycle
 from license_server.core.lifecycle import Event, State
-from license_server.core.overrides import KEYS, overrides_from_query
+from license_server.protocols.cfg import OVERRIDE_KEYS as KEYS
+from license_server.protocols.cfg import parse_overrides as overrides_from_query
 from license_server.errors import DrmError, ErrorCode
 from device_emulator import player
 

@@ -16,6 +16,8 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from license_server import crypto
 from license_server.core.model import Evidence, Hdcp, LicenseKind
@@ -25,12 +27,17 @@ from license_server.protocols.fairplay import ckc as fp_ckc
 from license_server.protocols.fairplay import fields
 from license_server.protocols.fairplay.fields import Capability, EmuCapability, SecurityLevel
 from license_server.protocols.fairplay.tllv import Tag
-from device_emulator.cdm.widevine import CdmError
+from device_emulator.cdm.base import Cdm, Link, Outgoing, Persisted
 from device_emulator.device import Device
-from device_emulator.tee import TeeError
+from device_emulator.errors import CdmError, TeeError
+
+if TYPE_CHECKING:
+    from device_emulator.transport import HttpReply
 
 SYSTEM = "fairplay"
 CERTIFICATE_FILE = "fairplay_app.cert"
+CERTIFICATE_PATH = "/fairplay/certificate"
+SHAPES = ("raw", "form", "json")
 PROTOCOL_VERSION = 1
 _XML_CKC = re.compile(r"^\s*<ckc>\s*([A-Za-z0-9+/=\s]+)\s*</ckc>\s*$")
 
@@ -90,9 +97,16 @@ def decode_answer(body: bytes, content_type: str) -> bytes:
         raise CdmError("MALFORMED_REPLY", f"the answer is not a CKC in the {content_type} shape") from exc
 
 
-class FairPlayCdm:
-    def __init__(self, device: Device, *, audio_only: bool | None = None) -> None:
-        self.device = device
+class FairPlayCdm(Cdm):
+    """``shape``: how the SPC travels (``raw`` bytes, a ``form`` or a ``json`` body, as players do)."""
+
+    system = SYSTEM
+
+    def __init__(self, device: Device, *, audio_only: bool | None = None, shape: str = "raw") -> None:
+        super().__init__(device)
+        if shape not in SHAPES:
+            raise ValueError(f"unknown SPC transport shape {shape!r}; known: {', '.join(SHAPES)}")
+        self.shape = shape
         self._cert_path = device.directory / "trust" / CERTIFICATE_FILE
         record = device.record
         self.audio_only = audio_only if audio_only is not None else (
@@ -112,6 +126,15 @@ class FairPlayCdm:
             raise CdmError("APP_CERTIFICATE_INVALID", "the application certificate is not an RSA-2048 X.509") from exc
         self._cert_path.parent.mkdir(parents=True, exist_ok=True)
         self._cert_path.write_bytes(body)
+
+    def prepare(self, link: Link, *, privacy: bool = True) -> None:
+        """Fetch the provider's application certificate once (every SPC is encrypted to it)."""
+        if self.app_certificate is None:
+            reply = link.get(CERTIFICATE_PATH)
+            if reply.status != 200:
+                raise CdmError(reply.error_code or "APP_CERTIFICATE_UNAVAILABLE",
+                               f"GET {CERTIFICATE_PATH} answered HTTP {reply.status}")
+            self.accept_certificate(reply.body)
 
     # ----------------------------------------------------------------- identity
 
@@ -188,7 +211,48 @@ class FairPlayCdm:
         return self.build_spc(record.content_id, LicenseKind.PERSISTENT, extra=[
             (Tag.OFFLINE_SYNC, sync.encode()), (Tag.EMU_DESTRUCTION_RECORD, record.encode())])
 
+    def build_challenge(self, content_id: str, kind: LicenseKind) -> PendingSpc:
+        return self.build_spc(content_id, kind)
+
+    def wire(self, pending: PendingSpc) -> Outgoing:
+        """The SPC in this CDM's transport shape."""
+        encoded = base64.b64encode(pending.body).decode("ascii")
+        if self.shape == "form":
+            return Outgoing(urlencode({"spc": encoded, "assetId": pending.asset_id}).encode(),
+                            "application/x-www-form-urlencoded")
+        if self.shape == "json":
+            return Outgoing(json.dumps({"spc": encoded, "assetId": pending.asset_id}).encode(), "application/json")
+        return Outgoing(pending.body)
+
+    def license_answer(self, reply: HttpReply) -> bytes:
+        """The CKC bytes of an answer, or CdmError with the server's code."""
+        if reply.status != 200:
+            code, message = reply.error_code or "HTTP_ERROR", f"HTTP {reply.status}"
+            try:
+                doc = json.loads(reply.body)
+                code, message = doc.get("code", code), doc.get("message", message)
+            except (ValueError, AttributeError):
+                pass
+            raise CdmError(code, message)
+        return decode_answer(reply.body, reply.headers.get("content-type", "").split(";")[0].strip())
+
+    @property
+    def holder(self):
+        return self.device.tee
+
+    def persisted(self, pending: PendingSpc, loaded: LoadedKey) -> Persisted:
+        """The CKC with its session secrets wrapped to this device's key (no content key stored)."""
+        info = loaded.contents.license_info  # never None: process_ckc refuses a CKC without it
+        return Persisted(info.version if info else 0, pending.body, loaded.ckc, b"", self.persist(pending),
+                         loaded.issued_at)
+
+    def settle(self, link: Link, pending: PendingSpc, loaded: LoadedKey) -> None:
+        self.device.tee.fairplay_forget(pending.ref)
+
     # ---------------------------------------------------------------------- CKC
+
+    def process_license(self, pending: PendingSpc, answer: bytes) -> LoadedKey:
+        return self.process_ckc(pending, answer)
 
     def process_ckc(self, pending: PendingSpc, ckc: bytes) -> LoadedKey:
         """Verify the CKC (integrity, R1, level) and load its keys into the TEE."""

@@ -17,6 +17,7 @@ Binding rules (a license is refused, and nothing is stored, when one fails):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from license_server import crypto
@@ -24,14 +25,22 @@ from license_server.core.model import Evidence, Hdcp, LicenseKind
 from license_server.errors import DrmError
 from license_server.keyring import Keyring, load_keyring
 from license_server.protocols.common import attestation_nonce
-from license_server.protocols.playready import SYSTEM, faults, reports, soap, wrmheader, xmr
+from license_server.protocols.playready import PROTOCOLS_NS, SYSTEM, faults, reports, soap, wrmheader, xmr
+from device_emulator.cdm.base import Cdm, Link, Outgoing, Persisted
 from device_emulator.cdm.playready_identity import Identity, open_identity
-from device_emulator.cdm.widevine import CdmError
 from device_emulator.device import Device
+from device_emulator.errors import CdmError, TeeError, TransportError
 from device_emulator.license_store import StoredLicense
-from device_emulator.tee import KeyInfo, TeeError
+from device_emulator.tee import KeyInfo
 
 DEFAULT_HEADER_VERSION = "4.3.0.0"
+SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
+log = logging.getLogger(__name__)
+
+
+def soap_action(operation: str) -> dict[str, str]:
+    """The SOAPAction header of a PlayReady operation (AcquireLicense, a report, ...)."""
+    return {"SOAPAction": f'"{PROTOCOLS_NS}/{operation}"'}
 
 
 @dataclass(frozen=True)
@@ -112,10 +121,16 @@ class LoadedLicense:
         }
 
 
-class PlayReadyCdm:
-    def __init__(self, device: Device, keyring: Keyring | None = None) -> None:
-        self.device = device
+class PlayReadyCdm(Cdm):
+    """``header_version``: the WRMHEADER version of the content headers it builds challenges for."""
+
+    system = SYSTEM
+
+    def __init__(self, device: Device, keyring: Keyring | None = None, *,
+                 header_version: str = DEFAULT_HEADER_VERSION) -> None:
+        super().__init__(device)
         self._keyring = keyring
+        self.header_version = header_version
         self._identity: Identity | None = None
 
     @property
@@ -156,9 +171,10 @@ class PlayReadyCdm:
     # ------------------------------------------------------------- challenge
 
     def build_challenge(self, content_id: str, kind: LicenseKind, *, pro: bytes | None = None,
-                        header_version: str = DEFAULT_HEADER_VERSION) -> PendingLicense:
+                        header_version: str | None = None) -> PendingLicense:
         """A signed AcquireLicense request for the content's WRMHEADER (read from its PRO)."""
-        pro = pro if pro is not None else self.content_header(content_id, version=header_version)
+        version = header_version or self.header_version
+        pro = pro if pro is not None else self.content_header(content_id, version=version)
         try:
             header_xml = wrmheader.parse_pro(pro)
             header = wrmheader.parse_wrmheader(header_xml)
@@ -236,6 +252,30 @@ class PlayReadyCdm:
         except TeeError as exc:
             raise CdmError(exc.code, exc.message) from exc
         return LoadedLicense(handle, lic, data, parsed.signature, holder.key_info(handle), transaction_id)
+
+    def wire(self, pending: PendingLicense | PendingReport) -> Outgoing:
+        operation = pending.operation if isinstance(pending, PendingReport) else "AcquireLicense"
+        return Outgoing(pending.body, SOAP_CONTENT_TYPE, soap_action(operation))
+
+    @property
+    def holder(self):
+        return self.identity.holder
+
+    def persisted(self, pending: PendingLicense, loaded: LoadedLicense) -> Persisted:
+        """The XMR license itself (its keys stay encrypted to the device key inside it)."""
+        return Persisted(1, pending.body, loaded.data, loaded.signature, b"", loaded.license_start)
+
+    def settle(self, link: Link, pending: PendingLicense, loaded: LoadedLicense) -> None:
+        """Answer the server's acknowledgement request, if any; the license is bound and stored regardless."""
+        if loaded.transaction_id is None:
+            return
+        ack = self.build_acknowledgement(loaded)
+        outgoing = self.wire(ack)
+        try:
+            reply = link.post(outgoing.body, content_type=outgoing.content_type, headers=outgoing.headers)
+            self.process_report_answer(ack, reply.body)
+        except (CdmError, TransportError) as exc:
+            log.warning("license %s: acknowledgement failed: %s", loaded.license_id, exc)
 
     def export_content_keys(self, loaded: LoadedLicense) -> dict[bytes, bytes]:
         try:

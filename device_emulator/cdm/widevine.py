@@ -15,8 +15,11 @@ from license_server.protocols.common import attestation_nonce
 from license_server.protocols.widevine import codec
 from license_server.protocols.widevine import license_protocol_pb2 as pb
 from license_server.protocols.widevine.certificates import CertificateError, CertType, verify_chain
+from device_emulator.cdm.base import Cdm, Link, Persisted
 from device_emulator.device import Device
-from device_emulator.tee import TeeError
+from device_emulator.errors import CdmError, TeeError
+
+__all__ = ["CdmError", "LoadedLicense", "PendingRequest", "SYSTEM", "WidevineCdm"]
 
 SYSTEM = codec.SYSTEM
 _KIND_TO_WIRE = {LicenseKind.TEMPORARY: pb.STREAMING, LicenseKind.PERSISTENT: pb.OFFLINE}
@@ -25,15 +28,6 @@ _VERIFICATION_NAMES = {
     pb.PLATFORM_SOFTWARE_VERIFIED: "SOFTWARE_VERIFIED",
     pb.PLATFORM_TAMPERED: "TAMPERED",
 }
-
-
-class CdmError(Exception):
-    """The CDM refused something the server sent (or could not build a request)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -83,10 +77,28 @@ class LoadedLicense:
         }
 
 
-class WidevineCdm:
+class WidevineCdm(Cdm):
+    system = SYSTEM
+    renewable = True
+
     def __init__(self, device: Device) -> None:
-        self.device = device
+        super().__init__(device)
         self._cert_path = device.directory / "trust" / "widevine_service.bin"
+        self._privacy = True
+
+    @property
+    def holder(self):
+        return self.device.tee
+
+    def prepare(self, link: Link, *, privacy: bool = True) -> None:
+        """With privacy, fetch and verify the service certificate once (the client id is encrypted to it)."""
+        self._privacy = privacy
+        if privacy and self.service_certificate is None:
+            self.accept_service_certificate(link.post(self.service_certificate_request()).body)
+
+    def persisted(self, pending: PendingRequest, loaded: LoadedLicense) -> Persisted:
+        return Persisted(loaded.license.id.version, loaded.request_msg, loaded.license_msg, loaded.signature,
+                         loaded.wrapped_session_key, loaded.license.license_start_time)
 
     # ---------------------------------------------------- service certificate
 
@@ -114,7 +126,10 @@ class WidevineCdm:
     # -------------------------------------------------------------- challenge
 
     def build_challenge(self, content_id: str, kind: LicenseKind, *, key_ids: tuple[bytes, ...] = (),
-                        privacy: bool = True) -> PendingRequest:
+                        privacy: bool | None = None) -> PendingRequest:
+        """A signed challenge; the client id is encrypted to the cached service certificate unless
+        ``privacy`` is False (default: what :meth:`prepare` was told, else True)."""
+        privacy = self._privacy if privacy is None else privacy
         now = self.device.now()
         request_id = crypto.random_bytes(16)
         client = pb.ClientIdentification(type=pb.ClientIdentification.DRM_DEVICE_CERTIFICATE,

@@ -22,7 +22,8 @@ between the dialects sits behind the small :class:`OfflineAdapter` interface:
     Streaming playback with a temporary license, and the report of its end
     where the dialect has one (PlayReady Secure Stop).
 
-:func:`adapter_for` picks the adapter by the stored license's ``system``.
+:func:`adapter_for` picks the adapter by the stored license's ``system``,
+through the dialect registry (``dialect.load("offline_adapter")``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from device_emulator.cdm.widevine import CdmError
+from license_server import dialects
+from device_emulator.errors import CdmError, NotSupported
 from device_emulator.media import Decryptor, tee_decryptor
 from device_emulator.tee import KeyInfo
 
@@ -109,25 +111,18 @@ class OfflineAdapter:
 
     def report_playback(self, device: "Device", record: dict[str, Any], *, server: str, url: str,
                         headers: dict[str, str] | None) -> Acknowledgement:
-        raise CdmError("UNSUPPORTED_REQUEST", f"{self.system} has no end-of-playback report")
+        raise NotSupported("UNSUPPORTED_REQUEST", f"{self.system} has no end-of-playback report")
 
 
 def adapter_for(system: str) -> OfflineAdapter:
-    """The adapter of a dialect; CdmError ``UNSUPPORTED_SYSTEM`` for any other."""
-    if system == "widevine":
-        from device_emulator.offline.widevine import WidevineAdapter
-
-        return WidevineAdapter()
-    if system == "fairplay":
-        from device_emulator.offline.fairplay import FairPlayAdapter
-
-        return FairPlayAdapter()
-    if system == "playready":
-        from device_emulator.offline.playready import PlayReadyAdapter
-
-        return PlayReadyAdapter()
-    raise CdmError("UNSUPPORTED_SYSTEM", f"no offline support for {system!r} licenses")
+    """The adapter of a dialect of the registry; NotSupported ``UNSUPPORTED_SYSTEM`` for any other."""
+    try:
+        dialect = dialects.dialect(system)
+    except KeyError:
+        raise NotSupported("UNSUPPORTED_SYSTEM", f"no offline support for {system!r} licenses") from None
+    adapter: OfflineAdapter = dialect.load("offline_adapter")
+    return adapter
 
 
 def no_renewal(system: str) -> CdmError:
-    return CdmError("RENEWAL_NOT_SUPPORTED", f"{system} offline licenses have no renewal; acquire a new license")
+    return NotSupported("RENEWAL_NOT_SUPPORTED", f"{system} offline licenses have no renewal; acquire a new license")

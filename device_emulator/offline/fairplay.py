@@ -17,7 +17,7 @@ from license_server.errors import DrmError
 from license_server.protocols.fairplay import fields
 from device_emulator.acquire_fairplay import report_deleted
 from device_emulator.cdm.fairplay import SYSTEM, FairPlayCdm, LoadedKey
-from device_emulator.cdm.widevine import CdmError
+from device_emulator.errors import CdmError
 from device_emulator.device import Device
 from device_emulator.license_store import StoredLicense
 from device_emulator.offline import Acknowledgement, Destruction, OfflineAdapter, OfflineLicense
@@ -58,3 +58,6 @@ class FairPlayAdapter(OfflineAdapter):
         if record["license_id"] in ack.not_found:
             return Acknowledgement(True, "not-found")  # the server holds no such license for this device
         return Acknowledgement(False, "the acknowledgement does not name this license")
+
+
+ADAPTER = FairPlayAdapter()

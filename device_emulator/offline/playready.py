@@ -20,7 +20,7 @@ from typing import Any
 from license_server.protocols.playready import SYSTEM
 from device_emulator.acquire_playready import secure_delete, secure_stop
 from device_emulator.cdm.playready import LoadedLicense, PlayReadyCdm
-from device_emulator.cdm.widevine import CdmError
+from device_emulator.errors import CdmError
 from device_emulator.device import Device
 from device_emulator.license_store import StoredLicense
 from device_emulator.offline import Acknowledgement, Destruction, OfflineAdapter, OfflineLicense
@@ -78,3 +78,6 @@ class PlayReadyAdapter(OfflineAdapter):
         answer = secure_stop(device, server=server, license_id=record["license_id"], kids=kids, start=start,
                              stop=stop, url=url, headers=headers)
         return Acknowledgement(answer.status == "recorded", answer.status)
+
+
+ADAPTER = PlayReadyAdapter()

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from device_emulator import transport
-from device_emulator.cdm.widevine import SYSTEM, CdmError, LoadedLicense, WidevineCdm
+from device_emulator.cdm.widevine import SYSTEM, LoadedLicense, WidevineCdm
+from device_emulator.errors import CdmError
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore, StoredLicense
 from device_emulator.offline import Acknowledgement, Destruction, OfflineAdapter, OfflineLicense
@@ -65,3 +66,6 @@ def apply_renewal_reply(device: Device, store: LicenseStore, lic: StoredLicense,
     store.apply_renewal(lic.key_set_id, version=offered, license_start=renewed.license.license_start_time,
                         policy=renewed.policy(), renewal_msg=msg, renewal_signature=signature, now=device.now())
     return {"applied": True, "version": offered, "license_start": renewed.license.license_start_time}
+
+
+ADAPTER = WidevineAdapter()

@@ -21,6 +21,7 @@ TEE downgrades an L1 model to software-level trust.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,9 +33,19 @@ from license_server.core.model import (
     VerifiedDevice,
 )
 from license_server.errors import DrmError, ErrorCode
-from license_server.protocols.common import attestation_nonce
 
 FRESHNESS_WINDOW = 300  # seconds either side of the server clock
+ATTESTATION_NONCE_LABEL = b"drm-license-emulator attestation nonce v1|"
+
+
+def attestation_nonce(request_id: bytes) -> bytes:
+    """The nonce that binds attestation evidence to exactly one challenge.
+
+    Evidence whose nonce is not this value for the challenge's request id was
+    produced for another request and is refused as replayed. Devices compute it
+    the same way (they import it from here or from :mod:`license_server.protocols.common`).
+    """
+    return hashlib.sha256(ATTESTATION_NONCE_LABEL + request_id).digest()[:16]
 
 
 @dataclass(frozen=True)
@@ -161,5 +172,6 @@ def _check_evidence(challenge: LicenseChallenge, claims: DeviceClaims, rules: At
         for app in rules.genuine_apps
     )
     if not genuine or not evidence.app_recognized:
-        return DrmError(ErrorCode.APP_NOT_GENUINE, f"app {evidence.app_package or '?'} is not a genuine, recognized build")
+        return DrmError(ErrorCode.APP_NOT_GENUINE,
+                        f"app {evidence.app_package or '?'} is not a genuine, recognized build")
     return None

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from license_server.core import lifecycle
 from license_server.core.lifecycle import State
 from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel, Track
+from license_server.core.ports import Holding, UsageRules, UsageSnapshot
 from license_server.core.policy import DEFAULT_TRACK_REQUIREMENTS, PolicyOverrides, TrackRequirement
 from license_server.errors import DrmError, ErrorCode
 from license_server.rights import Rights, TitleRights
@@ -145,44 +146,13 @@ def check_region(entitlement: Entitlement, rights: TitleRights, region_header: s
         return
     region = entitlement.region or (region_header or "").strip().upper() or None
     if region is None:
-        raise DrmError(ErrorCode.REGION_NOT_ALLOWED, "the title is region-restricted and the viewer's region is unknown")
+        raise DrmError(ErrorCode.REGION_NOT_ALLOWED,
+                       "the title is region-restricted and the viewer's region is unknown")
     if not all(region in codes for codes in allowed):
         raise DrmError(ErrorCode.REGION_NOT_ALLOWED, f"not available in region {region}")
 
 
 # ------------------------------------------------------------------ caps
-
-
-@dataclass(frozen=True)
-class Holding:
-    """A persistent license as the caps see it."""
-
-    license_id: str
-    device_id: str | None
-    account: str | None
-    state: str
-    policy: dict
-    license_start: int
-    issued_at: int
-
-
-@dataclass(frozen=True)
-class UsageRules:
-    """The caps that apply to one persistent grant."""
-
-    account: str | None
-    device_id: str
-    device_cap: int | None
-    max_active_per_device: int | None
-    monthly_allowance: int | None
-
-
-@dataclass(frozen=True)
-class UsageSnapshot:
-    """Taken by the store inside the grant's transaction."""
-
-    holdings: tuple[Holding, ...]  # unreleased persistent licenses of the account or the device
-    device_grants_this_month: int  # persistent grants to this device (same account) since month start
 
 
 def usage_rules(rights: Rights, entitlement: Entitlement, device_id: str) -> UsageRules:

@@ -15,8 +15,9 @@ other event is applied.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from collections.abc import Mapping
 
+from license_server.core.model import LicensePolicy
 from license_server.errors import DrmError, ErrorCode
 
 
@@ -68,19 +69,27 @@ def transition(state: State, event: Event) -> State:
         raise DrmError(code, f"cannot {event.value} a license that is {state.value}") from None
 
 
-def deadline(policy: dict[str, Any], license_start: int) -> int | None:
-    """When the license ends on the server's books: start + min(non-zero rental, license duration)."""
-    durations = [d for d in (policy.get("rental_duration", 0), policy.get("license_duration", 0)) if d]
-    return license_start + min(durations) if durations else None
+PolicyLike = LicensePolicy | Mapping[str, object]
 
 
-def is_expired(policy: dict[str, Any], license_start: int, now: int) -> bool:
+def typed(policy: PolicyLike) -> LicensePolicy:
+    """The typed policy (a stored JSON mapping is read back into :class:`LicensePolicy`)."""
+    return policy if isinstance(policy, LicensePolicy) else LicensePolicy.from_dict(policy)
+
+
+def deadline(policy: PolicyLike, license_start: int) -> int | None:
+    """When the license ends on the server's books (:meth:`LicensePolicy.deadline`)."""
+    return typed(policy).deadline(license_start)
+
+
+def is_expired(policy: PolicyLike, license_start: int, now: int) -> bool:
     """Past the deadline and past the renewal recovery window."""
-    end = deadline(policy, license_start)
-    return end is not None and now >= end + int(policy.get("renewal_recovery_duration", 0))
+    terms = typed(policy)
+    end = terms.deadline(license_start)
+    return end is not None and now >= end + terms.renewal_recovery_duration
 
 
-def current_state(state: State, policy: dict[str, Any], license_start: int, now: int) -> State:
+def current_state(state: State, policy: PolicyLike, license_start: int, now: int) -> State:
     """Apply the time-driven ``expire`` event if it is due."""
     if state in (State.ISSUED, State.IN_USE, State.RENEWED) and is_expired(policy, license_start, now):
         return transition(state, Event.EXPIRE)

@@ -7,6 +7,7 @@ turns the grant back into bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
@@ -169,6 +170,28 @@ class LicensePolicy:
 
     def as_dict(self) -> dict[str, int | bool]:
         return dict(self.__dict__)
+
+    def __getitem__(self, name: str) -> int | bool:
+        """Read a field by its stored JSON name (``policy["rental_duration"]``), for API and test callers."""
+        if name not in self.__dataclass_fields__:
+            raise KeyError(name)
+        value: int | bool = getattr(self, name)
+        return value
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> "LicensePolicy":
+        """The typed policy from its stored JSON form (unknown keys are ignored, missing ones default)."""
+        known = cls.__dataclass_fields__
+        return cls(**{name: value for name, value in data.items() if name in known})  # type: ignore[arg-type]
+
+    def deadline(self, license_start: int) -> int | None:
+        """When the license ends: ``license_start`` + min(non-zero rental, license duration); None if unlimited.
+
+        The one place this rule is written: the lifecycle, the caps, the admin API and
+        the codecs that carry an end date all ask here.
+        """
+        durations = [d for d in (self.rental_duration, self.license_duration) if d]
+        return license_start + min(durations) if durations else None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from license_server.core.model import (
     Grant,
@@ -21,7 +22,7 @@ from license_server.core.model import (
     VerifiedDevice,
 )
 from license_server.errors import DrmError, ErrorCode
-from license_server.keyring import Title
+from license_server.keyring import Title, TrackEntry
 
 DAY = 86400
 HOUR = 3600
@@ -71,7 +72,7 @@ class PolicyOverrides:
     dialect_track_requirements: tuple[tuple[Track, TrackRequirement], ...] | None = None
 
     def apply(self, policy: LicensePolicy) -> LicensePolicy:
-        changes = {
+        changes: dict[str, Any] = {
             name: value
             for name, value in (
                 ("rental_duration", self.rental_duration),
@@ -147,7 +148,7 @@ def decide(
     )
 
 
-def _requested_tracks(challenge: LicenseChallenge, title: Title):
+def _requested_tracks(challenge: LicenseChallenge, title: Title) -> tuple[TrackEntry, ...]:
     if not challenge.key_ids:
         return title.tracks
     entries = []

@@ -1,15 +1,23 @@
-"""The neutral pipeline every dialect walks: verify, decide, build, record.
+"""The neutral pipeline every dialect walks: verify, decide, encode, record.
 
 Dialect handlers parse bytes into a :class:`LicenseChallenge`, call
-:meth:`LicenseService.acquire` with a ``build`` callback that encodes a
-:class:`Grant` into their wire format, and write the returned bytes. Refusals
-are raised as :class:`DrmError` and audited here, once.
+:meth:`LicenseService.acquire` with a ``build`` function (their codec's encoder
+for a :class:`Grant`), and write the returned bytes. The service decides, lets
+the codec encode, then records the grant with *one* port call (replay key,
+single-use token and caps decided inside that transaction); the bytes are
+returned only once the record is durable. Renewals and releases take a
+``verify`` function too: the codec's check that the request is signed by the
+license holder. Device reports and downloads go through here as well.
+Refusals are raised as :class:`DrmError` and audited here, once.
+
+Storage is the core's port (:class:`~license_server.core.ports.LicenseRepository`).
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
+from dataclasses import dataclass
+from enum import Enum
 from typing import Callable
 
 from license_server import crypto
@@ -21,11 +29,11 @@ from license_server.core import lifecycle
 from license_server.core.lifecycle import Event, State
 from license_server.core.model import Grant, LicenseChallenge, LicenseKind, LicensePolicy, VerifiedDevice
 from license_server.core.policy import PolicyOverrides
+from license_server.core.ports import DownloadRecord, Holder, LicenseRecord, LicenseRepository, TokenSpend
 from license_server.errors import DrmError, ErrorCode
 from license_server.keyring import Keyring, Title
 from license_server.revocations import RevocationFile
 from license_server.rights import RightsBook
-from license_server.store import Holder, LicenseRecord, Store
 from license_server.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -33,17 +41,36 @@ log = logging.getLogger(__name__)
 # A build callback returns the wire bytes and the secrets to keep with the
 # license (e.g. the MAC keys that later verify renewals and releases).
 BuildLicense = Callable[[Grant], tuple[bytes, dict[str, str]]]
+VerifyHolder = Callable[[LicenseRecord], None]
 UNAUDITED = {ErrorCode.MALFORMED_CHALLENGE, ErrorCode.CHALLENGE_TOO_LARGE, ErrorCode.INVALID_POLICY_OVERRIDE}
 
 
 def attestation_rules(keyring: Keyring, *, allow_compromised: bool = False) -> AttestationRules:
+    """Genuine apps and every model any dialect's PKI certifies (see :meth:`Keyring.attestation_models`)."""
     return AttestationRules(
         genuine_apps=tuple(GenuineApp(package, digest) for package, digest in keyring.genuine_apps),
         allow_compromised=allow_compromised,
-        models={
-            m.system_id: ModelInfo(m.name, m.system_id, m.security_level) for m in keyring.models.values()
-        },
+        models={system_id: ModelInfo(name, system_id, level)
+                for name, system_id, level in keyring.attestation_models()},
     )
+
+
+class ReportKind(str, Enum):
+    """A device's signed report about a license it holds (the audit event it records)."""
+
+    ACKNOWLEDGE = "acknowledged"  # the device stored the license
+    SECURE_STOP = "secure_stop"  # playback of a non-persistent license ended
+    SECURE_DELETE = "secure_delete"  # a persistent license was destroyed
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """A report, in neutral terms; the dialect's ``verify`` authenticates it against the license."""
+
+    kind: ReportKind
+    report_key: str  # unique per report (its nonce): a second copy is a replay
+    playback: tuple[int, int] | None = None  # Secure Stop: first and last play time
+    storage_result: int = 0  # Acknowledge: the device's storage result code
 
 
 class LicenseService:
@@ -53,7 +80,7 @@ class LicenseService:
         self,
         *,
         keyring: Keyring,
-        store: Store,
+        store: LicenseRepository,
         clock: Clock,
         revocations: RevocationFile,
         rules: AttestationRules,
@@ -111,13 +138,12 @@ class LicenseService:
             attestation.check_key_ids(tuple(key.kid for key in grant.keys), self.revocations.current())
             body, secrets = build(grant)
             request_key = f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
-            check = None
+            caps = None
             if grant.kind is LicenseKind.PERSISTENT and device is not None:
-                limits = entitlements.usage_rules(rights, entitlement, device.device_id)
-                check = partial(entitlements.check_usage, limits, now=now)
+                caps = entitlements.usage_rules(rights, entitlement, device.device_id)
             holder = Holder(entitlement.account, entitlement.tier, entitlement.jti, entitlement.expires_at)
             self.store.record_grant(grant, system=challenge.system, request_key=request_key, secrets=secrets, now=now,
-                                    holder=holder, check_usage=check)
+                                    holder=holder, caps=caps)
         except DrmError as error:
             self.refused(error, challenge, device_id=device.device_id if device else None, now=now)
             raise
@@ -128,7 +154,7 @@ class LicenseService:
         )
         return body
 
-    def renew(self, challenge: LicenseChallenge, *, verify: Callable[[LicenseRecord], None],
+    def renew(self, challenge: LicenseChallenge, *, verify: VerifyHolder,
               build: Callable[[Grant], bytes], in_use: bool = False, access: Access = Access()) -> bytes:
         """A RENEWAL: a new license version that restarts the license clock, no new keys."""
         now = self.clock.now()
@@ -136,14 +162,14 @@ class LicenseService:
             entitlement = self.entitlement(access, now)
             record, state = self._existing(challenge, verify, now)
             self._check_renewal_entitlement(entitlement, record)
-            if not record.policy.get("can_renew"):
+            if not record.policy.can_renew:
                 raise DrmError(ErrorCode.RENEWAL_NOT_ALLOWED, "the license policy does not allow renewal")
             if in_use:
                 state = lifecycle.transition(state, Event.USE)
             state = lifecycle.transition(state, Event.RENEW)
             grant = Grant(
                 license_id=record.license_id, content_id=record.content_id, kind=LicenseKind(record.kind), keys=(),
-                policy=LicensePolicy(**record.policy), issued_at=now, device=None, version=record.version + 1,
+                policy=record.policy, issued_at=now, device=None, version=record.version + 1,
             )
             body = build(grant)
             self.store.record_lifecycle(
@@ -157,7 +183,7 @@ class LicenseService:
         log.info("renewed %s license %s to version %d", challenge.system, record.license_id, grant.version)
         return body
 
-    def release(self, challenge: LicenseChallenge, *, verify: Callable[[LicenseRecord], None],
+    def release(self, challenge: LicenseChallenge, *, verify: VerifyHolder,
                 build: Callable[[Grant], bytes]) -> bytes:
         """A RELEASE (the record of a license's destruction): idempotent acknowledgement."""
         now = self.clock.now()
@@ -178,6 +204,76 @@ class LicenseService:
                  record.license_id)
         return body
 
+    def report(self, challenge: LicenseChallenge, report: DeviceReport, *, verify: VerifyHolder) -> str:
+        """A device's signed report on a license; returns the status to answer.
+
+        ``acknowledged``, ``recorded`` (Secure Stop; a resent report with a new nonce is
+        acknowledged without counting the playback twice), ``released`` or
+        ``already-released`` (Secure Delete, idempotent). A report whose key was seen is
+        refused as replayed (the store holds the key).
+        """
+        now = self.clock.now()
+        try:
+            if report.kind is ReportKind.SECURE_DELETE:
+                return self._secure_delete(challenge, verify, now)
+            record = self._lookup(challenge, verify, now)
+            if report.kind is ReportKind.SECURE_STOP:
+                if record.kind != LicenseKind.TEMPORARY.value:
+                    raise DrmError(ErrorCode.UNSUPPORTED_REQUEST,
+                                   "Secure Stop reports non-persistent licenses; use Secure Delete for persistent ones")
+                start, stop = report.playback or (0, 0)
+                played = f"played {start}..{stop}"
+                self.store.record_report(record.license_id, system=challenge.system, event=report.kind.value,
+                                         report_key=report.report_key, now=now, once_key=played, first_used_at=start,
+                                         message=f"{played} ({stop - start} s); report {report.report_key}")
+                return "recorded"
+            self.store.record_report(record.license_id, system=challenge.system, event=report.kind.value,
+                                     report_key=report.report_key, now=now,
+                                     message=f"storage result 0x{report.storage_result:08x}; "
+                                             f"report {report.report_key}")
+            return "acknowledged"
+        except DrmError as error:
+            self.refused(error, challenge, device_id=None, now=now)
+            raise
+
+    def _secure_delete(self, challenge: LicenseChallenge, verify: VerifyHolder, now: int) -> str:
+        def persistent_only(record: LicenseRecord) -> None:
+            if record.kind != LicenseKind.PERSISTENT.value:
+                raise DrmError(ErrorCode.UNSUPPORTED_REQUEST, "Secure Delete reports persistent licenses only")
+            verify(record)
+
+        record, state = self._existing(challenge, persistent_only, now)
+        lifecycle.transition(state, Event.RELEASE)
+        first = self.store.mark_released(record.license_id, now=now, system=challenge.system,
+                                         reason="release acknowledged")
+        log.info("secure delete of %s license %s%s", challenge.system, record.license_id, "" if first else " (again)")
+        return "released" if first else "already-released"
+
+    def verify_device(self, challenge: LicenseChallenge, trust: TrustAnchor) -> VerifiedDevice:
+        """Attest a device without issuing anything (e.g. a client-info query); refusals are audited."""
+        now = self.clock.now()
+        try:
+            return attestation.verify(challenge, trust=trust, rules=self.rules,
+                                      revocations=self.revocations.current(), now=now)
+        except DrmError as error:
+            self.refused(error, challenge, device_id=None, now=now)
+            raise
+
+    def release_key_ids(self, system: str, kids: tuple[bytes, ...]) -> list[str]:
+        """Release the licenses holding ``kids`` (Clear Key names licenses by key id); unknown kids are refused."""
+        unknown = [kid.hex() for kid in kids if self.keyring.catalog.title_for_kid(kid) is None]
+        if unknown:
+            raise DrmError(ErrorCode.KEY_NOT_FOUND, f"key id {', '.join(unknown)} is not in the catalog")
+        return self.store.release_by_key_ids(list(kids), system=system, now=self.clock.now())
+
+    def record_download(self, download: DownloadRecord, entitlement: Entitlement) -> None:
+        """Record an authorized download; a single-use token may pay for the download of its own license only."""
+        token = None
+        if entitlement.jti is not None:
+            token = TokenSpend(entitlement.jti, entitlement.expires_at or download.authorized_at,
+                               download.license_id, same_license_ok=True)
+        self.store.record_download(download, token=token)
+
     def _check_renewal_entitlement(self, entitlement: Entitlement, record: LicenseRecord) -> None:
         """A token presented for a renewal must cover the license's title and account.
 
@@ -194,15 +290,19 @@ class LicenseService:
             if spent_on is not None and spent_on != record.license_id:
                 raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was used for another license")
 
-    def _existing(self, challenge: LicenseChallenge, verify: Callable[[LicenseRecord], None],
-                  now: int) -> tuple[LicenseRecord, State]:
-        """Look up, authenticate and bring up to date the license a request refers to."""
+    def _lookup(self, challenge: LicenseChallenge, verify: VerifyHolder, now: int) -> LicenseRecord:
+        """Look up and authenticate the license a request refers to (no writes)."""
         record = self.store.license(challenge.existing_license_id or "")
         if record is None or record.system != challenge.system:
             raise DrmError(ErrorCode.LICENSE_NOT_FOUND, "no such license was issued by this server")
         verify(record)
         if abs(now - challenge.request_time) > self.rules.freshness_window:
             raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "request time outside the freshness window")
+        return record
+
+    def _existing(self, challenge: LicenseChallenge, verify: VerifyHolder, now: int) -> tuple[LicenseRecord, State]:
+        """:meth:`_lookup`, then record the time-driven expiry if it is due (one port call)."""
+        record = self._lookup(challenge, verify, now)
         state = lifecycle.current_state(State(record.state), record.policy, record.license_start, now)
         if state.value != record.state:
             self.store.record_lifecycle(record.license_id, event="expire", state=state.value, now=now,

@@ -26,7 +26,7 @@ from license_server.handlers.admin_common import body_model, reply
 from license_server.handlers.admin_licenses import summary
 from license_server.http import CLOCK, KEYRING, SERVICE, STORE
 from license_server.keyring import Keyring
-from license_server.revocations import RevocationFile, note_key
+from license_server.revocations import RevocationFile, note_key, revocation_target, stored_as
 
 log = logging.getLogger(__name__)
 
@@ -90,50 +90,18 @@ async def list_revocations(request: web.Request) -> web.Response:
     return _revocation_list(request)
 
 
-def _target(kind: str, value: str, keyring: Keyring) -> dict[str, Any]:
-    """Keyword arguments for RevocationFile.revoke/unrevoke from a kind and a value."""
-    try:
-        if kind == "device":
-            if not value or len(value) > 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
-                raise ValueError("a device id is hex")
-            return {"device_id": value.lower()}
-        if kind == "system_id":
-            return {"system_id": int(value)}
-        if kind == "key_id":
-            kid = bytes.fromhex(value)
-            if len(kid) != 16:
-                raise ValueError("a key id is 16 bytes")
-            return {"key_id": kid}
-    except ValueError as exc:
-        raise DrmError(ErrorCode.ADMIN_REQUEST_INVALID, f"bad {kind} {value[:80]!r}: {exc}") from exc
-    model = keyring.models.get(value)
-    if model is None:
-        known = ", ".join(keyring.models)
-        raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no device model {value[:80]!r} (known: {known})")
-    return {"system_id": model.system_id}
-
-
 async def revoke(request: web.Request) -> web.Response:
     wanted = await body_model(request, RevocationRequest)
     keyring, revocations = request.app[KEYRING], request.app[SERVICE].revocations
     kind, value = next((kind, str(getattr(wanted, field))) for kind, field in REQUEST_FIELDS.items()
                        if getattr(wanted, field) is not None)
-    target = _target(kind, value, keyring)
+    target = revocation_target(kind, value, keyring)
     _document(revocations)  # refuse before writing if the file is unreadable
     revocations.revoke(**target, reason=wanted.reason, now=request.app[CLOCK].now())
     log.info("admin: revoked %s %s", kind, value)
-    stored = _stored_as(target)
+    stored = stored_as(target)
     entry = next(e for e in _entries(_document(revocations), keyring) if (e.kind, e.value) == stored)
     return reply(entry, status=201)
-
-
-def _stored_as(target: dict[str, Any]) -> tuple[str, str]:
-    """(kind, value) of the file entry a revoke/unrevoke target names."""
-    if "device_id" in target:
-        return "device", target["device_id"]
-    if "system_id" in target:
-        return "system_id", str(target["system_id"])
-    return "key_id", target["key_id"].hex()
 
 
 async def unrevoke(request: web.Request) -> web.Response:
@@ -142,7 +110,7 @@ async def unrevoke(request: web.Request) -> web.Response:
         raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no revocation kind {kind[:40]!r} (use {', '.join(KINDS)})")
     revocations = request.app[SERVICE].revocations
     _document(revocations)
-    if not revocations.unrevoke(**_target(kind, value, request.app[KEYRING])):
+    if not revocations.unrevoke(**revocation_target(kind, value, request.app[KEYRING])):
         raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"{kind} {value[:80]!r} is not revoked")
     log.info("admin: un-revoked %s %s", kind, value)
     return _revocation_list(request)

@@ -15,11 +15,12 @@ from aiohttp import web
 from license_server.admin_models import (
     AuditEntry, ForceExpire, LicenseDetail, LicenseList, LicenseQuery, LicenseSummary,
 )
-from license_server.core.lifecycle import Event, State, current_state, deadline, transition
+from license_server.core.lifecycle import Event, State, current_state, transition
+from license_server.core.ports import LicenseRecord
 from license_server.errors import DrmError, ErrorCode
 from license_server.handlers.admin_common import body_model, query_model, reply
 from license_server.http import CLOCK, STORE
-from license_server.store import LicenseRecord, Store
+from license_server.store import Store
 
 
 def summary(record: LicenseRecord, now: int) -> LicenseSummary:
@@ -31,13 +32,13 @@ def summary(record: LicenseRecord, now: int) -> LicenseSummary:
         state=state.value, stored_state=record.state, version=record.version, kids=record.kids,
         tracks=record.tracks, issued_at=record.issued_at, updated_at=record.updated_at,
         license_start=record.license_start, first_used_at=record.first_used_at, released_at=record.released_at,
-        expires_at=deadline(record.policy, record.license_start),
+        expires_at=record.deadline(),
     )
 
 
 def detail(store: Store, record: LicenseRecord, now: int) -> LicenseDetail:
     audit = [AuditEntry(**row) for row in store.audit_trail(license_id=record.license_id, limit=200)]
-    return LicenseDetail(**summary(record, now).model_dump(), policy=record.policy, audit=audit)
+    return LicenseDetail(**summary(record, now).model_dump(), policy=record.policy.as_dict(), audit=audit)
 
 
 def _record(store: Store, license_id: str) -> LicenseRecord:

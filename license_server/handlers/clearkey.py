@@ -16,9 +16,9 @@ from aiohttp import web
 
 from license_server import crypto
 from license_server.core.model import Grant
-from license_server.core.overrides import overrides_from_query
-from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
-from license_server.http import CLOCK, KEYRING, SERVICE, STORE, access_of, error_renderer, json_error, read_body
+from license_server.protocols.cfg import parse_overrides
+from license_server.errors import ERROR_CODE_HEADER, DrmError
+from license_server.http import CLOCK, SERVICE, access_of, error_renderer, json_error, read_body
 from license_server.protocols import clearkey
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ async def license_exchange(request: web.Request) -> web.Response:
     # ?cfg=(...) as for every dialect: it changes what the policy engine decides and
     # records (e.g. persist:true applies the download rules); a JWK set carries no
     # durations, so the CDM enforces none of them.
-    overrides = overrides_from_query(request.query)
+    overrides = parse_overrides(request.query)
     challenge = clearkey.to_challenge(
         message, request_id=crypto.random_bytes(16), request_time=request.app[CLOCK].now()
     )
@@ -78,11 +78,7 @@ async def license_exchange(request: web.Request) -> web.Response:
 
 
 def _release(request: web.Request, message: clearkey.ReleaseRequest) -> web.Response:
-    catalog = request.app[KEYRING].catalog
-    unknown = [kid.hex() for kid in message.kids if catalog.title_for_kid(kid) is None]
-    if unknown:
-        raise DrmError(ErrorCode.KEY_NOT_FOUND, f"key id {', '.join(unknown)} is not in the catalog")
-    released = request.app[STORE].record_clearkey_release(list(message.kids), now=request.app[CLOCK].now())
+    released = request.app[SERVICE].release_key_ids(clearkey.SYSTEM, tuple(message.kids))
     log.info("clearkey release of %d key id(s): %d license(s) marked released", len(message.kids), len(released))
     return web.Response(body=clearkey.build_release_ack(message.kids), content_type=CONTENT_TYPE, headers=CORS_HEADERS)
 

@@ -17,16 +17,24 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from license_server import crypto, presign
+from license_server.core import entitlements
+from license_server.core.model import LicenseKind
+from license_server.core.ports import DownloadRecord
 from license_server.downloads import (
-    DownloadAnswer, DownloadFile, DownloadRendition, DownloadRequest, check_account, check_device, check_license,
-    check_tier, estimate, resolve_downloader, rung_files,
+    DownloadAnswer,
+    DownloadFile,
+    DownloadRendition,
+    DownloadRequest,
+    check_account,
+    check_device,
+    check_license,
+    check_tier,
+    estimate,
+    resolve_downloader,
+    rung_files,
 )
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
-from license_server.core import entitlements
-from license_server.core.entitlements import Entitlement
-from license_server.core.model import LicenseKind
-from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, access_of, read_body
-from license_server.store import Store
+from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, access_of, read_body
 from license_server.media_library import MediaLibrary, UrlSigningKey
 
 log = logging.getLogger(__name__)
@@ -47,8 +55,9 @@ async def authorize_download(request: web.Request) -> web.Response:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()[:5])
         raise malformed(f"not a valid download request (check: {fields})") from exc
     app = request.app
-    store, keyring, library, now = app[STORE], app[KEYRING], app[LIBRARY], app[CLOCK].now()
+    keyring, library, now = app[KEYRING], app[LIBRARY], app[CLOCK].now()
     service, access = app[SERVICE], access_of(request)
+    store = service.store
     try:
         entitlement = service.entitlement(access, now)
         title = keyring.catalog.title(wanted.content_id)
@@ -65,46 +74,36 @@ async def authorize_download(request: web.Request) -> web.Response:
         record = store.license(wanted.license_id)
         check_account(record, downloader, entitlement)
         check_license(record, device_id=wanted.device_id, content_id=wanted.content_id, now=now)
-        if entitlement.jti is not None:
-            spend_on_license(store, entitlement, wanted.license_id, now)
         package = library.package(wanted.content_id, wanted.scheme)
         renditions, files = rung_files(package, wanted.quality)
         sizes = {path: library.file_size(wanted.content_id, wanted.scheme, path) for path, _ in files}
+        expires_at = now + app[SETTINGS].media_url_ttl
+        secret = app[SIGNING_KEY].secret()
+        base = f"{MEDIA_PREFIX}{wanted.content_id}/{wanted.scheme}/"
+        total, per_hour = estimate(renditions, sizes)
+        answer = DownloadAnswer(
+            download_id=crypto.random_bytes(12).hex(), content_id=wanted.content_id, quality=wanted.quality,
+            scheme=wanted.scheme, expires_at=expires_at, estimated_bytes=total, bytes_per_hour=per_hour,
+            files=[DownloadFile(path=path, url=presign.sign(secret, base + path, expires_at).url, size=sizes[path],
+                                track=track) for path, track in files],
+            renditions=[DownloadRendition(track=r.track, kid=r.kid.lower(), kids=[k.lower() for k in r.kids],
+                                          bandwidth=r.bandwidth, duration=r.duration, init=r.init,
+                                          segments=r.segments) for r in renditions],
+        )
+        # One transaction: the download, its audit entry and the single-use token check.
+        service.record_download(DownloadRecord(
+            download_id=answer.download_id, device_id=wanted.device_id, content_id=wanted.content_id,
+            license_id=wanted.license_id, account=downloader.account, tier=downloader.tier, quality=wanted.quality,
+            scheme=wanted.scheme, files=len(files), total_bytes=total, authorized_at=now, expires_at=expires_at,
+        ), entitlement)
     except DrmError as error:
         log.info("refused download of %s to %s: %s", wanted.content_id, wanted.device_id, error.code.value)
         store.record_refusal(error, system="media", device_id=wanted.device_id, content_id=wanted.content_id,
                              license_id=wanted.license_id, now=now)
         raise
-    expires_at = now + app[SETTINGS].media_url_ttl
-    secret = app[SIGNING_KEY].secret()
-    base = f"{MEDIA_PREFIX}{wanted.content_id}/{wanted.scheme}/"
-    total, per_hour = estimate(renditions, sizes)
-    answer = DownloadAnswer(
-        download_id=crypto.random_bytes(12).hex(), content_id=wanted.content_id, quality=wanted.quality,
-        scheme=wanted.scheme, expires_at=expires_at, estimated_bytes=total, bytes_per_hour=per_hour,
-        files=[DownloadFile(path=path, url=presign.sign(secret, base + path, expires_at).url, size=sizes[path],
-                            track=track) for path, track in files],
-        renditions=[DownloadRendition(track=r.track, kid=r.kid.lower(), kids=[k.lower() for k in r.kids],
-                                      bandwidth=r.bandwidth, duration=r.duration, init=r.init, segments=r.segments)
-                    for r in renditions],
-    )
-    store.record_download(download_id=answer.download_id, device_id=wanted.device_id, content_id=wanted.content_id,
-                          license_id=wanted.license_id, account=downloader.account, tier=downloader.tier,
-                          quality=wanted.quality, scheme=wanted.scheme, files=len(files), total_bytes=total,
-                          now=now, expires_at=expires_at)
     log.info("authorized download %s: %s %s %s, %d files, %d bytes, to %s", answer.download_id, wanted.content_id,
              wanted.quality, wanted.scheme, len(files), total, wanted.device_id)
     return web.json_response(answer.model_dump(), headers={"Cache-Control": "no-store"})
-
-
-def spend_on_license(store: Store, entitlement: Entitlement, license_id: str, now: int) -> None:
-    """A single-use token may authorize the download of the license it bought, nothing else."""
-    assert entitlement.jti is not None
-    spent_on = store.token_spent_on(entitlement.jti)
-    if spent_on is None:
-        store.spend_token(entitlement.jti, expires_at=entitlement.expires_at or now, now=now, purpose=license_id)
-    elif spent_on != license_id:
-        raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was used for another license")
 
 
 async def media_file(request: web.Request) -> web.StreamResponse:

@@ -10,12 +10,12 @@ from aiohttp import web
 
 from license_server import crypto
 from license_server.core.model import Grant, RequestKind
-from license_server.core.overrides import overrides_from_query
+from license_server.protocols.cfg import parse_overrides
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
 from license_server.protocols.widevine import codec
 from license_server.protocols.widevine.trust import WidevineTrust
-from license_server.store import LicenseRecord
+from license_server.core.ports import LicenseRecord
 
 TRUST = web.AppKey("widevine_trust", WidevineTrust)
 CONTENT_TYPE = "application/octet-stream"
@@ -39,7 +39,7 @@ async def license_exchange(request: web.Request) -> web.Response:
         return _reply(codec.build_service_certificate(keyring.service_certificate))
     parsed = codec.parse_license_request(body, service_key_pem=keyring.service_key_pem)
     challenge = parsed.challenge
-    overrides = overrides_from_query(request.query)
+    overrides = parse_overrides(request.query)
 
     if challenge.kind is RequestKind.NEW:
         def build_new(grant: Grant) -> tuple[bytes, dict[str, str]]:

@@ -1,16 +1,11 @@
-"""Protocol facts shared by every dialect (sans-I/O)."""
+"""Protocol facts shared by every dialect (sans-I/O).
+
+The attestation nonce rule belongs to the core (:mod:`license_server.core.attestation`);
+it is re-exported here for the codecs and the device's CDMs.
+"""
 
 from __future__ import annotations
 
-import hashlib
+from license_server.core.attestation import ATTESTATION_NONCE_LABEL, attestation_nonce
 
-ATTESTATION_NONCE_LABEL = b"drm-license-emulator attestation nonce v1|"
-
-
-def attestation_nonce(request_id: bytes) -> bytes:
-    """The nonce that binds attestation evidence to exactly one challenge.
-
-    Evidence whose nonce is not this value for the challenge's request id was
-    produced for another request and is refused as replayed.
-    """
-    return hashlib.sha256(ATTESTATION_NONCE_LABEL + request_id).digest()[:16]
+__all__ = ["ATTESTATION_NONCE_LABEL", "attestation_nonce"]
