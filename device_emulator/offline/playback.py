@@ -13,17 +13,23 @@ ever exists in a temporary directory for the decoder and is deleted at once.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
-
-from license_server.crypto.cenc import ProtectedSample
+from typing import Any
 
 from device_emulator.device import Device
 from device_emulator.downloader import load_manifest, media_root
-from device_emulator.media import Decryptor, MediaError, WrongKeyError, decode_frames, decrypt_rendition
+from device_emulator.media import (
+    Decryptor,
+    MediaError,
+    WrongKeyError,
+    decode_frames,
+    decrypt_rendition,
+)
 from device_emulator.offline import OfflineLicense
 from device_emulator.tee import TeeError
+from license_server.crypto.cenc import ProtectedSample
 
 
 class PlaybackFailure(Exception):

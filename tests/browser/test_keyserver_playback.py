@@ -11,7 +11,6 @@ import json
 import os
 
 import pytest
-
 from conftest import run_cli
 
 pytestmark = pytest.mark.skipif(os.environ.get("DRM_SKIP_BROWSER") == "1", reason="DRM_SKIP_BROWSER=1")
