@@ -10,8 +10,9 @@ the emulated device made of it.
 from __future__ import annotations
 
 from license_server.core.model import Hdcp, LicenseKind
+from license_server.protocols.widevine import codec
 from license_server.protocols.widevine import license_protocol_pb2 as pb
-from device_emulator.cdm.widevine import WidevineCdm
+from device_emulator.cdm.widevine import PendingRequest, WidevineCdm
 from device_emulator.errors import CdmError
 from conformance.catalog import CLEARKEY_NO_IDENTITY, Context, Outcome, check
 from conformance.widevine_support import CONTENT, exchange, key_table, make_device, post_raw
@@ -178,3 +179,65 @@ def modified_license_rejected(ctx: Context) -> Outcome:
     device.tee.close(loaded.handle)
     evidence["device"] = {"expected": "LICENSE_TAMPERED", "observed": "loaded"}
     return Outcome.failed("the device loaded a license modified in transit", **evidence)
+
+# ------------------------------------------------------------ unattested platforms
+
+NO_UNATTESTED = {
+    "clearkey": CLEARKEY_NO_IDENTITY,
+    "fairplay": "our FairPlay-style SPC always carries attestation evidence; an SPC without it is refused "
+                "(ATTESTATION_INVALID), so there is no unattested platform to serve",
+    "playready": "our PlayReady-style challenge always carries attestation evidence; one without it is refused "
+                 "(ATTESTATION_INVALID), so there is no unattested platform to serve",
+}
+
+
+def _unattested_challenge(device, kind: LicenseKind) -> PendingRequest:
+    """The device's challenge with its evidence removed and signed again: what a stock CDM (or a rooted device
+    that omits its evidence) sends."""
+    honest = WidevineCdm(device).build_challenge(CONTENT, kind, privacy=False)
+    request = pb.LicenseRequest.FromString(honest.request_msg)
+    request.client_id.ClearField("attestation")
+    msg = request.SerializeToString()
+    return PendingRequest(codec.sign_message(msg, device.tee.sign(msg)), msg, honest.request_id, kind, CONTENT)
+
+
+@check("ATT-011", "An unattested client gets no hardware-level keys and no persistent license", systems=WV,
+       severity="critical", reference=ref.cite(ref.WIDEVINE + " (PLATFORM_UNVERIFIED)",
+                          ref.THIRD_PARTY_CDMS + ", What an unattested client gets, and why"),
+       not_applicable=NO_UNATTESTED,
+       description="An L1 device's correctly signed challenge without attestation evidence (a stock CDM, or a "
+                   "rooted device omitting it): a streaming license, if any, holds software-level keys only and "
+                   "cannot persist, and is not HARDWARE_VERIFIED; a persistent request is refused.")
+def unattested_software_only(ctx: Context) -> Outcome:
+    """Without evidence an L1 certificate earns nothing hardware-level: no HD/UHD keys, no persistent license."""
+    device = make_device(ctx, "L1")
+    cdm = WidevineCdm(device)
+    pending = _unattested_challenge(device, TEMPORARY)
+    reply, evidence = post_raw(ctx, pending.body, "L1 device's signed challenge without attestation evidence")
+    evidence["expected"] = {"streaming": "software-level keys only (or 403 ATTESTATION_REQUIRED), not persistable",
+                            "persistent": "refused (403)"}
+    if reply.status == 200:
+        try:
+            loaded = cdm.process_license(pending, reply.body)
+        except CdmError as exc:
+            return Outcome.failed(f"the device rejected the license ({exc.code})", **evidence)
+        keys = key_table(device, loaded)
+        evidence["observed"] = {"keys": keys, "can_persist": loaded.license.policy.can_persist,
+                                "platform_verification": loaded.platform_verification}
+        device.tee.close(loaded.handle)
+        hardware = [k["track"] for k in keys if KC.SecurityLevel.Value(k["robustness"]) > KC.SW_SECURE_CRYPTO]
+        if hardware:
+            return Outcome.failed(f"the unattested client got hardware-level keys: {hardware}", **evidence)
+        if loaded.license.policy.can_persist:
+            return Outcome.failed("the unattested client's license may be persisted", **evidence)
+        if loaded.platform_verification == "HARDWARE_VERIFIED":
+            return Outcome.failed("the unattested client was classified HARDWARE_VERIFIED", **evidence)
+    elif not (reply.status == 403 and reply.error_code == "ATTESTATION_REQUIRED"):
+        return Outcome.failed(f"the streaming request answered {reply.status} {reply.error_code}", **evidence)
+    offline = _unattested_challenge(device, PERSISTENT)
+    second, evidence["persistent"] = post_raw(ctx, offline.body, "the same device, persistent, without evidence")
+    if second.status == 200:
+        return Outcome.failed("the unattested client got a persistent license", **evidence)
+    if second.status != 403:
+        return Outcome.failed(f"the persistent request answered {second.status} {second.error_code}", **evidence)
+    return Outcome.passed(f"software-level keys only; persistent refused ({second.error_code})", **evidence)

@@ -33,6 +33,7 @@ FAIRPLAY_DOC = "docs/fairplay.md"
 PLAYREADY_DOC = "docs/playready.md"
 CONFORMANCE_ROBUSTNESS = "docs/conformance.md, Robustness vectors"
 ERROR_CODES = "README.md, Error codes"
+THIRD_PARTY_CDMS = "docs/third-party-cdms.md"
 
 
 def cite(*parts: str) -> str:

@@ -212,5 +212,13 @@ from device_emulator import cli_offline  # noqa: E402 - registers play/status/cl
 
 cli_offline.register(main)
 
+from device_emulator import cli_interop  # noqa: E402 - registers export and pssh
+
+cli_interop.register(main)
+
+from device_emulator import bench_decrypt  # noqa: E402 - registers bench-decrypt
+
+bench_decrypt.register(main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -3,7 +3,9 @@
 Layout of a device directory::
 
     device.json        this record (format_version 1)
-    certificate.bin    SignedDrmCertificate chain: device <- model <- root
+    certificate.bin    SignedDrmCertificate chain: device <- model <- root; the leaf
+                       carries the model's system_id, as real device certificates do
+                       (devices made before that still work here, but cannot be exported)
     trust/root.bin     the emulated root the device trusts (service certificates)
     tee/               L1: sealed device key and hardware-unique key
     keystore/          L3: software keystore (plain PEM device key)
@@ -91,7 +93,7 @@ class Device:
         model_cert = pb.SignedDrmCertificate.FromString(model.certificate)
         cert = issue_certificate(
             cert_type=CertType.DEVICE, public_key=holder.public_key, serial_number=serial,
-            issuer_key_pem=model.key_pem, issuer=model_cert, created=clock.now(),
+            issuer_key_pem=model.key_pem, issuer=model_cert, system_id=model.system_id, created=clock.now(),
         )
         (directory / "certificate.bin").write_bytes(cert.SerializeToString())
         (directory / "trust").mkdir(exist_ok=True)

@@ -70,6 +70,14 @@ class _KeyHolder:
         """RSA-PSS signature of a license request with the device key."""
         return crypto.rsa_pss_sign(self.__key_pem, payload)
 
+    def export_device_key(self) -> bytes:
+        """The device private key (PKCS#1 DER) for a device file another CDM loads (``device-emulator export``).
+
+        The one way the key leaves: on L1 it takes the key out of the emulated TEE, and the caller
+        must say so to the user (the export command warns).
+        """
+        return crypto.private_key_pkcs1_der(self.__key_pem)
+
     def load_license(self, request_msg: bytes, wrapped_session_key: bytes, license_msg: bytes,
                      signature: bytes) -> tuple[int, pb.License]:
         """Unwrap, verify and load a license; return a session handle and the license.

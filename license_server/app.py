@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from aiohttp import web
 
 from license_server import derived_keys
 from license_server.clock import Clock
 from license_server.core.service import LicenseService, attestation_rules
-from license_server.dialects import REGISTRY
+from license_server.dialects import REGISTRY, unattested_systems
 from license_server.handlers import admin, health, keyserver
 from license_server.handlers import media as media_origin
 from license_server.http import (
@@ -60,7 +61,8 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
         store=store,
         clock=clock,
         revocations=RevocationFile(settings.revocations_path),
-        rules=attestation_rules(keyring, allow_compromised=settings.allow_compromised_devices),
+        rules=replace(attestation_rules(keyring, allow_compromised=settings.allow_compromised_devices),
+                      require_attestation=settings.require_attestation, unattested_systems=unattested_systems()),
         rights=RightsBook(keyring.rights_path, settings.rights_overlay_path),
         tokens=token_verifier(settings, keyring),
         require_token=settings.require_token,

@@ -43,6 +43,9 @@ def main() -> None:
 @click.option("--test-clock", is_flag=True, help="Run on a controlled clock that /admin/clock can move.")
 @click.option("--allow-compromised-devices", is_flag=True,
               help="NEGATIVE TESTING ONLY: serve rooted/tampered devices (software keys only).")
+@click.option("--require-attestation", is_flag=True,
+              help="Refuse challenges without attestation evidence (ATTESTATION_REQUIRED) instead of serving them "
+                   "as unverified, software-only platforms (e.g. stock Widevine CDMs).")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.option("--media-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
@@ -67,7 +70,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
           allow_compromised_devices: bool, log_level: str, media_dir: Path | None = None,
           admin_token: str | None = None, admin_remote: bool = False, require_token: bool = False,
           token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
-          token_leeway: int = 30, workers: int = 1) -> None:
+          token_leeway: int = 30, workers: int = 1, require_attestation: bool = False) -> None:
     """Run the license server with its embedded SQLite store."""
     from license_server import workers as serving
     from license_server.app import create_app
@@ -84,6 +87,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     settings.require_token, settings.token_jwks, settings.token_leeway = require_token, token_jwks, token_leeway
     settings.token_audience, settings.token_issuer = token_audience, token_issuer
     settings.workers = workers
+    settings.require_attestation = require_attestation
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keyring = _keyring(settings.keys_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

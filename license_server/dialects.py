@@ -49,6 +49,9 @@ class Dialect:
     """The device's offline-lifecycle adapter."""
     conformance_client: str
     """The conformance suite's license client."""
+    serves_unattested: bool = False
+    """Real clients of the dialect cannot carry our attestation evidence, so a challenge without it is
+    served as an unverified, software-only platform (unless the server requires attestation)."""
 
     def load(self, part: str) -> Any:
         """Import and return one part by its field name, e.g. ``dialect.load("routes")``."""
@@ -70,6 +73,7 @@ WIDEVINE = Dialect(
     device_cdm="device_emulator.cdm.widevine:WidevineCdm",
     offline_adapter="device_emulator.offline.widevine:ADAPTER",
     conformance_client="conformance.dialects:WidevineDialect",
+    serves_unattested=True,  # stock CDMs (e.g. pywidevine) send no evidence
 )
 
 FAIRPLAY = Dialect(
@@ -119,6 +123,11 @@ REGISTRY: tuple[Dialect, ...] = (WIDEVINE, FAIRPLAY, PLAYREADY, CLEARKEY)
 
 BY_NAME: dict[str, Dialect] = {dialect.name: dialect for dialect in REGISTRY}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
+
+
+def unattested_systems() -> frozenset[str]:
+    """Names of the dialects that serve challenges without attestation evidence as unverified platforms."""
+    return frozenset(d.name for d in REGISTRY if d.serves_unattested)
 
 
 def dialect(name: str) -> Dialect:

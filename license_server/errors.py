@@ -39,6 +39,7 @@ class ErrorCode(str, Enum):
     BOOTLOADER_UNLOCKED = ("BOOTLOADER_UNLOCKED", 403, "The device bootloader is unlocked or boot is not verified.")
     APP_NOT_GENUINE = ("APP_NOT_GENUINE", 403, "The app is tampered with or not the genuine, recognized build.")
     ATTESTATION_INVALID = ("ATTESTATION_INVALID", 403, "The attestation evidence is missing, stale or bound to another request.")
+    ATTESTATION_REQUIRED = ("ATTESTATION_REQUIRED", 403, "Attestation evidence is required (serve --require-attestation, cfg attestation:required, a token's require_attestation, or a persistent license) and the challenge carries none.")
     REPLAYED_CHALLENGE = ("REPLAYED_CHALLENGE", 403, "The challenge was already used or is outside the freshness window.")
     # Policy
     SECURITY_LEVEL_TOO_LOW = ("SECURITY_LEVEL_TOO_LOW", 403, "The device's security level or output protection is too low.")

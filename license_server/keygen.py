@@ -54,7 +54,8 @@ What is here:
   `SignedDrmCertificate`, RSA-2048).
 - `widevine/models.json` and `widevine/models/` — device-model intermediates,
   each with a `system_id` and a security level (L1 = emulated TEE, L3 = software),
-  signed by the root. The device emulator provisions devices from them.
+  signed by the root. The device emulator provisions devices from them; each
+  device's leaf certificate carries its model's `system_id` too, as real ones do.
 - `widevine/service.*` — the license server's service certificate and key
   (answers the `08 04` service-certificate request; privacy mode).
 - `fairplay/app.*` — the provider's emulated FairPlay application certificate

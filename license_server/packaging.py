@@ -318,12 +318,16 @@ def _finish(directory: Path, *, content_id: str, scheme: str, kids: dict[Track, 
                 if not found:
                     raise PackagingError(f"the packager wrote no key id for the {track.value} rendition")
                 kids[track] = found
-    if scheme == "cbcs":
-        for track, (kid, *_) in kids.items():
-            playlist = directory / track.value.lower() / "playlist.m3u8"
-            text = signalling.set_fairplay_key_uri(playlist.read_text(encoding="utf-8"),
-                                                   signalling.fairplay_key_uri(kid))
-            playlist.write_text(text, encoding="utf-8")
+    for track, (kid, *_) in kids.items():  # rotation: the HLS key lines name the first period's KID
+        playlist = directory / track.value.lower() / "playlist.m3u8"
+        text = playlist.read_text(encoding="utf-8")
+        if scheme == "cbcs":
+            text = signalling.set_fairplay_key_uri(text, signalling.fairplay_key_uri(kid))
+        try:
+            text = signalling.add_clearkey_key_line(text, kid)
+        except ValueError as exc:
+            raise PackagingError(f"{playlist.relative_to(directory)}: {exc}") from exc
+        playlist.write_text(text, encoding="utf-8")
     renditions = []
     for track, (kid, *rotated) in kids.items():
         fact = facts.get(track.value.lower())

@@ -17,6 +17,10 @@ class Settings(BaseModel):
     allow_compromised_devices: bool = Field(
         False, description="NEGATIVE TESTING ONLY: serve rooted/tampered devices as TAMPERED, SD at most."
     )
+    require_attestation: bool = Field(
+        False, description="Refuse challenges without attestation evidence (ATTESTATION_REQUIRED) instead of serving "
+                           "them as unverified, software-only platforms.",
+    )
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     media_dir: Path | None = Field(
         None, description="Packaged media served by /media (presigned URLs); default: <data_dir>/media."

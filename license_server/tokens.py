@@ -69,6 +69,8 @@ class PolicyClaims(BaseModel):
     renewal_delay: int | None = Field(None, ge=0)
     renewal_retry: int | None = Field(None, ge=0)
     renewal_recovery: int | None = Field(None, ge=0)
+    require_attestation: bool | None = Field(
+        None, description="true: refuse a challenge without attestation evidence (ATTESTATION_REQUIRED).")
 
     _durations = field_validator("rental", "playback", "license", "renewal_delay", "renewal_retry",
                                  "renewal_recovery", mode="before")(duration_seconds)

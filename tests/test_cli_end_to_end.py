@@ -71,7 +71,8 @@ def test_license_url_override_and_raw_challenge(server_process, tmp_path):
 
 
 def test_every_command_has_help():
-    for module, commands in (("device_emulator.cli", ["create", "info", "acquire", "challenge", "licenses"]),
+    device_commands = ["create", "info", "acquire", "challenge", "licenses", "export", "pssh"]
+    for module, commands in (("device_emulator.cli", device_commands),
                              ("license_server.cli", ["serve", "keys", "bench"])):
         top = run_cli("--help", module=module)
         assert top.returncode == 0

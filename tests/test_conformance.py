@@ -189,8 +189,8 @@ def test_systems_and_only_select_dialects_and_checks(tmp_path):
     doc = assert_reports_agree(out)
     statuses = outcomes_json(doc)
     assert {s for _, s in statuses} == {"clearkey"}
-    assert {c for c, _ in statuses} == {f"ATT-{n:03d}" for n in range(1, 11)} | {"LIC-001", "DES-002", "DES-006"}
-    assert {statuses[(f"ATT-{n:03d}", "clearkey")] for n in range(1, 11)} == {"not_applicable"}
+    assert {c for c, _ in statuses} == {f"ATT-{n:03d}" for n in range(1, 12)} | {"LIC-001", "DES-002", "DES-006"}
+    assert {statuses[(f"ATT-{n:03d}", "clearkey")] for n in range(1, 12)} == {"not_applicable"}
     assert all("Clear Key" in r["reason"] for r in doc["results"] if r["id"].startswith("ATT"))
     assert statuses[("LIC-001", "clearkey")] == statuses[("DES-002", "clearkey")] == "passed"
 

@@ -38,7 +38,7 @@ def test_cfg_overrides_parse_every_documented_key():
     assert overrides.persist is True and overrides.rental_duration == 2592000
     assert overrides.playback_duration == 172800 and overrides.can_renew and overrides.renewal_delay == 3600
     assert set(KEYS) >= {"persist", "rental", "playback", "license", "renew", "renewdelay", "renewretry",
-                         "renewrecovery", "grace", "softplayback", "softrental", "persistlevel"}
+                         "renewrecovery", "grace", "softplayback", "softrental", "persistlevel", "attestation"}
 
 
 @pytest.mark.parametrize("cfg, key", [

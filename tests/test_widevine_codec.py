@@ -73,3 +73,55 @@ def test_error_response_carries_real_and_stable_codes():
     assert reply.error_code == "DEVICE_REVOKED" and reply.error_message == "gone"
     err = pb.LicenseError.FromString(pb.SignedMessage.FromString(body).msg)
     assert err.error_code == pb.LicenseError.REVOKED_DRM_DEVICE_CERTIFICATE
+
+
+@pytest.mark.parametrize("code, public", [
+    (ErrorCode.CERTIFICATE_INVALID, pb.LicenseError.INVALID_DRM_DEVICE_CERTIFICATE),
+    (ErrorCode.SIGNATURE_INVALID, pb.LicenseError.INVALID_DRM_DEVICE_CERTIFICATE),
+    (ErrorCode.DEVICE_REVOKED, pb.LicenseError.REVOKED_DRM_DEVICE_CERTIFICATE),
+    (ErrorCode.INTERNAL_ERROR, pb.LicenseError.SERVICE_UNAVAILABLE),
+    (ErrorCode.INJECTED_FAULT, pb.LicenseError.SERVICE_UNAVAILABLE),
+    (ErrorCode.ATTESTATION_REQUIRED, None),
+])
+def test_errors_carry_the_public_license_error_value_where_one_fits(code, public):
+    msg = pb.SignedMessage.FromString(codec.build_error(DrmError(code))).msg
+    err = pb.LicenseError.FromString(msg)
+    assert err.emulator_error_code == code.value
+    if public is None:
+        assert not err.HasField("error_code")
+    else:
+        assert err.error_code == public and msg[:2] == bytes([0x08, public])  # field 1 first: any schema reads it
+
+
+def test_pssh_box_layout():
+    box = codec.pssh_box("demo-movie", (b"\x01" * 16,))
+    assert box[4:8] == b"pssh" and int.from_bytes(box[:4], "big") == len(box) and box[8:12] == b"\x00" * 4
+    assert box[12:28] == codec.SYSTEM_ID
+    data = pb.WidevinePsshData.FromString(box[32:])
+    assert data.content_id == b"demo-movie" and list(data.key_ids) == [b"\x01" * 16]
+
+
+def test_schema_is_namespaced_and_has_no_runtime_version_pin():
+    from pathlib import Path
+
+    assert pb.DESCRIPTOR.name == "drm_license_emulator/widevine/license_protocol.proto"
+    assert pb.DESCRIPTOR.package == "drm_license_emulator.widevine"
+    assert "ValidateProtobufRuntimeVersion" not in Path(pb.__file__).read_text(encoding="utf-8")
+
+
+def test_schema_loads_beside_another_license_protocol_proto():
+    """Another module (pywidevine's, for one) registering ``license_protocol.proto`` first must not clash."""
+    import subprocess
+    import sys
+
+    program = (
+        "from google.protobuf import descriptor_pb2, descriptor_pool\n"
+        "other = descriptor_pb2.FileDescriptorProto(name='license_protocol.proto', package='someone_else')\n"
+        "other.message_type.add(name='License')\n"
+        "descriptor_pool.Default().Add(other)\n"
+        "from license_server.protocols.widevine import license_protocol_pb2 as pb\n"
+        "print(pb.License.DESCRIPTOR.full_name)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "drm_license_emulator.widevine.License"

@@ -27,6 +27,7 @@ _VERIFICATION_NAMES = {
     pb.PLATFORM_HARDWARE_VERIFIED: "HARDWARE_VERIFIED",
     pb.PLATFORM_SOFTWARE_VERIFIED: "SOFTWARE_VERIFIED",
     pb.PLATFORM_TAMPERED: "TAMPERED",
+    pb.PLATFORM_UNVERIFIED: "UNVERIFIED",
 }
 
 
@@ -132,13 +133,7 @@ class WidevineCdm(Cdm):
         privacy = self._privacy if privacy is None else privacy
         now = self.device.now()
         request_id = crypto.random_bytes(16)
-        client = pb.ClientIdentification(type=pb.ClientIdentification.DRM_DEVICE_CERTIFICATE,
-                                         token=self.device.certificate_chain)
-        client.client_info.add(name="company_name", value="drm-license-emulator")
-        client.client_info.add(name="model_name", value=self.device.record.model)
-        client.client_info.add(name="security_level", value=self.device.level.value)
-        client.client_capabilities.max_hdcp_version = self.device.record.max_hdcp
-        client.client_capabilities.oem_crypto_api_version = 18 if self.device.level is SecurityLevel.L1 else 0
+        client = self.client_identification()
         client.attestation.CopyFrom(self._evidence(request_id, now))
         request = pb.LicenseRequest(type=pb.LicenseRequest.NEW, request_time=now,
                                     protocol_version=pb.VERSION_2_1,
@@ -155,6 +150,17 @@ class WidevineCdm(Cdm):
         msg = request.SerializeToString()
         body = codec.sign_message(msg, self.device.tee.sign(msg))
         return PendingRequest(body, msg, request_id, kind, content_id)
+
+    def client_identification(self) -> pb.ClientIdentification:
+        """The device's client id (certificate chain, client info, capabilities), without evidence."""
+        client = pb.ClientIdentification(type=pb.ClientIdentification.DRM_DEVICE_CERTIFICATE,
+                                         token=self.device.certificate_chain)
+        client.client_info.add(name="company_name", value="drm-license-emulator")
+        client.client_info.add(name="model_name", value=self.device.record.model)
+        client.client_info.add(name="security_level", value=self.device.level.value)
+        client.client_capabilities.max_hdcp_version = self.device.record.max_hdcp
+        client.client_capabilities.oem_crypto_api_version = 18 if self.device.level is SecurityLevel.L1 else 0
+        return client
 
     def _evidence(self, request_id: bytes, now: int) -> pb.AttestationEvidence:
         """On L1 the TEE reports the root of trust; on L3 these are software claims."""

@@ -10,6 +10,7 @@ Checks run in a fixed order so the same device always gets the same code:
 4. request signature by the certified key            SIGNATURE_INVALID
 5. request time inside the freshness window          REPLAYED_CHALLENGE
 6. evidence present, bound to this request, fresh    ATTESTATION_INVALID
+   (absent: see below)                               ATTESTATION_REQUIRED
 7. root indicators / verified boot                   DEVICE_ROOTED
 8. bootloader lock                                   BOOTLOADER_UNLOCKED
 9. genuine, recognized app                           APP_NOT_GENUINE
@@ -17,6 +18,13 @@ Checks run in a fixed order so the same device always gets the same code:
 The security level comes from the model registry (the certificate), never
 from what the device says about itself; evidence that does not come from the
 TEE downgrades an L1 model to software-level trust.
+
+A challenge with no evidence at all, from a dialect whose real clients cannot
+carry ours (``AttestationRules.unattested_systems``, e.g. stock Widevine CDMs),
+is served as an *unverified platform*: L3 trust whatever the certificate says
+(software-level keys only; :mod:`policy` never gives it a persistent license).
+A rooted device can always omit its evidence, so this is exactly what a rooted
+device may get. ``require_attestation`` refuses it instead (ATTESTATION_REQUIRED).
 """
 
 from __future__ import annotations
@@ -103,6 +111,8 @@ class AttestationRules:
     allow_compromised: bool = False
     freshness_window: int = FRESHNESS_WINDOW
     models: dict[int, ModelInfo] = field(default_factory=dict)
+    require_attestation: bool = False  # serve --require-attestation: no evidence, no license
+    unattested_systems: frozenset[str] = frozenset()  # dialects served as UNVERIFIED without evidence
 
 
 def verify(
@@ -131,6 +141,8 @@ def verify(
             f"challenge time is {now - challenge.request_time:+d} s from the server clock "
             f"(window ±{rules.freshness_window} s)",
         )
+    if claims.evidence is None and challenge.system in rules.unattested_systems:
+        return _unattested(challenge, certified, model, claims, rules)
     compromise = _check_evidence(challenge, claims, rules)
     level = model.security_level
     verification = PlatformVerification.HARDWARE_VERIFIED
@@ -153,10 +165,29 @@ def verify(
     )
 
 
+def _unattested(challenge: LicenseChallenge, certified: CertifiedKey, model: ModelInfo, claims: DeviceClaims,
+                rules: AttestationRules) -> VerifiedDevice:
+    """A valid chain and signature without evidence: an unverified, software-only platform."""
+    if rules.require_attestation:
+        raise DrmError(ErrorCode.ATTESTATION_REQUIRED,
+                       "this server requires attestation evidence and the challenge carries none")
+    return VerifiedDevice(
+        device_id=certified.device_id,
+        system_id=certified.system_id,
+        model=model.name,
+        security_level=SecurityLevel.L3,
+        verification=PlatformVerification.UNVERIFIED,
+        max_hdcp=claims.max_hdcp,
+        public_key=certified.public_key,
+    )
+
+
 def _check_evidence(challenge: LicenseChallenge, claims: DeviceClaims, rules: AttestationRules) -> DrmError | None:
     """Raise for evidence that cannot be trusted; return (not raise) a compromise finding."""
     evidence = claims.evidence
     if evidence is None:
+        if rules.require_attestation:
+            raise DrmError(ErrorCode.ATTESTATION_REQUIRED, "the challenge carries no attestation evidence")
         raise DrmError(ErrorCode.ATTESTATION_INVALID, "the challenge carries no attestation evidence")
     if evidence.nonce != attestation_nonce(challenge.request_id):
         raise DrmError(ErrorCode.ATTESTATION_INVALID, "attestation evidence was produced for another request")

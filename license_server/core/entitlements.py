@@ -85,6 +85,7 @@ def from_claims(claims: TokenClaims) -> Entitlement:
         can_renew=policy.renew, renewal_delay=policy.renewal_delay,
         renewal_retry_interval=policy.renewal_retry, renewal_recovery_duration=policy.renewal_recovery,
         track_requirements=track_requirements(claims.tracks),
+        require_attestation=policy.require_attestation or None,  # false lifts nothing
     )
     return Entitlement(
         source=TOKEN, account=claims.sub, profile=claims.profile, tier=claims.tier.lower(),

@@ -74,6 +74,7 @@ class PlatformVerification(str, Enum):
     HARDWARE_VERIFIED = "HARDWARE_VERIFIED"
     SOFTWARE_VERIFIED = "SOFTWARE_VERIFIED"
     TAMPERED = "TAMPERED"
+    UNVERIFIED = "UNVERIFIED"  # valid chain and signature, but no attestation evidence: software-only
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from license_server.core.model import (
     LicenseChallenge,
     LicenseKind,
     LicensePolicy,
+    PlatformVerification,
     Robustness,
     SecurityLevel,
     Track,
@@ -70,6 +71,7 @@ class PolicyOverrides:
     # a dialect's own baseline per track (e.g. FairPlay: HD at baseline robustness); below the title's and the
     # token's track rules, which are ``track_requirements``; None = the defaults above
     dialect_track_requirements: tuple[tuple[Track, TrackRequirement], ...] | None = None
+    require_attestation: bool | None = None  # cfg attestation:required or a token claim: refuse unattested devices
 
     def apply(self, policy: LicensePolicy) -> LicensePolicy:
         changes: dict[str, Any] = {
@@ -110,6 +112,8 @@ def decide(
 ) -> Grant:
     """Decide a NEW license request. ``device`` is None for dialects without identity."""
     kind = requested_kind(challenge, overrides)
+    if device is not None and device.verification is PlatformVerification.UNVERIFIED:
+        check_unattested(kind, overrides)
     if kind is LicenseKind.PERSISTENT and overrides.lease_duration:
         raise DrmError(ErrorCode.LEASE_WITH_OFFLINE, "a lease cannot be combined with a persistent (offline) license")
     if kind is LicenseKind.PERSISTENT:
@@ -146,6 +150,21 @@ def decide(
         issued_at=now,
         device=device,
     )
+
+
+def check_unattested(kind: LicenseKind, overrides: PolicyOverrides) -> None:
+    """An unverified platform (no attestation evidence) gets software keys, and never a persistent license.
+
+    Its security level is already L3 (see :mod:`attestation`), so the track rules leave it what a
+    software device may have; this refuses what no override may grant it.
+    """
+    if overrides.require_attestation:
+        raise DrmError(ErrorCode.ATTESTATION_REQUIRED,
+                       "the license URL or the entitlement token requires attestation evidence; the challenge has none")
+    if kind is LicenseKind.PERSISTENT:
+        raise DrmError(ErrorCode.ATTESTATION_REQUIRED,
+                       "a persistent license needs attestation evidence; a platform without it is served as "
+                       "software-only, streaming licenses only")
 
 
 def _requested_tracks(challenge: LicenseChallenge, title: Title) -> tuple[TrackEntry, ...]:

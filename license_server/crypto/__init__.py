@@ -71,6 +71,13 @@ def generate_rsa_signing_pair() -> tuple[bytes, bytes]:
                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def private_key_pkcs1_der(private_pem: bytes) -> bytes:
+    """The private key as PKCS#1 DER (``RSAPrivateKey``), the form device files of other tools hold."""
+    return _private_key(private_pem).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+
+
 @lru_cache(maxsize=256)
 def _private_key(private_pem: bytes) -> rsa.RSAPrivateKey:
     key = serialization.load_pem_private_key(private_pem, password=None)

@@ -103,6 +103,13 @@ def _level(key: str, value: str) -> SecurityLevel:
         raise CfgError(f"cfg: key {key!r} needs L1 or L3, not {value!r}", key=key) from exc
 
 
+def _required(key: str, value: str) -> bool:
+    """Only ``required``: a license URL may add the attestation requirement, never lift one."""
+    if value.lower() != "required":
+        raise CfgError(f"cfg: key {key!r} takes only 'required', not {value!r}", key=key)
+    return True
+
+
 # key -> (PolicyOverrides field, value parser, description for the README and --help)
 OVERRIDE_KEYS: dict[str, tuple[str, Callable[[str, str], object], str]] = {
     "persist": ("persist", parse_bool, "true: persistent (offline) license; false: temporary"),
@@ -120,6 +127,8 @@ OVERRIDE_KEYS: dict[str, tuple[str, Callable[[str, str], object], str]] = {
     "softrental": ("soft_enforce_rental", parse_bool,
                    "soft enforcement of the storage window (a started playback may finish)"),
     "persistlevel": ("persistent_min_level", _level, "lowest security level allowed a persistent license"),
+    "attestation": ("require_attestation", _required,
+                    "required: refuse a challenge without attestation evidence (ATTESTATION_REQUIRED)"),
 }
 
 

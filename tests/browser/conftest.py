@@ -3,7 +3,7 @@ server for the page and the media, and a live ``license-server serve`` process.
 
 Requirements (installed by ``.ci/setup``): Debian ``chromium`` and ``ffmpeg``,
 Node.js, and ``npm ci`` in ``tests/browser`` (playwright-core, shaka-player,
-shaka-packager). Missing requirements FAIL the tests with a message saying
+dashjs, hls.js, shaka-packager). Missing requirements FAIL the tests with a message saying
 what to install; only ``DRM_SKIP_BROWSER=1`` skips them.
 """
 
@@ -31,6 +31,10 @@ KEYS = PROJECT / "keys"
 NODE_MODULES = HERE / "node_modules"
 CHROMIUM = os.environ.get("DRM_CHROMIUM", "/usr/bin/chromium")
 CONTENT = "demo-movie"
+# The test page of each player (tests/browser/page/) and where its script is served from.
+PAGES = {"shaka": "player.html", "dashjs": "dashjs.html", "hlsjs": "hlsjs.html"}
+PLAYER_DISTS = {"shaka": ("shaka-player", "dist"), "dashjs": ("dashjs", "dist", "modern", "umd"),
+                "hlsjs": ("hls.js", "dist")}
 
 
 def missing_requirements() -> list[str]:
@@ -39,7 +43,7 @@ def missing_requirements() -> list[str]:
         problems.append(f"{CHROMIUM} not found: apt-get install chromium (or set DRM_CHROMIUM)")
     if shutil.which("node") is None:
         problems.append("node not found: apt-get install nodejs npm")
-    for package in ("playwright-core", "shaka-player", "shaka-packager"):
+    for package in ("playwright-core", "shaka-player", "dashjs", "hls.js", "shaka-packager"):
         if not (NODE_MODULES / package / "package.json").is_file():
             problems.append(f"{package} not installed: (cd tests/browser && npm ci)")
     if shutil.which("ffmpeg") is None:
@@ -154,10 +158,11 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def web_origin(media_dir, tmp_path_factory):
-    """A static server: /page (the test page), /shaka (shaka-player's dist), /media (the packages)."""
+    """A static server: /page (the test pages), /shaka, /dashjs, /hlsjs (the players' dist), /media (the packages)."""
     root = tmp_path_factory.mktemp("site")
     (root / "page").symlink_to(HERE / "page")
-    (root / "shaka").symlink_to(NODE_MODULES / "shaka-player" / "dist")
+    for name, parts in PLAYER_DISTS.items():
+        (root / name).symlink_to(NODE_MODULES.joinpath(*parts))
     (root / "media").symlink_to(media_dir)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -171,10 +176,11 @@ def web_origin(media_dir, tmp_path_factory):
 
 @pytest.fixture
 def play(web_origin):
-    """Play a manifest in headless Chromium with Shaka Player; return the page's report."""
+    """Play a manifest in headless Chromium with a player of PAGES (Shaka by default); return the page's report."""
 
-    def run(manifest_path: str, license_url: str | None, *, min_time: float = 2.0, timeout_ms: int = 30000) -> dict:
-        options = {"pageUrl": f"{web_origin}/page/player.html", "manifestUrl": f"{web_origin}/{manifest_path}",
+    def run(manifest_path: str, license_url: str | None, *, min_time: float = 2.0, timeout_ms: int = 30000,
+            player: str = "shaka") -> dict:
+        options = {"pageUrl": f"{web_origin}/page/{PAGES[player]}", "manifestUrl": f"{web_origin}/{manifest_path}",
                    "licenseUrl": license_url, "minTime": min_time, "timeoutMs": timeout_ms, "chromium": CHROMIUM}
         try:
             result = subprocess.run(["node", str(HERE / "play.mjs"), json.dumps(options)], capture_output=True,

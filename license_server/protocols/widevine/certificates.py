@@ -38,7 +38,7 @@ class CertificateInfo:
 
 def issue_certificate(
     *,
-    cert_type: int,
+    cert_type: pb.DrmCertificate.Type.ValueType,
     public_key: bytes,
     serial_number: bytes,
     issuer_key_pem: bytes | None,
@@ -73,8 +73,10 @@ def issue_certificate(
 def verify_chain(chain_bytes: bytes, root_public_key: bytes, *, now: int) -> CertificateInfo:
     """Verify every link up to the trusted root and return the leaf.
 
-    The system id is inherited from the nearest issuer that carries one (the
-    device-model intermediate), as Widevine device certificates do.
+    The leaf carries its model's system id, as real device certificates do; a
+    leaf without one (made by an older emulator) inherits it from the nearest
+    issuer that carries one (the device-model intermediate). A leaf whose
+    system id differs from its issuer's is refused.
     """
     try:
         signed = pb.SignedDrmCertificate.FromString(chain_bytes)
@@ -107,6 +109,9 @@ def verify_chain(chain_bytes: bytes, root_public_key: bytes, *, now: int) -> Cer
     leaf = links[0][1]
     expirations = [c.expiration_time_seconds for _, c in links if c.expiration_time_seconds]
     system_id = next((c.system_id for _, c in links if c.system_id), 0)
+    issuer_system_id = next((c.system_id for _, c in links[1:] if c.system_id), 0)
+    if leaf.system_id and issuer_system_id and leaf.system_id != issuer_system_id:
+        raise CertificateError(f"leaf system id {leaf.system_id} differs from its issuer's ({issuer_system_id})")
     return CertificateInfo(
         type=leaf.type,
         serial_number=leaf.serial_number,

@@ -8,6 +8,7 @@ clock reads; keys and times are arguments. Malformed input raises
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
@@ -42,15 +43,23 @@ _VERIFICATION = {
     PlatformVerification.HARDWARE_VERIFIED: pb.PLATFORM_HARDWARE_VERIFIED,
     PlatformVerification.SOFTWARE_VERIFIED: pb.PLATFORM_SOFTWARE_VERIFIED,
     PlatformVerification.TAMPERED: pb.PLATFORM_TAMPERED,
+    PlatformVerification.UNVERIFIED: pb.PLATFORM_UNVERIFIED,
 }
+# The public LicenseError.Error values, where one fits (a real CDM re-provisions on INVALID and gives up on
+# REVOKED); every error also carries our stable code in the extension fields and the X-DRM-Error-Code header.
 _LICENSE_ERROR = {
     ErrorCode.CERTIFICATE_INVALID: pb.LicenseError.INVALID_DRM_DEVICE_CERTIFICATE,
+    ErrorCode.SIGNATURE_INVALID: pb.LicenseError.INVALID_DRM_DEVICE_CERTIFICATE,
     ErrorCode.DEVICE_REVOKED: pb.LicenseError.REVOKED_DRM_DEVICE_CERTIFICATE,
     ErrorCode.INTERNAL_ERROR: pb.LicenseError.SERVICE_UNAVAILABLE,
+    ErrorCode.INJECTED_FAULT: pb.LicenseError.SERVICE_UNAVAILABLE,
 }
 
 
-def _parse(message_type: type[Message], data: bytes, what: str) -> Message:
+M = TypeVar("M", bound=Message)
+
+
+def _parse(message_type: type[M], data: bytes, what: str) -> M:
     try:
         return message_type.FromString(data)
     except (DecodeError, RuntimeWarning, ValueError) as exc:
@@ -254,7 +263,7 @@ def build_license(
     )
     if grant.device is not None:
         lic.platform_verification_status = _VERIFICATION[grant.device.verification]
-        lic.remote_attestation_verified = True
+        lic.remote_attestation_verified = grant.device.verification is not PlatformVerification.UNVERIFIED
     for key in grant.keys:
         iv = crypto.random_bytes(16)
         container = lic.key.add(
@@ -265,9 +274,10 @@ def build_license(
             level=int(key.robustness),
             track_label=key.track.value,
         )
-        container.required_protection.hdcp = int(key.hdcp)
+        container.required_protection.hdcp = pb.License.KeyContainer.OutputProtection.HDCP.ValueType(int(key.hdcp))
     msg = lic.SerializeToString()
-    signed = pb.SignedMessage(type=MessageType.LICENSE, msg=msg, signature=crypto.hmac_sha256(session_keys.server_mac, msg))
+    signed = pb.SignedMessage(type=MessageType.LICENSE, msg=msg,
+                              signature=crypto.hmac_sha256(session_keys.server_mac, msg))
     if wrapped:
         signed.session_key = wrapped
     return IssuedLicense(signed.SerializeToString(), session_keys)
@@ -295,6 +305,13 @@ def pssh_data(content_id: str | None, key_ids: tuple[bytes, ...] = (), protectio
     if protection_scheme:
         header.protection_scheme = protection_scheme
     return header.SerializeToString()
+
+
+def pssh_box(content_id: str | None, key_ids: tuple[bytes, ...] = ()) -> bytes:
+    """A version-0 ``pssh`` box with the Widevine system id and ``WidevinePsshData`` as its data."""
+    data = pssh_data(content_id, key_ids)
+    payload = b"\x00\x00\x00\x00" + SYSTEM_ID + len(data).to_bytes(4, "big") + data
+    return (8 + len(payload)).to_bytes(4, "big") + b"pssh" + payload
 
 
 def encrypt_client_id(client: pb.ClientIdentification, service_certificate: bytes) -> pb.EncryptedClientIdentification:
