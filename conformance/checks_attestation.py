@@ -77,6 +77,13 @@ def rogue_chain_refused(ctx: Context) -> Outcome:
 
     rogue_dir = ctx.scratch("rogue-keys")
     init_keys(rogue_dir, force=True, now=wall_clock_now())
+    if ctx.keyring.playready is not None and ctx.keyring.playready.server_public_key:
+        # a rogue client still encrypts its client data to the target's published PlayReady server key
+        from license_server.crypto import ecc
+
+        (rogue_dir / "playready" / "license-server.key.pem").unlink()
+        (rogue_dir / "playready" / "license-server-public.pem").write_bytes(
+            ecc.public_key_pem(ctx.keyring.playready.server_public_key))
     rogue = load_keyring(rogue_dir)
     device = make_device(ctx, "L1", keyring=rogue)
     client = dialect(ctx)

@@ -86,17 +86,30 @@ def modified_spc(ctx: Context) -> Outcome:
 
 @implements("ATT-006", "playready")
 def modified_la(ctx: Context) -> Outcome:
-    """Raise MaxHDCP inside the signed LA element and recompute its digest: the signature no longer verifies."""
+    """Raise MaxHDCP inside the encrypted client data after signing, re-encrypt it and recompute the LA
+    digest (as one holding the server key could): the device signature over SignedInfo no longer verifies."""
+    from license_server import crypto
+    from license_server.crypto import ecc, elgamal
+
     device = make_device(ctx, "L1", hdcp=Hdcp.V1)
     body = PR.cdm(ctx, device).build_challenge(CONTENT, TEMPORARY).body
-    altered = body.replace(b"<MaxHDCP>V1</MaxHDCP>", b"<MaxHDCP>V2_2</MaxHDCP>")
+    values = re.findall(rb"<CipherValue>([^<]+)</CipherValue>", body)
+    if len(values) != 2:
+        raise RuntimeError("the PlayReady challenge does not have the expected EncryptedData layout")
+    point = elgamal.decrypt(ecc.private_scalar(ctx.keyring.playready.server_key_pem), base64.b64decode(values[0]))
+    cipher = base64.b64decode(values[1])
+    plain = crypto.aes_cbc_decrypt(point[16:32], cipher[:16], cipher[16:])
+    raised = plain.replace(b"<MaxHDCP>V1</MaxHDCP>", b"<MaxHDCP>V2_2</MaxHDCP>")
+    recipher = cipher[:16] + crypto.aes_cbc_encrypt(point[16:32], cipher[:16], raised)
+    altered = body.replace(values[1], base64.b64encode(recipher))
     la = re.search(rb"<LA .*</LA>", altered, re.DOTALL)
     digest = re.search(rb"<DigestValue>([^<]+)</DigestValue>", altered)
-    if altered == body or la is None or digest is None:
+    if raised == plain or la is None or digest is None:
         raise RuntimeError("the PlayReady challenge does not have the expected LA/MaxHDCP/DigestValue layout")
     forged = altered.replace(digest.group(1), base64.b64encode(hashlib.sha256(la.group(0)).digest()))
     reply = PR.post(ctx, forged)
-    evidence = _wire(ctx, reply, "signed LA whose MaxHDCP was raised afterwards (digest recomputed)", len(forged))
+    evidence = _wire(ctx, reply, "signed LA whose encrypted MaxHDCP was raised afterwards (digest recomputed)",
+                     len(forged))
     return _expect_code(ctx, reply, "SIGNATURE_INVALID", evidence, "altered challenge refused")
 
 # ---------------------------------------------- evidence from another request

@@ -1,9 +1,9 @@
 """Device files for other tools: ``device-emulator export DEVICE_DIR --format F --out FILE``.
 
-One :class:`ExportFormat` per target format in :data:`FORMATS`; a new format
-(e.g. a PlayReady ``.prd``) is one function and one entry. Every exporter
-returns the bytes and the warnings the user must see: exporting never fails or
-weakens anything silently.
+One :class:`ExportFormat` per target format in :data:`FORMATS` (``wvd``,
+``prd``); a new format is one function and one entry. Every exporter returns
+the bytes and the warnings the user must see: exporting never fails or weakens
+anything silently.
 
 ``wvd`` is pywidevine's device file, version 2 (all integers big-endian)::
 
@@ -14,6 +14,14 @@ weakens anything silently.
 The client id is the one this device sends, without our attestation evidence
 (evidence is made per request inside the TEE; a stock CDM has none). A server
 therefore sees the exported device as an unverified platform.
+
+``prd`` is pyplayready's device file, version 2 (all integers big-endian)::
+
+    "PRD" | u8 version (2) | u32 chain length | BCert chain | encryption key (96) | signing key (96)
+
+where a key is its 32-byte private value followed by its 64-byte public X|Y.
+No group (model) key is written: the model key stays with the emulated PKI.
+Like a ``.wvd``, a stock client sends no evidence: served as an unverified platform.
 """
 
 from __future__ import annotations
@@ -22,14 +30,18 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from license_server.core.model import SecurityLevel
-from license_server.protocols.widevine import license_protocol_pb2 as pb
 from device_emulator.cdm.widevine import WidevineCdm
 from device_emulator.device import Device
-from device_emulator.errors import DeviceEmulatorError
+from device_emulator.errors import DeviceEmulatorError, TeeError
+from license_server.core.model import SecurityLevel
+from license_server.crypto import ecc
+from license_server.protocols.playready import certificates as bcert
+from license_server.protocols.widevine import license_protocol_pb2 as pb
 
 WVD_MAGIC = b"WVD"
 WVD_VERSION = 2
+PRD_MAGIC = b"PRD"
+PRD_VERSION = 2
 WVD_DEVICE_TYPES = {"CHROME": 1, "ANDROID": 2}
 _WVD_TYPE_OF_DEVICE = {"laptop": "CHROME", "desktop": "CHROME"}  # everything else is an Android phone/tablet
 
@@ -88,9 +100,35 @@ def export_wvd(device: Device) -> Exported:
     return Exported(data, summary, tuple(warnings))
 
 
+def _prd_key(private_pem: bytes) -> bytes:
+    return ecc.private_scalar(private_pem).to_bytes(32, "big") + ecc.ec_public_point(private_pem)[1:]
+
+
+def export_prd(device: Device) -> Exported:
+    """The device's PlayReady identity as a pyplayready ``.prd`` (version 2)."""
+    from device_emulator.cdm.playready_identity import open_identity  # the PlayReady side loads only when asked
+
+    try:
+        identity = open_identity(device)
+        signing, encryption = identity.holder.export_private_keys()
+    except TeeError as exc:
+        raise ExportError(f"{exc.code}: {exc.message}") from exc
+    data = (PRD_MAGIC + bytes([PRD_VERSION]) + struct.pack(">I", len(identity.chain)) + identity.chain
+            + _prd_key(encryption) + _prd_key(signing))
+    warnings = ([L1_WARNING] if device.level is SecurityLevel.L1 else []) + _state_warnings(device)
+    model_number = bcert.decode_chain(identity.chain)[0].model_number  # the leaf names its model's system id
+    summary: dict[str, object] = {
+        "format": "prd", "version": PRD_VERSION, "device_type": device.record.device_type,
+        "security_level": identity.security_level, "system_id": int(model_number) if model_number.isdigit() else 0,
+        "model": identity.model, "device_id": device.device_id}
+    return Exported(data, summary, tuple(warnings))
+
+
 FORMATS: dict[str, ExportFormat] = {
     "wvd": ExportFormat("wvd", "pywidevine device file (.wvd v2): device type, security level, private key, "
                                "client id", export_wvd),
+    "prd": ExportFormat("prd", "pyplayready device file (.prd v2): BCert chain, encryption and signing keys",
+                        export_prd),
 }
 
 

@@ -75,4 +75,8 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
         dialect.load("routes")(app)
     media_origin.setup(app)
     keyserver.setup(app)  # key service for packagers (issue 13): not a license dialect, so not in REGISTRY
+
+    from license_server import console  # web console and inspector: additive, reads the store only
+
+    console.setup(app)
     return app

@@ -66,11 +66,14 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Processes sharing the port (SO_REUSEPORT) and the store; the test clock and fault "
                    "injection need 1.")
+@click.option("--reports-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
+              help="Directory of conformance reports the web console (/console) lists and opens.")
 def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_clock: bool,
           allow_compromised_devices: bool, log_level: str, media_dir: Path | None = None,
           admin_token: str | None = None, admin_remote: bool = False, require_token: bool = False,
           token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
-          token_leeway: int = 30, workers: int = 1, require_attestation: bool = False) -> None:
+          token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
+          reports_dir: Path | None = None) -> None:
     """Run the license server with its embedded SQLite store."""
     from license_server import workers as serving
     from license_server.app import create_app
@@ -88,6 +91,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     settings.token_audience, settings.token_issuer = token_audience, token_issuer
     settings.workers = workers
     settings.require_attestation = require_attestation
+    settings.reports_dir = reports_dir
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keyring = _keyring(settings.keys_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +167,12 @@ main.add_command(_package_command)
 from license_server.cli_token import token as _token_command  # noqa: E402
 
 main.add_command(_token_command)
+
+from license_server.cli_inspect import console_bench_command as _console_bench_command  # noqa: E402
+from license_server.cli_inspect import inspect_command as _inspect_command  # noqa: E402
+
+main.add_command(_inspect_command)
+main.add_command(_console_bench_command)
 
 PLUGIN_GROUP = "license_server.commands"
 

@@ -102,6 +102,7 @@ PLAYREADY = Dialect(
     device_cdm="device_emulator.cdm.playready:PlayReadyCdm",
     offline_adapter="device_emulator.offline.playready:ADAPTER",
     conformance_client="conformance.dialects:PlayReadyDialect",
+    serves_unattested=True,  # stock clients (e.g. pyplayready) carry no EmulatorClientData evidence
 )
 
 CLEARKEY = Dialect(

@@ -62,9 +62,12 @@ What is here:
   (self-signed X.509, RSA-2048) and its key: SPCs wrap their key to it and
   `GET /fairplay/certificate` serves it.
 - `playready/root.*`, `playready/models.json` and `playready/models/` — the
-  emulated PlayReady-style ECC P-256 root and model certificates (SL3000 for
-  L1 models, SL2000 for L3 models, plus the SL150 test model
+  emulated PlayReady ECC P-256 root and model (ISSUER) BCert certificates
+  (SL3000 for L1 models, SL2000 for L3 models, plus the SL150 test model
   `emulated-test-sl150`); devices chain their PlayReady identity to them.
+- `playready/license-server.key.pem` and `playready/license-server-public.pem` —
+  the emulated PlayReady license server key (the WMRM key role): challenges'
+  client data is encrypted to its public half, which third-party clients use.
 - `apps.json` — the genuine player app (package and signing-certificate digest)
   that attestation accepts; anything else is refused with APP_NOT_GENUINE.
 - `tokens/signing-keys.jwks.json` — the PRIVATE keys of an emulated operator

@@ -26,6 +26,7 @@ from license_server.admin_models import (
 from license_server.downloads import DownloadAnswer, DownloadRequest
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.handlers.admin_rights import CatalogView
+from license_server.inspect.schema import InspectDocument, InspectRequest
 from license_server.rights import Rights, TitleRights
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -83,6 +84,9 @@ OPERATIONS: tuple[Operation, ...] = (
               body=TitleRights, errors=(400, 404)),
     Operation("get", "/admin/catalog", "The catalog (titles, tracks, KIDs; never keys) with each title's rights",
               "rights", CatalogView),
+    Operation("post", "/admin/inspect", "Decode a DRM message; for a challenge, what the server would do", "inspect",
+              InspectDocument, body=InspectRequest, errors=(400,),
+              description="Nothing is recorded. The raw message may also be sent with a non-JSON content type."),
     Operation("get", "/healthz", "Liveness and what the server serves", "service", Health, admin=False),
     Operation("post", "/clearkey/license", "W3C Clear Key license request or release", "clearkey",
               ClearKeyLicense, body=ClearKeyRequest, errors=(400, 403, 404, 413), admin=False),

@@ -4,14 +4,16 @@ Written by ``license-server keys init`` (through :func:`init_playready_keys`)
 and read by the keyring (through :func:`load_playready_keys`)::
 
     keys/playready/root.key.pem        emulated ECC P-256 root (private key: test only)
-    keys/playready/root.cert.bin       its self-signed ROOT certificate (SL3000)
+    keys/playready/root.cert.bin       its self-signed ISSUER BCert (SL3000; never part of a chain)
+    keys/playready/license-server.key.pem    the emulated license server's P-256 key (the WMRM key role):
+                                       challenges' EncryptedData keys are ElGamal-encrypted to it
+    keys/playready/license-server-public.pem its public half, for third-party clients
     keys/playready/models.json         models: name, system id, security level, type
-    keys/playready/models/NAME.key.pem / NAME.cert.bin   MODEL certificates, signed by the root
+    keys/playready/models/NAME.key.pem / NAME.cert.bin   MODEL certificates, signed by the root (ISSUER BCerts)
 
 There is one model per Widevine-style model (same name and system id; L1 ->
 SL3000, L3 -> SL2000) plus ``emulated-test-sl150``, a test device model at
-SL150. Certificates use the format of
-:mod:`license_server.protocols.playready.certificates`.
+SL150. Certificates are BCerts (:mod:`license_server.protocols.playready.certificates`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from license_server import crypto
+from license_server.core.model import SecurityLevel
 from license_server.crypto import ecc
 from license_server.protocols.playready import SL150, SL2000, SL3000
-from license_server.core.model import SecurityLevel
+from license_server.protocols.playready.certificates import (
+    CertificateError,
+    CertType,
+    KeyUsage,
+    decode_certificate,
+    issue,
+    uncompressed,
+)
 from license_server.protocols.playready.trust import neutral_level
-from license_server.protocols.playready.certificates import CertificateError, CertType, decode_certificate, issue
 
 TEST_MODEL = {"name": "emulated-test-sl150", "system_id": 7901, "security_level": SL150, "device_type": "mobile"}
 ROOT_NAME = "drm-license-emulator PlayReady-style root (PUBLIC TEST KEY)"
@@ -53,6 +62,8 @@ class PlayReadyKeys:
     root_certificate: bytes
     root_public_key: bytes
     models: dict[str, PlayReadyModel]
+    server_key_pem: bytes = field(default=b"", repr=False)  # empty: keys/ predates the real challenge
+    server_public_key: bytes = b""  # 65-byte point
 
 
 def model_table(widevine_models: tuple[dict, ...]) -> list[dict]:
@@ -74,21 +85,33 @@ def init_playready_keys(directory: Path, *, widevine_models: tuple[dict, ...], n
         written.append(path)
 
     root_key = ecc.generate_ec_private_key()
-    root = issue(cert_type=CertType.ROOT, security_level=SL3000, system_id=0, serial=crypto.random_bytes(16),
-                 public_key=ecc.ec_public_point(root_key), name=ROOT_NAME, issuer_key_pem=root_key,
-                 not_before=now - 86400, not_after=now + VALIDITY)
+    expiry = now + VALIDITY
+    root = issue(cert_type=CertType.ISSUER, security_level=SL3000, cert_id=crypto.random_bytes(16),
+                 keys=[(ecc.ec_public_point(root_key), (KeyUsage.ISSUER_ALL,))], model_name=ROOT_NAME, system_id=0,
+                 issuer_key_pem=root_key, expiration=expiry)
     write(directory / "root.key.pem", root_key)
     write(directory / "root.cert.bin", root.encode())
     models = model_table(widevine_models)
     for model in models:
         key = ecc.generate_ec_private_key()
-        cert = issue(cert_type=CertType.MODEL, security_level=model["security_level"], system_id=model["system_id"],
-                     serial=crypto.random_bytes(16), public_key=ecc.ec_public_point(key), name=model["name"],
-                     issuer_key_pem=root_key, not_before=now - 86400, not_after=now + VALIDITY)
+        cert = issue(cert_type=CertType.ISSUER, security_level=model["security_level"],
+                     cert_id=crypto.random_bytes(16), keys=[(ecc.ec_public_point(key), (KeyUsage.ISSUER_DEVICE,))],
+                     model_name=model["name"], system_id=model["system_id"], issuer_key_pem=root_key,
+                     expiration=expiry)
         write(directory / "models" / f"{model['name']}.key.pem", key)
         write(directory / "models" / f"{model['name']}.cert.bin", cert.encode())
+    write_server_key(directory, written)
     write(directory / "models.json", json.dumps({"models": models}, indent=2) + "\n")
     return written
+
+
+def write_server_key(directory: Path, written: list[Path]) -> None:
+    """The emulated license server key and its published public half."""
+    key = ecc.generate_ec_private_key()
+    for name, data in (("license-server.key.pem", key),
+                       ("license-server-public.pem", ecc.public_key_pem(ecc.ec_public_point(key)))):
+        (directory / name).write_bytes(data)
+        written.append(directory / name)
 
 
 def load_playready_keys(directory: Path) -> PlayReadyKeys | None:
@@ -106,10 +129,16 @@ def load_playready_keys(directory: Path) -> PlayReadyKeys | None:
             certificate=(directory / "models" / f"{name}.cert.bin").read_bytes(),
         )
     try:
-        root_public_key = decode_certificate(root_certificate).public_key
+        root_public_key = uncompressed(decode_certificate(root_certificate).keys[0][0])
     except CertificateError as exc:  # re-raised as ValueError for the keyring's message
         raise ValueError(f"playready/root.cert.bin does not parse: {exc}") from exc
+    server_path, public_path = directory / "license-server.key.pem", directory / "license-server-public.pem"
+    server_key = server_path.read_bytes() if server_path.exists() else b""
+    server_public = ecc.ec_public_point(server_key) if server_key else b""
+    if public_path.exists():  # a client-side keys/ may hold only the published half
+        server_public = ecc.point_from_public_pem(public_path.read_bytes())
     return PlayReadyKeys(
         root_key_pem=(directory / "root.key.pem").read_bytes(), root_certificate=root_certificate,
-        root_public_key=root_public_key, models=models,
+        root_public_key=root_public_key, models=models, server_key_pem=server_key,
+        server_public_key=server_public,
     )

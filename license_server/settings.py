@@ -42,6 +42,7 @@ class Settings(BaseModel):
     token_audience: str | None = Field(None, description="Required `aud` of entitlement tokens (unchecked if unset).")
     token_issuer: str | None = Field(None, description="Required `iss` of entitlement tokens (unchecked if unset).")
     token_leeway: int = Field(30, ge=0, le=600, description="Seconds of clock skew tolerated for exp, nbf and iat.")
+    reports_dir: Path | None = Field(None, description="Where the console finds `drm-conformance run --report` output.")
     workers: int = Field(1, ge=1, le=64, description="Server processes sharing the port and the store.")
 
     @field_validator("log_level")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ContextManager
 
@@ -91,6 +92,10 @@ MIGRATIONS: tuple[str, ...] = (
 
 REPLAY_RETENTION = 3600  # seconds; well past the freshness window
 TOKEN_RETENTION_SLACK = 3600  # spent token ids are kept this long past their token's exp
+LICENSE_FILTERS = frozenset({"device_id", "content_id", "state", "system", "kind", "account"})
+"""The columns license reads may filter on (equality)."""
+LICENSE_SUMMARY = ("rowid", "license_id", "system", "device_id", "content_id", "kind", "state", "version", "tracks",
+                   "issued_at", "updated_at", "account")
 
 
 __all__ = ["Holder", "LicenseRecord", "Store"]  # the record types live in the core's port
@@ -316,13 +321,43 @@ class Store:
         return _license(rows[0]) if rows else None
 
     def licenses(self, **filters: str) -> list[LicenseRecord]:
-        allowed = {"device_id", "content_id", "state", "system", "kind", "account"}
-        clauses = [f"{name} = :{name}" for name in filters if name in allowed and filters[name] is not None]
+        clauses = [f"{name} = :{name}" for name in filters if name in LICENSE_FILTERS and filters[name] is not None]
         where = " AND ".join(clauses) or None
-        params = {k: v for k, v in filters.items() if k in allowed and v is not None}
+        params = {k: v for k, v in filters.items() if k in LICENSE_FILTERS and v is not None}
         return [_license(r) for r in self.db["licenses"].rows_where(where, params, order_by="issued_at")]
 
-    def devices(self) -> list[dict[str, Any]]:
+    def license_summaries(self, filters: Mapping[str, str | None], *, before: int | None = None,
+                          limit: int = 50) -> list[dict[str, Any]]:
+        """Up to ``limit`` licenses (no policy, keys or secrets), newest first, keyset-paged on ``rowid < before``.
+
+        ``filters`` are equality filters on :data:`LICENSE_FILTERS` (other names and empty values are ignored),
+        so a page costs the same wherever it starts.
+        """
+        where, params = _license_where(filters)
+        if before:
+            where, params = f"{where} AND rowid < ?", [*params, before]
+        rows = self.db.execute(f"SELECT {', '.join(LICENSE_SUMMARY)} FROM licenses WHERE {where} "
+                               "ORDER BY rowid DESC LIMIT ?", [*params, limit]).fetchall()
+        out = [dict(zip(LICENSE_SUMMARY, row)) for row in rows]
+        for row in out:
+            row["tracks"] = json.loads(row["tracks"])
+        return out
+
+    def count_licenses(self, filters: Mapping[str, str | None], *, cap: int) -> int:
+        """How many licenses match ``filters`` (as :meth:`license_summaries`), counting no further than ``cap``."""
+        where, params = _license_where(filters)
+        count: int = self.db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM licenses WHERE {where} LIMIT ?)",
+                                     [*params, cap]).fetchone()[0]
+        return count
+
+    def audit_since(self, after: int = 0, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest audit entries with an id above ``after``, newest first."""
+        return list(self.db["audit"].rows_where("id > ?", [after], order_by="id desc", limit=limit))
+
+    def devices(self, *, recent: int | None = None) -> list[dict[str, Any]]:
+        """Every device, first seen first; or the ``recent`` most recently seen, latest first."""
+        if recent is not None:
+            return list(self.db["devices"].rows_where(order_by="last_seen desc", limit=recent))
         return list(self.db["devices"].rows_where(order_by="first_seen"))
 
     def device(self, device_id: str) -> dict[str, Any] | None:
@@ -356,6 +391,11 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         return {table: self.db[table].count for table in ("devices", "licenses", "audit", "seen_requests")}
+
+
+def _license_where(filters: Mapping[str, str | None]) -> tuple[str, list[Any]]:
+    names = sorted(name for name, value in filters.items() if name in LICENSE_FILTERS and value)
+    return " AND ".join(f"{name} = ?" for name in names) or "1", [filters[name] for name in names]
 
 
 def _license(row: dict[str, Any]) -> LicenseRecord:

@@ -6,11 +6,11 @@ two sides cannot disagree on a format. Network I/O lives in
 
 Binding rules (a license is refused, and nothing is stored, when one fails):
 
-* the keys are encrypted to this device's ECC key and the AES-CMAC verifies
-  (``LICENSE_NOT_BOUND`` / ``LICENSE_TAMPERED``);
-* a non-persistent license carries the pending request's LicenseNonce; a
-  persistent one comes in a response whose LicenseNonce is the pending one,
-  bound by the NonceBinding MAC (``LICENSE_MISMATCH``: a replayed response);
+* every XMR license's ECC device key is this device's encryption key, its
+  keys ElGamal-decrypt and its AES-CMAC verifies (``LICENSE_NOT_BOUND`` /
+  ``LICENSE_TAMPERED``); all licenses of a response share one rights id;
+* the response's LicenseNonce is the pending request's, bound by the
+  NonceBinding MAC (``LICENSE_MISMATCH``: a replayed response);
 * the license's minimum security level is not above the device's
   (``SECURITY_LEVEL_TOO_LOW``), and it has not already expired (``LICENSE_EXPIRED``).
 """
@@ -18,20 +18,21 @@ Binding rules (a license is refused, and nothing is stored, when one fails):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from license_server import crypto
-from license_server.core.model import Evidence, Hdcp, LicenseKind
-from license_server.errors import DrmError
-from license_server.keyring import Keyring, load_keyring
-from license_server.protocols.common import attestation_nonce
-from license_server.protocols.playready import PROTOCOLS_NS, SYSTEM, faults, reports, soap, wrmheader, xmr
 from device_emulator.cdm.base import Cdm, Link, Outgoing, Persisted
 from device_emulator.cdm.playready_identity import Identity, open_identity
 from device_emulator.device import Device
 from device_emulator.errors import CdmError, TeeError, TransportError
 from device_emulator.license_store import StoredLicense
 from device_emulator.tee import KeyInfo
+from license_server import crypto
+from license_server.core.model import Evidence, Hdcp, LicenseKind
+from license_server.errors import DrmError
+from license_server.keyring import Keyring, load_keyring
+from license_server.protocols.common import attestation_nonce
+from license_server.protocols.playready import PROTOCOLS_NS, SYSTEM, faults, reports, soap, wrmheader, xmr
+from license_server.protocols.playready import challenge as challenge_codec
 
 DEFAULT_HEADER_VERSION = "4.3.0.0"
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
@@ -182,12 +183,17 @@ class PlayReadyCdm(Cdm):
             raise CdmError("MALFORMED_HEADER", exc.message) from exc
         now, nonce = self.device.now(), crypto.random_bytes(16)
         identity = self.identity
-        la = soap.build_la(
-            header_xml=header_xml, license_nonce=nonce, client_time=now, certificate_chain=identity.chain,
-            evidence=self._evidence(nonce, now), max_hdcp=Hdcp(self.device.record.max_hdcp),
+        playready = self.keyring.playready
+        if playready is None or not playready.server_public_key:
+            raise CdmError("NOT_PROVISIONABLE", "keys/ has no PlayReady license server key")
+        body = challenge_codec.build_challenge(
+            header_xml=header_xml, header_version=header.version, license_nonce=nonce, client_time=now,
+            chain=identity.chain, server_public_key=playready.server_public_key, sign=identity.holder.sign,
+            signing_public_key=identity.holder.public_key,
+            extra_xml=challenge_codec.emulator_data(soap.evidence_xml(self._evidence(nonce, now)),
+                                                    Hdcp(self.device.record.max_hdcp)),
             custom_data=soap.PERSISTENT_HINT if kind is LicenseKind.PERSISTENT else None,
         )
-        body = soap.signed_request("AcquireLicense", la, identity.holder.sign(la.encode("utf-8")))
         return PendingLicense(body, nonce, kind, content_id, header.kids)
 
     def _evidence(self, request_id: bytes, now: int) -> Evidence:
@@ -211,19 +217,16 @@ class PlayReadyCdm(Cdm):
         if response.client_info is not None:
             info = ", ".join(f"{k}={v}" for k, v in response.client_info.items())
             raise CdmError("NO_LICENSE", f"the server answered with client information instead of a license: {info}")
-        if len(response.licenses) != 1:
-            raise CdmError("UNEXPECTED_REPLY", f"expected one license, got {len(response.licenses)}")
-        loaded = self._load(response.licenses[0], transaction_id=response.transaction_id)
+        if not response.licenses:
+            raise CdmError("UNEXPECTED_REPLY", "the response holds no license")
+        loaded = self._load(b"".join(response.licenses), transaction_id=response.transaction_id)
         lic = loaded.license
         try:
-            if lic.persistent:
-                if (response.license_nonce is None or response.binding is None
-                        or not crypto.constant_time_equal(response.license_nonce, pending.license_nonce)
-                        or not self.identity.holder.verify_nonce_binding(
-                            loaded.handle, pending.license_nonce, loaded.data, response.binding)):
-                    raise CdmError("LICENSE_MISMATCH", "the response's LicenseNonce is not this request's (replayed)")
-            elif lic.nonce is None or not crypto.constant_time_equal(lic.nonce, pending.license_nonce):
-                raise CdmError("LICENSE_MISMATCH", "the license's nonce is not this request's (replayed response)")
+            if (response.license_nonce is None or response.binding is None
+                    or not crypto.constant_time_equal(response.license_nonce, pending.license_nonce)
+                    or not self.identity.holder.verify_nonce_binding(
+                        loaded.handle, pending.license_nonce, loaded.data, response.binding)):
+                raise CdmError("LICENSE_MISMATCH", "the response's LicenseNonce is not this request's (replayed)")
             if lic.end and lic.end <= self.device.now():
                 raise CdmError("LICENSE_EXPIRED", "the license has already expired")
         except CdmError:
@@ -238,20 +241,27 @@ class PlayReadyCdm(Cdm):
         return self._load(stored.license_msg)
 
     def _load(self, data: bytes, *, transaction_id: bytes | None = None) -> LoadedLicense:
+        """``data``: the response's XMR licenses back to back (one per content key)."""
         try:
-            parsed = xmr.decode(data)
+            parsed = [xmr.decode(one) for one in xmr.split(data)]
         except DrmError as exc:
             raise CdmError("MALFORMED_REPLY", exc.message) from exc
-        lic = parsed.license
-        if lic.min_security_level > self.security_level:
-            raise CdmError("SECURITY_LEVEL_TOO_LOW", f"the license needs SL{lic.min_security_level}; "
+        if not parsed:
+            raise CdmError("MALFORMED_REPLY", "no XMR license")
+        lic = parsed[0].license
+        if any(p.license.rights_id != lic.rights_id for p in parsed):
+            raise CdmError("MALFORMED_REPLY", "the licenses of one response must share a rights id")
+        level = max(p.license.min_security_level for p in parsed)
+        if level > self.security_level:
+            raise CdmError("SECURITY_LEVEL_TOO_LOW", f"the license needs SL{level}; "
                                                      f"this device is SL{self.security_level}")
         holder = self.identity.holder
         try:
             handle = holder.load(parsed)
         except TeeError as exc:
             raise CdmError(exc.code, exc.message) from exc
-        return LoadedLicense(handle, lic, data, parsed.signature, holder.key_info(handle), transaction_id)
+        lic = replace(lic, min_security_level=level, keys=tuple(k for p in parsed for k in p.license.keys))
+        return LoadedLicense(handle, lic, data, parsed[0].signature, holder.key_info(handle), transaction_id)
 
     def wire(self, pending: PendingLicense | PendingReport) -> Outgoing:
         operation = pending.operation if isinstance(pending, PendingReport) else "AcquireLicense"

@@ -20,7 +20,7 @@ from what the device says about itself; evidence that does not come from the
 TEE downgrades an L1 model to software-level trust.
 
 A challenge with no evidence at all, from a dialect whose real clients cannot
-carry ours (``AttestationRules.unattested_systems``, e.g. stock Widevine CDMs),
+carry ours (``AttestationRules.unattested_systems``, e.g. stock Widevine CDMs or PlayReady clients),
 is served as an *unverified platform*: L3 trust whatever the certificate says
 (software-level keys only; :mod:`policy` never gives it a persistent license).
 A rooted device can always omit its evidence, so this is exactly what a rooted

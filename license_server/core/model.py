@@ -121,6 +121,8 @@ class LicenseChallenge:
     existing_license_id: str | None = None
     signature: bytes = b""
     signed_payload: bytes = b""
+    # Opaque application data the client passed through (PlayReady CustomData), for the token/policy layer.
+    custom_data: str | None = None
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ class PolicyOverrides:
     # token's track rules, which are ``track_requirements``; None = the defaults above
     dialect_track_requirements: tuple[tuple[Track, TrackRequirement], ...] | None = None
     require_attestation: bool | None = None  # cfg attestation:required or a token claim: refuse unattested devices
+    # PlayReady's test-server ``sl:150``/``sl:2000`` with ``persist:true``: the license itself names a software
+    # security level as enough, so a client without our evidence (pyplayready) may persist; no other key opens this
+    unattested_persistence: bool | None = None
 
     def apply(self, policy: LicensePolicy) -> LicensePolicy:
         changes: dict[str, Any] = {
@@ -153,15 +156,17 @@ def decide(
 
 
 def check_unattested(kind: LicenseKind, overrides: PolicyOverrides) -> None:
-    """An unverified platform (no attestation evidence) gets software keys, and never a persistent license.
+    """An unverified platform (no attestation evidence) gets software keys, and no persistent license by default.
 
     Its security level is already L3 (see :mod:`attestation`), so the track rules leave it what a
-    software device may have; this refuses what no override may grant it.
+    software device may have. A persistent license is refused, unless a PlayReady-style test policy
+    names a software security level as enough for it (``sl:150``/``sl:2000`` with ``persist:true``):
+    in PlayReady the certificate's security level is the attestation, as real services treat SL2000.
     """
     if overrides.require_attestation:
         raise DrmError(ErrorCode.ATTESTATION_REQUIRED,
                        "the license URL or the entitlement token requires attestation evidence; the challenge has none")
-    if kind is LicenseKind.PERSISTENT:
+    if kind is LicenseKind.PERSISTENT and not overrides.unattested_persistence:
         raise DrmError(ErrorCode.ATTESTATION_REQUIRED,
                        "a persistent license needs attestation evidence; a platform without it is served as "
                        "software-only, streaming licenses only")

@@ -23,9 +23,16 @@ from functools import lru_cache
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+from cryptography.hazmat.primitives.keywrap import (
+    InvalidUnwrap,
+    aes_key_unwrap,
+    aes_key_wrap,
+)
 
 from license_server.crypto import CryptoError
 
@@ -131,3 +138,31 @@ def ecies_decrypt(private_pem: bytes, blob: bytes, context: bytes) -> bytes:
         return aes_key_unwrap(kek, wrapped)
     except (InvalidUnwrap, ValueError) as exc:
         raise CryptoError() from exc
+
+
+def private_scalar(private_pem: bytes) -> int:
+    """The private value ``d`` of a P-256 PEM key (for ElGamal and key export)."""
+    return _private_key(private_pem).private_numbers().private_value
+
+
+def private_key_from_scalar(value: int) -> bytes:
+    """A PKCS#8 PEM for the P-256 private value ``value`` (key import)."""
+    key = ec.derive_private_key(value, _CURVE)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def public_key_pem(point: bytes) -> bytes:
+    """The SubjectPublicKeyInfo PEM of a 65-byte point (the published server key)."""
+    return _public_key(point).public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def point_from_public_pem(pem: bytes) -> bytes:
+    """The 65-byte point of a P-256 SubjectPublicKeyInfo PEM; :class:`CryptoError` otherwise."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise CryptoError() from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != _CURVE.name:
+        raise CryptoError()
+    return _point(key)

@@ -29,8 +29,8 @@ from license_server.core.ports import LicenseRecord
 from license_server.core.service import DeviceReport, ReportKind
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
 from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
-from license_server.protocols.playready import (
-    MAX_BODY_BYTES, SYSTEM, faults, reports, soap, testcfg, xmlsafe)
+from license_server.protocols.playready import MAX_BODY_BYTES, SYSTEM, faults, reports, soap, testcfg, xmlsafe
+from license_server.protocols.playready.challenge import ParsedChallenge, parse_license_challenge
 from license_server.protocols.playready.dispatch import operation_name
 from license_server.protocols.playready.license import build_license_response, effective_level
 from license_server.protocols.playready.trust import PlayReadyTrust
@@ -67,7 +67,8 @@ def _acquire(request: web.Request, operation: xmlsafe.Element, body: bytes) -> w
     service, trust = request.app[SERVICE], request.app[TRUST]
     now = service.clock.now()
     cfg = testcfg.parse_cfg(request.query.get("cfg"), now=now)
-    parsed = soap.parse_license_challenge(operation, body)
+    keys = request.app[KEYRING].playready
+    parsed = parse_license_challenge(operation, body, server_key_pem=keys.server_key_pem if keys else b"")
     challenge = parsed.challenge
     if cfg.kid is not None and cfg.content_key is None:
         challenge = replace(challenge, key_ids=(cfg.kid,))
@@ -90,7 +91,7 @@ def _acquire(request: web.Request, operation: xmlsafe.Element, body: bytes) -> w
                                 access=access_of(request)))
 
 
-def _client_info(request: web.Request, challenge: LicenseChallenge, parsed: soap.ParsedChallenge,
+def _client_info(request: web.Request, challenge: LicenseChallenge, parsed: ParsedChallenge,
                  now: int) -> web.Response:
     """``msg:clientinfo``: verify the device like a license request, then echo what we know."""
     trust = request.app[TRUST]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import cli_json
+from tests.conftest import cli_json, run_cli
 
 
 def test_acquire_playready_persistent_and_refused(server_process, tmp_path):
@@ -25,3 +25,35 @@ def test_acquire_playready_persistent_and_refused(server_process, tmp_path):
                        "playready", "--license-url", "/playready/rightsmanager.asmx?cfg=(sl:3000)", "--json",
                        expect=3)
     assert refused["error"]["code"] == "SECURITY_LEVEL_TOO_LOW"
+
+
+def _prd_parts(data: bytes) -> tuple[int, bytes, bytes, bytes]:
+    """Our own reading of the pyplayready .prd v2 layout (independent of device_emulator.export)."""
+    assert data[:3] == b"PRD"
+    length = int.from_bytes(data[4:8], "big")
+    chain = data[8:8 + length]
+    rest = data[8 + length:]
+    assert len(rest) == 192
+    return data[3], chain, rest[:96], rest[96:]
+
+
+def test_export_prd_writes_the_chain_and_both_keys_and_warns_for_l1(tmp_path):
+    from license_server.crypto import elgamal
+    from license_server.protocols.playready import certificates
+
+    for level in ("L1", "L3"):
+        device = tmp_path / level
+        cli_json("create", str(device), "--level", level, "--json")
+        out = tmp_path / f"{level}.prd"
+        result = run_cli("export", str(device), "--format", "prd", "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        assert ("out of the emulated TEE" in result.stderr) is (level == "L1")
+        version, chain, encryption, signing = _prd_parts(out.read_bytes())
+        assert version == 2 and chain == (device / "playready" / "certificate.bin").read_bytes()
+        leaf = certificates.decode_chain(chain)[0]
+        assert leaf.key_for(certificates.KeyUsage.SIGN) == signing[32:]
+        assert leaf.key_for(certificates.KeyUsage.ENCRYPT_KEY) == encryption[32:]
+        for key in (encryption, signing):  # each private value matches its public half
+            assert elgamal.public_point(int.from_bytes(key[:32], "big")) == key[32:]
+    result = run_cli("export", str(tmp_path / "L3"), "--format", "nope", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2

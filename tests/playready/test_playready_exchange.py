@@ -8,8 +8,8 @@ import re
 
 from license_server import crypto
 from license_server.core.model import LicenseKind
-from license_server.crypto import ecc
-from license_server.protocols.playready import SL150, SL2000, SL3000, soap, xmr
+from license_server.crypto import elgamal
+from license_server.protocols.playready import SL150, SL2000, SL3000, challenge, soap, xmr
 from device_emulator.cdm.playready import PlayReadyCdm
 from device_emulator.cdm.widevine import CdmError
 
@@ -33,11 +33,14 @@ async def test_temporary_license_is_bound_to_the_request_nonce(playready, make_d
     assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/xml")
     assert not isinstance(loaded, CdmError), loaded
     lic = loaded.license
-    assert not lic.persistent and lic.nonce == pending.license_nonce
+    assert not lic.persistent
     assert lic.min_security_level == SL3000  # HD and UHD keys need hardware
     assert {k.track for k in loaded.keys} == {"AUDIO", "SD", "HD", "UHD1"}
     assert lic.platform_verification == "HARDWARE_VERIFIED"
-    assert soap.parse_license_response(reply.body).license_nonce is None
+    response = soap.parse_license_response(reply.body)
+    assert response.license_nonce == pending.license_nonce and response.transaction_id is None
+    assert len(response.licenses) == 4  # one XMR license per content key, sharing the rights id
+    assert {xmr.decode(one).license.rights_id.hex() for one in response.licenses} == {loaded.license_id}
     assert store.license(loaded.license_id).kind == "temporary"
     assert loaded.policy()["license_duration"] == 86400
 
@@ -48,7 +51,7 @@ async def test_persist_and_firstexp_give_a_persistent_license_expiring_60s_after
     reply, loaded, pending = await playready.acquire(device, query="?cfg=(persist:true,firstexp:60)")
     assert not isinstance(loaded, CdmError), loaded
     lic = _xmr_of(reply)
-    assert lic.persistent and lic.expire_after_first_play == 60 and lic.nonce is None
+    assert lic.persistent and lic.expire_after_first_play == 60
     response = soap.parse_license_response(reply.body)
     assert response.license_nonce == pending.license_nonce and response.transaction_id == lic.rights_id
     assert loaded.policy()["playback_duration"] == 60 and loaded.policy()["can_persist"]
@@ -68,7 +71,7 @@ async def test_all_header_versions_are_served(playready, make_device):
 async def test_sl3000_content_is_refused_to_an_sl2000_device(playready, make_device, store):
     device = make_device("L3")
     reply, outcome, _ = await playready.acquire(device, query="?cfg=(sl:3000)")
-    _assert_fault(reply, "SECURITY_LEVEL_TOO_LOW", 0x8004C70A)
+    _assert_fault(reply, "SECURITY_LEVEL_TOO_LOW", 0x8004A004)
     assert isinstance(outcome, CdmError) and outcome.code == "SECURITY_LEVEL_TOO_LOW"
     assert store.licenses(system="playready") == []
     reply, loaded, _ = await playready.acquire(device)  # default: software keys, SL150 minimum
@@ -83,7 +86,7 @@ async def test_sl150_test_device(playready, make_device):
     cdm = playready.cdm(device)
     assert cdm.security_level == SL150
     reply, _, _ = await playready.acquire(device, query="?cfg=(sl:2000)", cdm=cdm)
-    _assert_fault(reply, "SECURITY_LEVEL_TOO_LOW", 0x8004C70A)
+    _assert_fault(reply, "SECURITY_LEVEL_TOO_LOW", 0x8004A004)
     reply, loaded, _ = await playready.acquire(device, cdm=cdm)
     assert not isinstance(loaded, CdmError)
 
@@ -92,21 +95,22 @@ async def test_device_refuses_a_license_above_its_security_level(playready, make
     device = make_device("L3")
     cdm = playready.cdm(device)
     pending = cdm.build_challenge("demo-movie", LicenseKind.TEMPORARY)
-    integrity = crypto.random_bytes(16)
     rights = crypto.random_bytes(16)
-    public = cdm.identity.holder.public_key
-    key = xmr.ContentKey(bytes(16), "AESCTR", "SD", 1, 0,
-                         ecc.ecies_encrypt(public, integrity + bytes(16), xmr.key_context(rights, bytes(16))))
-    lic = xmr.XmrLicense(rights, 0, False, SL3000, (key,), crypto.sha256(public), nonce=pending.license_nonce)
-    body = soap.build_license_response([xmr.encode(lic, integrity)], response_id=bytes(16))
+    device_key = cdm.identity.holder.encryption_key[1:]
+
+    def response(level: int) -> bytes:
+        integrity, wrapped = elgamal.encrypt_key_pair(device_key, None, bytes(16))
+        key = xmr.ContentKey(bytes(16), "AESCTR", "SD", 1, 0, wrapped)
+        data = xmr.encode(xmr.XmrLicense(rights, 0, False, level, (key,), device_key), integrity)
+        return soap.build_license_response([data], response_id=bytes(16), license_nonce=pending.license_nonce,
+                                           binding=soap.nonce_binding(integrity, pending.license_nonce, data))
+
     try:
-        cdm.process_license(pending, body)
+        cdm.process_license(pending, response(SL3000))
         raise AssertionError("accepted")
     except CdmError as exc:
         assert exc.code == "SECURITY_LEVEL_TOO_LOW"
-    good = xmr.encode(xmr.XmrLicense(rights, 0, False, SL2000, (key,), crypto.sha256(public),
-                                     nonce=pending.license_nonce), integrity)
-    assert cdm.process_license(pending, soap.build_license_response([good], response_id=bytes(16))).keys
+    assert cdm.process_license(pending, response(SL2000)).keys
 
 
 async def test_replayed_license_responses_are_rejected_by_the_device(playready, make_device):
@@ -164,7 +168,7 @@ async def test_errorcode_and_revoked_hooks(playready, make_device, store):
 
 async def test_unknown_cfg_keys_are_named_in_the_fault(playready, make_device):
     reply, _, _ = await playready.acquire(make_device("L1"), query="?cfg=(persist:true,colour:blue)")
-    _assert_fault(reply, "INVALID_POLICY_OVERRIDE", 0x8004C702)
+    _assert_fault(reply, "INVALID_POLICY_OVERRIDE", 0x8004C604)
     assert b"'colour'" in reply.body
 
 
@@ -211,11 +215,11 @@ async def test_tampered_challenges_are_refused(playready, make_device):
     old_digest = re.search(rb"<DigestValue>([^<]+)</DigestValue>", tampered).group(1)
     redigested = tampered.replace(old_digest, base64.b64encode(crypto.sha256(la)))
     reply = await playready.post(redigested)
-    _assert_fault(reply, "SIGNATURE_INVALID", 0x8004C704)
+    _assert_fault(reply, "SIGNATURE_INVALID", 0x80040E8A)
     reply = await playready.post(pending.body)
     assert reply.status == 200
     reply = await playready.post(pending.body)
-    _assert_fault(reply, "REPLAYED_CHALLENGE", 0x8004C709)
+    _assert_fault(reply, "REPLAYED_CHALLENGE", 0x8004C01C)
 
 
 async def test_soap_action_must_match_the_operation(playready, make_device):
@@ -234,7 +238,11 @@ def test_cdm_challenge_carries_evidence_bound_to_the_nonce(make_device, keyring)
     device = make_device("L1")
     cdm = PlayReadyCdm(device, keyring)
     pending = cdm.build_challenge("demo-episode", PERSISTENT)
-    parsed = soap.parse_license_challenge(soap.parse_operation(pending.body), pending.body)
+    parsed = challenge.parse_license_challenge(soap.parse_operation(pending.body), pending.body,
+                                               server_key_pem=keyring.playready.server_key_pem)
+    assert parsed.la_version == "5" and parsed.custom_data == soap.PERSISTENT_HINT
+    assert parsed.challenge.custom_data == soap.PERSISTENT_HINT  # surfaced to the neutral pipeline
+    assert b"DeviceAttestation" not in pending.body  # the evidence travels inside EncryptedData
     assert parsed.challenge.license_kind is PERSISTENT
     assert parsed.challenge.request_id == pending.license_nonce
     assert parsed.challenge.device.evidence.from_tee

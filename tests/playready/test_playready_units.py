@@ -11,9 +11,18 @@ import pytest
 
 from license_server import crypto
 from license_server.core.model import Hdcp, SecurityLevel, Track
-from license_server.crypto import ecc
+from license_server.crypto import ecc, elgamal
 from license_server.errors import DrmError, ErrorCode
-from license_server.protocols.playready import SL150, SL2000, SL3000, certificates, faults, testcfg, wrmheader, xmr
+from license_server.protocols.playready import (
+    SL150,
+    SL2000,
+    SL3000,
+    certificates,
+    faults,
+    testcfg,
+    wrmheader,
+    xmr,
+)
 
 NS = "http://schemas.microsoft.com/DRM/2007/03/PlayReadyHeader"
 # A known KID: UUID 00112233-4455-6677-8899-aabbccddeeff. The WRMHEADER writes the
@@ -104,19 +113,19 @@ def test_kid_checksum_detects_the_wrong_key():
 # ------------------------------------------------------------------- XMR
 
 def _license(**changes) -> xmr.XmrLicense:
-    key = xmr.ContentKey(KID, "AESCBC", "SD", 1, 0, bytes(range(105)))
+    key = xmr.ContentKey(KID, "AESCBC", "SD", 1, 0, bytes(range(128)))
     base = xmr.XmrLicense(
         rights_id=bytes(range(16)), issue_date=NOW, persistent=True, min_security_level=SL2000, keys=(key,),
-        device_key_digest=bytes(32), begin=NOW - 10, end=NOW + 3600, expire_after_first_play=60,
-        real_time_expiration=True, removal_date=NOW + 7200, nonce=None, play_right=False,
+        device_key=bytes(range(64)), begin=NOW - 10, end=NOW + 3600, expire_after_first_play=60,
+        real_time_expiration=True, removal_date=NOW + 7200, play_right=True,
         platform_verification="SOFTWARE_VERIFIED", output_protection=xmr.OutputProtection(400, 300, 150, 250, 250),
     )
     return dataclasses.replace(base, **changes)
 
 
-@pytest.mark.parametrize("changes", [{}, {"persistent": False, "nonce": bytes(16), "output_protection": None,
+@pytest.mark.parametrize("changes", [{}, {"persistent": False, "output_protection": None,
                                           "end": 0, "begin": 0, "expire_after_first_play": 0,
-                                          "real_time_expiration": False, "removal_date": 0, "play_right": True}])
+                                          "real_time_expiration": False, "removal_date": 0, "play_right": False}])
 def test_xmr_round_trip(changes):
     lic = _license(**changes)
     data = xmr.encode(lic, b"k" * 16)
@@ -124,11 +133,34 @@ def test_xmr_round_trip(changes):
     assert parsed.license == lic
     assert xmr.verify_signature(parsed, b"k" * 16)
     assert not xmr.verify_signature(parsed, b"x" * 16)
+    assert data[:4] == b"XMR\x00" and data[8:24] == lic.rights_id  # the rights id follows the version
+    assert xmr.split(data + data) == [data, data]
+
+
+def test_xmr_uses_the_real_object_numbers():
+    kinds = set(_kinds(xmr.encode(_license(), b"k" * 16)))
+    # outer, global policy, playback, OPL, key material, content key, signature, settings, expiration, issue
+    # date, ECC device key, policy metadata, expire after first play, security level, removal date, real time
+    assert kinds == {0x01, 0x02, 0x04, 0x05, 0x09, 0x0A, 0x0B, 0x0D, 0x12, 0x13, 0x2A, 0x2C, 0x30, 0x34, 0x50, 0x55}
+    assert 0x04 not in _kinds(xmr.encode(_license(play_right=False), b"k" * 16))  # no play right: no container
+
+
+def _kinds(data: bytes) -> list[int]:
+    out, stack = [], [(24, len(data))]
+    while stack:
+        start, end = stack.pop()
+        while start < end:
+            flags, kind, length = struct.unpack_from(">HHI", data, start)
+            out.append(kind)
+            if flags & xmr.CONTAINER:
+                stack.append((start + 8, start + length))
+            start += length
+    return out
 
 
 def test_xmr_signature_covers_every_policy_byte():
     data = bytearray(xmr.encode(_license(), b"k" * 16))
-    offset = bytes(data).index(struct.pack(">I", 60))  # EXPIRE_AFTER_FIRST_PLAY = 60
+    offset = bytes(data).index(struct.pack(">HHI", 1, 0x30, 12)) + 8  # EXPIRE_AFTER_FIRST_PLAY = 60
     data[offset + 3] = 61
     parsed = xmr.decode(bytes(data))
     assert parsed.license.expire_after_first_play == 61
@@ -139,15 +171,27 @@ def test_xmr_refuses_unknown_must_understand_objects_and_truncation():
     data = xmr.encode(_license(), b"k" * 16)
     with pytest.raises(DrmError):
         xmr.decode(data[:-5])
-    body = data[8:]
+    head, body = data[:24], data[24:]
     unknown = struct.pack(">HHI", xmr.MUST_UNDERSTAND, 0x0777, 8)
     flags, kind, length = struct.unpack_from(">HHI", body)
-    forged = data[:8] + struct.pack(">HHI", flags, kind, length + 8) + unknown + body[8:]
+    forged = head + struct.pack(">HHI", flags, kind, length + 8) + unknown + body[8:]
     with pytest.raises(DrmError, match="must be understood"):
         xmr.decode(forged)
     ignorable = struct.pack(">HHI", 0, 0x0777, 8)
-    tolerated = data[:8] + struct.pack(">HHI", flags, kind, length + 8) + ignorable + body[8:]
+    tolerated = head + struct.pack(">HHI", flags, kind, length + 8) + ignorable + body[8:]
     assert xmr.decode(tolerated).license == _license()
+
+
+def test_elgamal_round_trip_and_content_key_point():
+    private = ecc.generate_ec_private_key()
+    d, public = ecc.private_scalar(private), ecc.ec_public_point(private)[1:]
+    assert elgamal.public_point(d) == public
+    integrity, wrapped = elgamal.encrypt_key_pair(public, None, bytes(range(16)))
+    assert len(wrapped) == 128 and elgamal.decrypt(d, wrapped)[:32] == integrity + bytes(range(16))
+    other = ecc.private_scalar(ecc.generate_ec_private_key())
+    assert elgamal.decrypt(other, wrapped)[:32] != integrity + bytes(range(16))
+    with pytest.raises(crypto.CryptoError):
+        elgamal.decrypt(d, bytes(128))  # not curve points
 
 
 # ------------------------------------------------------------ ECC and chains
@@ -166,32 +210,40 @@ def test_ecdsa_and_ecies_refuse_the_wrong_key_or_context():
             ecc.ecies_decrypt(key, blob, context)
 
 
-def _chain(keyring, model="emulated-phone-l3", level=None, *, sign_with=None):
-    prk = keyring.playready
-    m = prk.models[model]
-    device_key = ecc.generate_ec_private_key()
+def _chain(keyring, model="emulated-phone-l3", level=None, *, sign_with=None, same_key=False):
+    m = keyring.playready.models[model]
+    signing, encryption = ecc.generate_ec_private_key(), ecc.generate_ec_private_key()
+    usage = certificates.KeyUsage
+    keys = [(ecc.ec_public_point(signing), (usage.SIGN,)),
+            (ecc.ec_public_point(signing if same_key else encryption), (usage.ENCRYPT_KEY,))]
     cert = certificates.issue(cert_type=certificates.CertType.DEVICE, security_level=level or m.security_level,
-                              system_id=m.system_id, serial=bytes(16), public_key=ecc.ec_public_point(device_key),
-                              name="d", issuer_key_pem=sign_with or m.key_pem)
-    return certificates.encode_chain([cert, certificates.decode_certificate(m.certificate),
-                                      certificates.decode_certificate(prk.root_certificate)])
+                              cert_id=bytes(16), keys=keys, model_name=m.name, system_id=m.system_id,
+                              issuer_key_pem=sign_with or m.key_pem, features=certificates.DEVICE_FEATURES)
+    return certificates.encode_chain([cert, certificates.decode_certificate(m.certificate)])
 
 
 def test_certificate_chain_levels_and_signatures(keyring):
     root = keyring.playready.root_public_key
-    info = certificates.verify_chain(_chain(keyring), root, now=NOW)
+    chain = _chain(keyring)
+    assert chain[:4] == b"CHAI" and chain[20:24] == b"CERT"
+    info = certificates.verify_chain(chain, root, now=NOW)
     assert (info.security_level, info.system_id, info.model) == (SL2000, 7101, "emulated-phone-l3")
+    assert info.signing_key != info.encryption_key
     assert certificates.verify_chain(_chain(keyring, "emulated-test-sl150"), root, now=NOW).security_level == SL150
     with pytest.raises(certificates.CertificateError, match="higher security level"):
         certificates.verify_chain(_chain(keyring, level=SL3000), root, now=NOW)
-    with pytest.raises(certificates.CertificateError, match="signature"):
+    with pytest.raises(certificates.CertificateError, match="signed by its model"):
         certificates.verify_chain(_chain(keyring, sign_with=ecc.generate_ec_private_key()), root, now=NOW)
+    with pytest.raises(certificates.CertificateError, match="separate signing and encryption"):
+        certificates.verify_chain(_chain(keyring, same_key=True), root, now=NOW)
     with pytest.raises(certificates.CertificateError, match="trusted root"):
-        certificates.verify_chain(_chain(keyring), ecc.ec_public_point(ecc.generate_ec_private_key()), now=NOW)
-    tampered = bytearray(_chain(keyring))
-    tampered[40] ^= 1
+        certificates.verify_chain(chain, ecc.ec_public_point(ecc.generate_ec_private_key()), now=NOW)
+    tampered = bytearray(chain)
+    tampered[60] ^= 1
     with pytest.raises(certificates.CertificateError):
         certificates.verify_chain(bytes(tampered), root, now=NOW)
+    with pytest.raises(certificates.CertificateError, match="CHAI"):
+        certificates.verify_chain(b"EPRC" + chain[4:], root, now=NOW)
 
 
 # -------------------------------------------------------------------- cfg
@@ -256,14 +308,27 @@ def test_bad_cfg_strings_are_refused_naming_the_culprit(text, fragment):
     assert fragment in err.value.message
 
 
-def test_status_code_table_is_complete_and_distinct():
+# Real DRM_E values (PlayReady Porting Kit names) the table may use; nothing else goes on the wire.
+REAL_DRM_E = {
+    0x8004C600: "DRM_E_SERVER_INTERNAL_ERROR", 0x8004C601: "DRM_E_SERVER_INVALID_MESSAGE",
+    0x8004C604: "DRM_E_SERVER_SERVICE_SPECIFIC", 0x8004C035: "DRM_E_INVALID_DEVICE_CERTIFICATE",
+    0x80040E8A: "DRM_E_P256_INVALID_SIGNATURE", 0x8004C065: "DRM_E_DEVCERT_REVOKED",
+    0x8004C053: "DRM_E_CERTIFICATE_REVOKED", 0x8004C01C: "DRM_E_CLIENTTIMEINVALID",
+    0x8004A004: "DRM_E_DEVICE_SECURITY_LEVEL_TOO_LOW", 0x8004C00B: "DRM_E_RIGHTS_NOT_AVAILABLE",
+    0x8004C00C: "DRM_E_LICENSEMISMATCH", 0x8004C611: "DRM_E_SERVER_INVALID_LICENSEID",
+    0x8004C009: "DRM_E_LICENSE_EXPIRED",
+}
+
+
+def test_status_code_table_uses_only_real_drm_e_codes():
     public = {code: faults.status_for(code) for code in ErrorCode}
     assert public[ErrorCode.DEVICE_REVOKED] == (0x8004C065, "DRM_E_DEVCERT_REVOKED")
     assert public[ErrorCode.INTERNAL_ERROR] == (0x8004C600, "DRM_E_SERVER_INTERNAL_ERROR")
     assert public[ErrorCode.MALFORMED_CHALLENGE] == (0x8004C601, "DRM_E_SERVER_INVALID_MESSAGE")
-    own = [v for c, v in faults.STATUS_CODES.items() if c is not ErrorCode.UNSUPPORTED_REQUEST]
-    assert len({v for v, _ in own}) == len(own)
-    assert all(v >= 0x80000000 for v, _ in public.values())
+    for code, (value, name) in public.items():
+        assert REAL_DRM_E.get(value) == name, code
+    fault = faults.parse_fault(faults.build_fault(DrmError(ErrorCode.DEVICE_ROOTED, "rooted")))
+    assert (fault.status_code, fault.error_code) == (0x8004C053, "DEVICE_ROOTED")
 
 
 def test_readme_documents_every_playready_cfg_key_with_an_example():
@@ -277,3 +342,19 @@ def test_readme_documents_every_playready_cfg_key_with_an_example():
     documented = {key.strip(" `") for row in rows for key in row.split("|")[1].split(",")}
     assert documented == set(KEYS) | set(ALIASES)
     assert all("`cfg=(" in row for row in rows)
+
+
+def test_a_software_security_level_in_cfg_lets_an_unattested_client_persist():
+    """sl:150/sl:2000 name a software level as enough; sl:3000 and no sl keep the default refusal."""
+    from license_server.core.policy import check_unattested
+    from license_server.core.model import LicenseKind
+    from license_server.errors import DrmError
+
+    assert testcfg.parse_cfg("(persist:true,sl:2000)", now=0).overrides(0).unattested_persistence is True
+    check_unattested(LicenseKind.PERSISTENT, testcfg.parse_cfg("(persist:true,sl:150)", now=0).overrides(0))
+    for text in ("(persist:true,sl:3000)", "(persist:true)"):
+        overrides = testcfg.parse_cfg(text, now=0).overrides(0)
+        assert not overrides.unattested_persistence
+        with pytest.raises(DrmError) as refused:
+            check_unattested(LicenseKind.PERSISTENT, overrides)
+        assert refused.value.code.value == "ATTESTATION_REQUIRED"

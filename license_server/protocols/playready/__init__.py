@@ -1,6 +1,8 @@
-"""PlayReady-style dialect, sans-I/O: WRMHEADER and PRO, the emulated ECC
-certificate chain, the XMR-like binary license, SOAP messages and faults, and
-the test server's ``cfg=`` syntax. No aiohttp, no storage, no clock reads.
+"""PlayReady dialect in the real formats, sans-I/O: WRMHEADER and PRO, BCert
+chains (``certificates``), the license challenge (``challenge``: the one
+parsing entry point), XMR licenses (``xmr``; built by ``license.build_license_response``,
+the one license-building entry point), SOAP messages and faults, and the test
+server's ``cfg=`` syntax. No aiohttp, no storage, no clock reads.
 """
 
 from __future__ import annotations

@@ -1,15 +1,13 @@
-"""SOAP faults and the DRM_E-style status codes of the PlayReady-style dialect.
+"""SOAP faults and the DRM_E status codes of the PlayReady-style dialect.
 
 The real service answers every refusal with HTTP 500 and a SOAP 1.1 Fault
-whose ``detail/Exception/StatusCode`` holds an HRESULT; so do we. Our stable
-:class:`ErrorCode` goes into the ``X-DRM-Error-Code`` header (and, as an extra
-element, into the detail).
-
-Codes marked *public* are the PlayReady values documented for the public test
-server; the others are this emulator's own, chosen in the unused
-``0x8004C7xx`` range so they cannot be mistaken for real ones. Codes added to
-:class:`ErrorCode` later fall back to 0x8004C604 (client-side refusals) or
-0x8004C600 (server errors).
+whose ``detail/Exception/StatusCode`` holds an HRESULT; so do we, and only
+real DRM_E values go there (the table below; the names are the PlayReady
+Porting Kit's). Several of our stable codes share one DRM_E value, so our
+:class:`ErrorCode` travels beside it: in the ``X-DRM-Error-Code`` header and
+in ``detail/Exception/EmulatorErrorCode``, an element real clients ignore.
+Codes without an entry fall back to DRM_E_SERVER_SERVICE_SPECIFIC (client-side
+refusals) or DRM_E_SERVER_INTERNAL_ERROR (server errors).
 """
 
 from __future__ import annotations
@@ -24,27 +22,27 @@ INTERNAL = (0x8004C600, "DRM_E_SERVER_INTERNAL_ERROR")
 SERVICE_SPECIFIC = (0x8004C604, "DRM_E_SERVER_SERVICE_SPECIFIC")
 
 STATUS_CODES: dict[ErrorCode, tuple[int, str]] = {
-    ErrorCode.MALFORMED_CHALLENGE: (0x8004C601, "DRM_E_SERVER_INVALID_MESSAGE"),  # public
-    ErrorCode.CHALLENGE_TOO_LARGE: (0x8004C701, "DRM_E_EMU_MESSAGE_TOO_LARGE"),
-    ErrorCode.UNSUPPORTED_REQUEST: SERVICE_SPECIFIC,  # public
-    ErrorCode.INVALID_POLICY_OVERRIDE: (0x8004C702, "DRM_E_EMU_INVALID_CFG"),
-    ErrorCode.CERTIFICATE_INVALID: (0x8004C703, "DRM_E_EMU_INVALID_DEVCERT"),
-    ErrorCode.SIGNATURE_INVALID: (0x8004C704, "DRM_E_EMU_INVALID_SIGNATURE"),
-    ErrorCode.DEVICE_REVOKED: (0x8004C065, "DRM_E_DEVCERT_REVOKED"),  # public
-    ErrorCode.DEVICE_ROOTED: (0x8004C705, "DRM_E_EMU_DEVICE_ROOTED"),
-    ErrorCode.BOOTLOADER_UNLOCKED: (0x8004C706, "DRM_E_EMU_BOOTLOADER_UNLOCKED"),
-    ErrorCode.APP_NOT_GENUINE: (0x8004C707, "DRM_E_EMU_APP_NOT_GENUINE"),
-    ErrorCode.ATTESTATION_INVALID: (0x8004C708, "DRM_E_EMU_ATTESTATION_INVALID"),
-    ErrorCode.REPLAYED_CHALLENGE: (0x8004C709, "DRM_E_EMU_REPLAYED_CHALLENGE"),
-    ErrorCode.SECURITY_LEVEL_TOO_LOW: (0x8004C70A, "DRM_E_EMU_SECURITY_LEVEL_TOO_LOW"),
-    ErrorCode.OFFLINE_NOT_ALLOWED: (0x8004C70B, "DRM_E_EMU_PERSISTENCE_NOT_ALLOWED"),
-    ErrorCode.CONTENT_NOT_FOUND: (0x8004C70C, "DRM_E_EMU_CONTENT_NOT_FOUND"),
-    ErrorCode.KEY_NOT_FOUND: (0x8004C70D, "DRM_E_EMU_KEY_NOT_FOUND"),
-    ErrorCode.LICENSE_NOT_FOUND: (0x8004C70E, "DRM_E_EMU_LICENSE_NOT_FOUND"),
-    ErrorCode.LICENSE_EXPIRED: (0x8004C70F, "DRM_E_EMU_LICENSE_EXPIRED"),
-    ErrorCode.LICENSE_RELEASED: (0x8004C710, "DRM_E_EMU_LICENSE_RELEASED"),
-    ErrorCode.RENEWAL_NOT_ALLOWED: (0x8004C711, "DRM_E_EMU_RENEWAL_NOT_ALLOWED"),
-    ErrorCode.INTERNAL_ERROR: INTERNAL,  # public
+    ErrorCode.MALFORMED_CHALLENGE: (0x8004C601, "DRM_E_SERVER_INVALID_MESSAGE"),
+    ErrorCode.CHALLENGE_TOO_LARGE: (0x8004C601, "DRM_E_SERVER_INVALID_MESSAGE"),
+    ErrorCode.UNSUPPORTED_REQUEST: SERVICE_SPECIFIC,
+    ErrorCode.INVALID_POLICY_OVERRIDE: SERVICE_SPECIFIC,
+    ErrorCode.CERTIFICATE_INVALID: (0x8004C035, "DRM_E_INVALID_DEVICE_CERTIFICATE"),
+    ErrorCode.SIGNATURE_INVALID: (0x80040E8A, "DRM_E_P256_INVALID_SIGNATURE"),
+    ErrorCode.DEVICE_REVOKED: (0x8004C065, "DRM_E_DEVCERT_REVOKED"),
+    ErrorCode.DEVICE_ROOTED: (0x8004C053, "DRM_E_CERTIFICATE_REVOKED"),
+    ErrorCode.BOOTLOADER_UNLOCKED: (0x8004C053, "DRM_E_CERTIFICATE_REVOKED"),
+    ErrorCode.APP_NOT_GENUINE: (0x8004C053, "DRM_E_CERTIFICATE_REVOKED"),
+    ErrorCode.ATTESTATION_INVALID: (0x8004C601, "DRM_E_SERVER_INVALID_MESSAGE"),
+    ErrorCode.REPLAYED_CHALLENGE: (0x8004C01C, "DRM_E_CLIENTTIMEINVALID"),
+    ErrorCode.SECURITY_LEVEL_TOO_LOW: (0x8004A004, "DRM_E_DEVICE_SECURITY_LEVEL_TOO_LOW"),
+    ErrorCode.OFFLINE_NOT_ALLOWED: (0x8004C00B, "DRM_E_RIGHTS_NOT_AVAILABLE"),
+    ErrorCode.CONTENT_NOT_FOUND: (0x8004C00C, "DRM_E_LICENSEMISMATCH"),
+    ErrorCode.KEY_NOT_FOUND: (0x8004C00C, "DRM_E_LICENSEMISMATCH"),
+    ErrorCode.LICENSE_NOT_FOUND: (0x8004C611, "DRM_E_SERVER_INVALID_LICENSEID"),
+    ErrorCode.LICENSE_EXPIRED: (0x8004C009, "DRM_E_LICENSE_EXPIRED"),
+    ErrorCode.LICENSE_RELEASED: (0x8004C611, "DRM_E_SERVER_INVALID_LICENSEID"),
+    ErrorCode.RENEWAL_NOT_ALLOWED: (0x8004C00B, "DRM_E_RIGHTS_NOT_AVAILABLE"),
+    ErrorCode.INTERNAL_ERROR: INTERNAL,
 }
 # Public codes the cfg errorcode: hook recognises without an ErrorCode of their own.
 PUBLIC_ONLY: dict[int, str] = {
@@ -52,6 +50,7 @@ PUBLIC_ONLY: dict[int, str] = {
     0x8004C603: "DRM_E_SERVER_INDIV_REQUIRED",
     0x8004C605: "DRM_E_SERVER_DOMAIN_REQUIRED",
     0x8004C606: "DRM_E_SERVER_RENEW_DOMAIN",
+    0x8004C60B: "DRM_E_SERVER_PROTOCOL_VERSION_MISMATCH",
 }
 
 

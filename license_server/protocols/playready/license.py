@@ -1,22 +1,35 @@
-"""The PlayReady-style license response: from a neutral :class:`Grant` to SOAP bytes.
+"""The PlayReady license response from a neutral grant: :func:`build_license_response` is the one entry point.
 
-:func:`build_license_response` is the one entry point the handler calls: it
-applies the test server's ``cfg=`` key and security-level rules, encrypts each
-content key to the device (ECIES, with the license's integrity key), encodes
-the XMR license and wraps it in the ``AcquireLicenseResponse`` envelope.
+One XMR license per content key (as PlayReady issues them), all sharing the
+grant's rights id; each key and its fresh integrity key are ElGamal-encrypted
+to the device certificate's encryption key, and each license is AES-CMAC
+signed with its own integrity key. The response echoes the LicenseNonce and
+binds it (``NonceBinding``: AES-CMAC with the first license's integrity key
+over nonce | SHA-256 of the licenses) so a replayed response is refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from license_server import crypto
 from license_server.core.model import Grant, LicenseKind, Robustness, SecurityLevel
-from license_server.crypto import ecc
+from license_server.crypto import elgamal
 from license_server.errors import DrmError, ErrorCode, malformed
-from license_server.protocols.playready import SL150, SL2000, SL3000, soap, wrmheader, xmr
+from license_server.protocols.playready import (
+    SL150,
+    SL2000,
+    SL3000,
+    soap,
+    wrmheader,
+    xmr,
+)
 from license_server.protocols.playready.certificates import ChainInfo
-from license_server.protocols.playready.testcfg import TestServerCfg
+
+if TYPE_CHECKING:
+    from license_server.protocols.playready.challenge import ParsedChallenge
+    from license_server.protocols.playready.testcfg import TestServerCfg
 
 
 def effective_level(grant_level: SecurityLevel, certified: int) -> int:
@@ -24,12 +37,7 @@ def effective_level(grant_level: SecurityLevel, certified: int) -> int:
     return certified if grant_level is SecurityLevel.L1 else min(certified, SL2000)
 
 
-def _header_cipher(header_key: wrmheader.HeaderKey | None) -> str:
-    """The cipher the WRMHEADER names for a key (its ALGID), AES-CTR by default."""
-    return header_key.algid if header_key is not None and header_key.algid else "AESCTR"
-
-
-def build_license_response(grant: Grant, parsed: soap.ParsedChallenge, cfg: TestServerCfg, chain: ChainInfo) -> bytes:
+def build_license_response(grant: Grant, parsed: ParsedChallenge, cfg: TestServerCfg, chain: ChainInfo) -> bytes:
     """The ``AcquireLicenseResponse`` for ``grant`` to the device of ``chain``.
 
     Refuses ``SECURITY_LEVEL_TOO_LOW`` when the device's effective level is under the
@@ -53,33 +61,28 @@ def build_license_response(grant: Grant, parsed: soap.ParsedChallenge, cfg: Test
         header_key = by_kid.get(key.kid)
         if header_key is not None and cfg.content_key is None and not wrmheader.checksum_matches(header_key, key.key):
             raise malformed(f"the WRMHEADER CHECKSUM of KID {key.kid.hex()} does not match its content key")
-    integrity_key = crypto.random_bytes(16)
     rights_id = bytes.fromhex(grant.license_id)
-    content_keys = tuple(
-        xmr.ContentKey(
-            kid=k.kid,
-            cipher=cfg.cipher or _header_cipher(by_kid.get(k.kid)),
-            track=k.track.value, robustness=int(k.robustness), hdcp=int(k.hdcp),
-            encrypted_key=ecc.ecies_encrypt(device.public_key, integrity_key + k.key,
-                                            xmr.key_context(rights_id, k.kid)),
-        )
-        for k in keys
-    )
     policy = grant.policy
     persistent = grant.kind is LicenseKind.PERSISTENT
-    lic = xmr.XmrLicense(
-        rights_id=rights_id, issue_date=grant.issued_at, persistent=persistent, min_security_level=min_level,
-        keys=content_keys, device_key_digest=crypto.sha256(device.public_key),
-        begin=cfg.begin_date or 0, end=policy.deadline(grant.issued_at) or 0,
-        expire_after_first_play=policy.playback_duration, real_time_expiration=cfg.real_time,
-        removal_date=cfg.removal_date or 0, nonce=None if persistent else parsed.license_nonce,
-        play_right=cfg.play_right and policy.can_play, platform_verification=device.verification.value,
-        output_protection=cfg.output_protection,
-    )
-    data = xmr.encode(lic, integrity_key)
+    device_key = chain.encryption_key[-64:]
+    licenses, first_integrity = [], b""
+    for k in keys:
+        integrity, wrapped = elgamal.encrypt_key_pair(device_key, None, k.key)
+        first_integrity = first_integrity or integrity
+        header_algid = by_kid[k.kid].algid if k.kid in by_kid else None
+        cipher: str = cfg.cipher or header_algid or "AESCTR"
+        lic = xmr.XmrLicense(
+            rights_id=rights_id, issue_date=grant.issued_at, persistent=persistent, min_security_level=min_level,
+            keys=(xmr.ContentKey(k.kid, cipher, k.track.value, int(k.robustness), int(k.hdcp), wrapped),),
+            device_key=device_key, begin=cfg.begin_date or 0,
+            end=policy.deadline(grant.issued_at) or 0,
+            expire_after_first_play=policy.playback_duration, real_time_expiration=cfg.real_time,
+            removal_date=cfg.removal_date or 0, play_right=cfg.play_right and policy.can_play,
+            platform_verification=device.verification.value, output_protection=cfg.output_protection,
+        )
+        licenses.append(xmr.encode(lic, integrity))
     return soap.build_license_response(
-        [data], response_id=crypto.random_bytes(16),
-        license_nonce=parsed.license_nonce if persistent else None,
-        binding=soap.nonce_binding(integrity_key, parsed.license_nonce, data) if persistent else None,
+        licenses, response_id=crypto.random_bytes(16), license_nonce=parsed.license_nonce,
+        binding=soap.nonce_binding(first_integrity, parsed.license_nonce, b"".join(licenses)),
         transaction_id=rights_id if persistent else None,
     )

@@ -1,6 +1,6 @@
-"""SOAP 1.1 messages of the PlayReady-style license exchange.
+"""SOAP 1.1 envelopes, license responses and the signed report messages.
 
-Every request is ``Envelope/Body/<Action>/challenge/Challenge`` holding one
+The license challenge itself is :mod:`.challenge`. Every report request is ``Envelope/Body/<Action>/challenge/Challenge`` holding one
 signed element (``LA`` for AcquireLicense) and an XML-DSig-shaped
 ``Signature``: ``SignedInfo/Reference/DigestValue`` is SHA-256 of the signed
 element and ``SignatureValue`` is ECDSA-SHA256 (raw r||s, base64) by the
@@ -15,15 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from license_server import crypto
-from license_server.core.model import DeviceClaims, Evidence, Hdcp, LicenseChallenge, LicenseKind, RequestKind
+from license_server.core.model import Evidence
 from license_server.errors import malformed
 from license_server.protocols.playready import (
-    MAX_BODY_BYTES, MESSAGES_NS, PROTOCOLS_NS, SOAP_ENV_NS, SYSTEM, wrmheader, xmlsafe,
+    MAX_BODY_BYTES, MESSAGES_NS, PROTOCOLS_NS, SOAP_ENV_NS, xmlsafe,
 )
 from license_server.protocols.playready.xmlsafe import Element
 
-LA_VERSION = "4"
-CLIENT_VERSION = "10.0.16384.10011"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 SIG_ALGORITHM = PROTOCOLS_NS + "#ecdsa-sha256"
 DIGEST_ALGORITHM = PROTOCOLS_NS + "#sha256"
@@ -129,72 +127,6 @@ def parse_evidence(element: Element) -> Evidence:
         os_patch_level=xmlsafe.integer(xmlsafe.optional_text(element, "OsPatchLevel") or "0", "OsPatchLevel"),
         from_tee=source == "TEE",
     )
-
-
-# --------------------------------------------------------------- challenge
-
-def build_la(*, header_xml: str, license_nonce: bytes, client_time: int, certificate_chain: bytes,
-             evidence: Evidence | None, max_hdcp: Hdcp, custom_data: str | None = None) -> str:
-    """The signed ``LA`` element (the device signs its UTF-8 bytes)."""
-    custom = f"<CustomData>{xmlsafe.escape(custom_data)}</CustomData>" if custom_data else ""
-    return (
-        f'<LA xmlns="{PROTOCOLS_NS}" Id="SignedData" xml:space="preserve">'
-        f"<Version>{LA_VERSION}</Version><ContentHeader>{header_xml}</ContentHeader>"
-        f"<CLIENTINFO><CLIENTVERSION>{CLIENT_VERSION}</CLIENTVERSION></CLIENTINFO>"
-        f"<LicenseNonce>{xmlsafe.b64encode(license_nonce)}</LicenseNonce><ClientTime>{client_time}</ClientTime>"
-        f"{custom}<ClientCapabilities><MaxHDCP>{max_hdcp.name}</MaxHDCP></ClientCapabilities>"
-        f"<DeviceCertificateChain>{xmlsafe.b64encode(certificate_chain)}</DeviceCertificateChain>"
-        f"{evidence_xml(evidence) if evidence else ''}</LA>"
-    )
-
-
-@dataclass(frozen=True)
-class ParsedChallenge:
-    challenge: LicenseChallenge
-    header: wrmheader.WrmHeader
-    license_nonce: bytes
-    client_version: str
-    custom_data: str | None
-
-
-def parse_license_challenge(operation: Element, body: bytes) -> ParsedChallenge:
-    """``AcquireLicense/challenge/Challenge/LA`` into neutral form."""
-    if xmlsafe.local(operation.tag) != "AcquireLicense":
-        raise malformed("expected an AcquireLicense operation")
-    part = signed_part(operation, body, "LA")
-    la = part.element
-    version = xmlsafe.text(la, "Version")
-    if version not in ("1", "2", "3", "4"):
-        raise malformed(f"LA Version {version!r} is not supported")
-    content_header = xmlsafe.require(la, "ContentHeader")
-    headers = list(content_header)
-    if len(headers) != 1:
-        raise malformed("ContentHeader must hold one WRMHEADER")
-    header = wrmheader.parse_wrmheader_element(headers[0])
-    nonce = xmlsafe.b64decode(xmlsafe.text(la, "LicenseNonce"), "LicenseNonce", size=16)
-    client_time = xmlsafe.integer(xmlsafe.text(la, "ClientTime"), "ClientTime")
-    client_version = xmlsafe.text(xmlsafe.require(la, "CLIENTINFO"), "CLIENTVERSION")
-    custom_data = xmlsafe.optional_text(la, "CustomData")
-    chain = xmlsafe.b64decode(xmlsafe.text(la, "DeviceCertificateChain"), "DeviceCertificateChain")
-    capabilities = xmlsafe.child(la, "ClientCapabilities")
-    hdcp_name = xmlsafe.optional_text(capabilities, "MaxHDCP") if capabilities is not None else None
-    max_hdcp = Hdcp.__members__.get(hdcp_name or "NONE", Hdcp.NONE)
-    attestation = xmlsafe.child(la, "DeviceAttestation")
-    persistent = custom_data is not None and PERSISTENT_HINT in custom_data.split(";")
-    claims = DeviceClaims(
-        certificate_chain=chain,
-        signed_payload=part.raw,
-        signature=part.signature,
-        evidence=parse_evidence(attestation) if attestation is not None else None,
-        max_hdcp=max_hdcp,
-        client_info=(("client_version", client_version), ("header_version", header.version)),
-    )
-    challenge = LicenseChallenge(
-        system=SYSTEM, kind=RequestKind.NEW,
-        license_kind=LicenseKind.PERSISTENT if persistent else LicenseKind.TEMPORARY,
-        content_id=None, key_ids=header.kids, request_id=nonce, request_time=client_time, device=claims,
-    )
-    return ParsedChallenge(challenge, header, nonce, client_version, custom_data)
 
 
 # ---------------------------------------------------------------- response

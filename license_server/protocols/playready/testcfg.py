@@ -72,6 +72,7 @@ class TestServerCfg:
         if self.min_security_level is not None:
             changes["persistent_min_level"] = (SecurityLevel.L1 if self.min_security_level >= SL3000
                                                else SecurityLevel.L3)
+            changes["unattested_persistence"] = self.min_security_level < SL3000 or None
         opl = self.output_protection
         if opl is not None and opl.uncompressed_digital_video >= HDCP_REQUIRED_UCVOPL:
             changes["track_requirements"] = tuple(

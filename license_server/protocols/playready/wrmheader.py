@@ -26,7 +26,6 @@ UTF-16LE text.
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 import uuid
 from dataclasses import dataclass
@@ -74,23 +73,24 @@ def kid_from_header(value: str) -> bytes:
     return uuid.UUID(bytes_le=guid).bytes
 
 
-def kid_checksum(kid: bytes, key: bytes, algid: str | None = AESCTR) -> bytes:
-    """The header's 8-byte key checksum.
+def kid_checksum(kid: bytes, key: bytes, algid: str | None = AESCTR) -> bytes | None:
+    """The header's 8-byte key checksum, or None where the Header Specification defines none.
 
-    AESCTR (public definition): the first 8 bytes of AES-ECB(key, LE-GUID KID),
-    computed as the first CBC block under a zero IV. AESCBC (emulator's
-    choice): the first 8 bytes of SHA-256(key || LE-GUID KID).
+    AESCTR: the first 8 bytes of AES-ECB(key, LE-GUID KID), computed as the
+    first CBC block under a zero IV. AESCBC (WRMHEADER 4.3): the specification
+    defines no checksum, so none is written and none is checked.
     """
-    guid = uuid.UUID(bytes=kid).bytes_le
     if algid == AESCBC:
-        return hashlib.sha256(key + guid).digest()[:8]
+        return None
+    guid = uuid.UUID(bytes=kid).bytes_le
     return crypto.aes_cbc_encrypt(key, bytes(16), guid)[:8]
 
 
 def checksum_matches(header_key: HeaderKey, key: bytes) -> bool:
-    if header_key.checksum is None:
+    expected = kid_checksum(header_key.kid, key, header_key.algid)
+    if header_key.checksum is None or expected is None:
         return True
-    return crypto.constant_time_equal(kid_checksum(header_key.kid, key, header_key.algid), header_key.checksum)
+    return crypto.constant_time_equal(expected, header_key.checksum)
 
 
 # ---------------------------------------------------------------- parsing

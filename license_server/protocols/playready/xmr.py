@@ -1,22 +1,18 @@
-"""The XMR-like binary license: a header and typed, nested objects.
+"""XMR licenses in the real layout (one content key per license, as PlayReady issues them).
 
 Layout (all integers big-endian)::
 
-    license := "XMR\\0" | u32 version (3) | object (the OUTER container)
+    license := "XMR\\0" | u32 version (3) | 16-byte rights id | OUTER container
     object  := u16 flags | u16 type | u32 length (header included) | payload
     flags   := 0x0001 must-understand, 0x0002 container (payload = objects)
 
-The OUTER container holds the GLOBAL policy container, the PLAYBACK container,
-the KEY MATERIAL container and, last, the SIGNATURE object. The signature is
-AES-128-CMAC, under the license's integrity key, over every byte of the
-license before the signature object. The integrity key travels with each
-content key, ECIES-encrypted to the device (see ``crypto.ecc``): the wrapped
-secret is ``integrity key (16) || content key (16)``, bound to the context
-``rights id || KID``.
-
-The object table is in :data:`OBJECTS` and in docs/playready.md.
-Unknown objects without the must-understand flag are skipped; with it, the
-license is refused.
+The OUTER container (0x0001) holds the GLOBAL_POLICY container (0x0002), the
+PLAYBACK_POLICY container (0x0004, present when playing is allowed), the
+KEY_MATERIAL container (0x0009) and, last, the SIGNATURE object (0x000B):
+AES-128-CMAC under the content integrity key over every byte before the
+signature object. The integrity key and the content key travel together as
+the x coordinate of a P-256 point, ECC-256 ElGamal-encrypted to the device's
+encryption key (:mod:`license_server.crypto.elgamal`). Object table: :data:`OBJECTS`.
 """
 
 from __future__ import annotations
@@ -31,61 +27,58 @@ from license_server.errors import malformed
 MAGIC, VERSION = b"XMR\x00", 3
 MUST_UNDERSTAND, CONTAINER = 0x0001, 0x0002
 MAX_LICENSE_BYTES = 64 * 1024
-SIGNATURE_AES_CMAC = 1
-KEY_ENCRYPTION_ECIES = 1
+OPEN_END = 0xFFFFFFFF
+CANNOT_PERSIST = 0x0001  # SETTINGS rights bit
+SIGNATURE_AES_OMAC1 = 1
+CURVE_ECC256 = 1
+CIPHER_ECC256 = 3
+METADATA_GUID = bytes.fromhex("5d2c8e0a7b1f4e3a9c6d01e2f3a4b5c6")  # ours: track, robustness, hdcp, verification
 _HEADER = struct.Struct(">HHI")
 
 
 class Obj(IntEnum):
     OUTER_CONTAINER = 0x0001
     GLOBAL_POLICY_CONTAINER = 0x0002
-    PLAYBACK_CONTAINER = 0x0003
-    KEY_MATERIAL_CONTAINER = 0x0004
-    RIGHTS_ID = 0x0010
-    ISSUE_DATE = 0x0011
-    NONCE = 0x0012
-    MINIMUM_SECURITY_LEVEL = 0x0013
-    PERSISTENT = 0x0014
-    EXPIRATION = 0x0015
-    EXPIRE_AFTER_FIRST_PLAY = 0x0016
-    REAL_TIME_EXPIRATION = 0x0017
-    REMOVAL_DATE = 0x0018
-    PLATFORM_VERIFICATION = 0x0019
-    DEVICE_KEY_DIGEST = 0x001A
-    PLAY_RIGHT = 0x0020
-    OUTPUT_PROTECTION_LEVELS = 0x0021
-    CONTENT_KEY = 0x0030
-    SIGNATURE = 0x00FF
+    PLAYBACK_POLICY_CONTAINER = 0x0004
+    OUTPUT_PROTECTION = 0x0005
+    KEY_MATERIAL_CONTAINER = 0x0009
+    CONTENT_KEY = 0x000A
+    SIGNATURE = 0x000B
+    SETTINGS = 0x000D
+    EXPIRATION = 0x0012
+    ISSUE_DATE = 0x0013
+    ECC_DEVICE_KEY = 0x002A
+    POLICY_METADATA = 0x002C
+    EXPIRATION_AFTER_FIRST_PLAY = 0x0030
+    SECURITY_LEVEL = 0x0034
+    REMOVAL_DATE = 0x0050
+    REAL_TIME_EXPIRATION = 0x0055
 
 
+CONTAINERS = (Obj.OUTER_CONTAINER, Obj.GLOBAL_POLICY_CONTAINER, Obj.PLAYBACK_POLICY_CONTAINER,
+              Obj.KEY_MATERIAL_CONTAINER)
 OBJECTS: dict[Obj, str] = {
-    Obj.OUTER_CONTAINER: "container: GLOBAL_POLICY, PLAYBACK, KEY_MATERIAL, then SIGNATURE",
-    Obj.GLOBAL_POLICY_CONTAINER: "container of the policy objects 0x0010-0x001A",
-    Obj.PLAYBACK_CONTAINER: "container: PLAY_RIGHT, OUTPUT_PROTECTION_LEVELS",
-    Obj.KEY_MATERIAL_CONTAINER: "container of CONTENT_KEY objects",
-    Obj.RIGHTS_ID: "16 bytes: the license id",
-    Obj.ISSUE_DATE: "u64 UNIX seconds",
-    Obj.NONCE: "16 bytes: the request's LicenseNonce (non-persistent licenses only)",
-    Obj.MINIMUM_SECURITY_LEVEL: "u16: 150, 2000 or 3000",
-    Obj.PERSISTENT: "u8: 1 persistent (may be stored), 0 not",
-    Obj.EXPIRATION: "u64 begin | u64 end, UNIX seconds (0: open)",
-    Obj.EXPIRE_AFTER_FIRST_PLAY: "u32 seconds from the first play",
+    Obj.OUTER_CONTAINER: "container: GLOBAL_POLICY, PLAYBACK_POLICY, KEY_MATERIAL, then SIGNATURE",
+    Obj.GLOBAL_POLICY_CONTAINER: "container of the policy objects",
+    Obj.PLAYBACK_POLICY_CONTAINER: "container (present: playing allowed): OUTPUT_PROTECTION",
+    Obj.OUTPUT_PROTECTION: "5 x u16 minimum OPLs: compressed / uncompressed digital video, analog video, "
+                           "compressed / uncompressed digital audio",
+    Obj.KEY_MATERIAL_CONTAINER: "container: CONTENT_KEY, ECC_DEVICE_KEY",
+    Obj.CONTENT_KEY: "16-byte KID (little-endian GUID) | u16 key type (1 AES-128-CTR, 5 AES-128-CBC) "
+                     "| u16 cipher type (3 ECC-256) | u16 length (128) | ElGamal ciphertext",
+    Obj.SIGNATURE: "u16 type (1 AES-OMAC1) | u16 length (16) | AES-CMAC",
+    Obj.SETTINGS: "u16 rights: 0x0001 cannot persist",
+    Obj.EXPIRATION: "u32 begin | u32 end, UNIX seconds (0 / 0xFFFFFFFF: open)",
+    Obj.ISSUE_DATE: "u32 UNIX seconds",
+    Obj.ECC_DEVICE_KEY: "u16 curve (1 ECC-256) | u16 length (64) | the device encryption key X|Y",
+    Obj.POLICY_METADATA: "16-byte metadata type | data: ours carries track, robustness, hdcp, verification",
+    Obj.EXPIRATION_AFTER_FIRST_PLAY: "u32 seconds from the first play",
+    Obj.SECURITY_LEVEL: "u16 minimum security level: 150, 2000 or 3000",
+    Obj.REMOVAL_DATE: "u32 UNIX seconds: the license is removed from the store then",
     Obj.REAL_TIME_EXPIRATION: "empty: expiry is enforced during playback too",
-    Obj.REMOVAL_DATE: "u64 UNIX seconds: the license is removed from the store then",
-    Obj.PLATFORM_VERIFICATION: "u8: 1 hardware verified, 2 software verified, 3 tampered",
-    Obj.DEVICE_KEY_DIGEST: "32 bytes: SHA-256 of the device public key the keys are encrypted to",
-    Obj.PLAY_RIGHT: "u8: 1 play allowed, 0 not",
-    Obj.OUTPUT_PROTECTION_LEVELS: "5 x u16: compressed digital video, uncompressed digital video, "
-                                  "analog video, compressed digital audio, uncompressed digital audio (0: none)",
-    Obj.CONTENT_KEY: "16 bytes KID | u16 cipher (1 AESCTR, 2 AESCBC) | u16 key encryption (1 ECIES) "
-                     "| u8 robustness | u8 hdcp | u8 track length | track | u16 length | encrypted key",
-    Obj.SIGNATURE: "u16 algorithm (1 AES-128-CMAC) | u16 length | signature",
 }
-
-CIPHERS = {"AESCTR": 1, "AESCBC": 2}
-CIPHER_NAMES = {v: k for k, v in CIPHERS.items()}
-VERIFICATION_CODES = {"HARDWARE_VERIFIED": 1, "SOFTWARE_VERIFIED": 2, "TAMPERED": 3}
-VERIFICATION_NAMES = {v: k for k, v in VERIFICATION_CODES.items()}
+KEY_TYPES = {"AESCTR": 1, "AESCBC": 5}
+KEY_TYPE_NAMES = {v: k for k, v in KEY_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -103,7 +96,7 @@ class OutputProtection:
 
 @dataclass(frozen=True)
 class ContentKey:
-    kid: bytes
+    kid: bytes  # big-endian (UUID.bytes), as the catalog holds it
     cipher: str  # AESCTR | AESCBC
     track: str
     robustness: int
@@ -118,13 +111,12 @@ class XmrLicense:
     persistent: bool
     min_security_level: int
     keys: tuple[ContentKey, ...]
-    device_key_digest: bytes
+    device_key: bytes  # 64-byte X|Y of the device's encryption key
     begin: int = 0
     end: int = 0
     expire_after_first_play: int = 0
     real_time_expiration: bool = False
     removal_date: int = 0
-    nonce: bytes | None = None
     play_right: bool = True
     platform_verification: str | None = None
     output_protection: OutputProtection | None = None
@@ -134,9 +126,9 @@ class XmrLicense:
         return self.rights_id.hex()
 
 
-def key_context(rights_id: bytes, kid: bytes) -> bytes:
-    """The ECIES context that binds an encrypted key to its license and KID."""
-    return rights_id + kid
+def kid_le(kid: bytes) -> bytes:
+    """Big-endian GUID bytes <-> the little-endian form XMR carries (an involution)."""
+    return kid[3::-1] + kid[5:3:-1] + kid[7:5:-1] + kid[8:]
 
 
 # ----------------------------------------------------------------- encode
@@ -149,47 +141,43 @@ def _container(kind: Obj, *objects: bytes) -> bytes:
     return _obj(kind, b"".join(objects), MUST_UNDERSTAND | CONTAINER)
 
 
+def _metadata(key: ContentKey, verification: str | None) -> bytes:
+    text = f"track={key.track};robustness={key.robustness};hdcp={key.hdcp};verification={verification or ''}"
+    return METADATA_GUID + text.encode("ascii")
+
+
 def encode(lic: XmrLicense, integrity_key: bytes) -> bytes:
-    """Serialize and sign ``lic`` (AES-CMAC with ``integrity_key``)."""
-    if len(lic.rights_id) != 16 or len(lic.device_key_digest) != 32:
-        raise ValueError("rights id must be 16 bytes and the device key digest 32")
-    policy = [
-        _obj(Obj.RIGHTS_ID, lic.rights_id),
-        _obj(Obj.ISSUE_DATE, struct.pack(">Q", lic.issue_date)),
-        _obj(Obj.PERSISTENT, bytes([1 if lic.persistent else 0])),
-        _obj(Obj.MINIMUM_SECURITY_LEVEL, struct.pack(">H", lic.min_security_level)),
-        _obj(Obj.DEVICE_KEY_DIGEST, lic.device_key_digest),
-    ]
-    if lic.nonce is not None:
-        policy.append(_obj(Obj.NONCE, lic.nonce))
-    if lic.begin or lic.end:
-        policy.append(_obj(Obj.EXPIRATION, struct.pack(">QQ", lic.begin, lic.end)))
-    if lic.expire_after_first_play:
-        policy.append(_obj(Obj.EXPIRE_AFTER_FIRST_PLAY, struct.pack(">I", lic.expire_after_first_play)))
-    if lic.real_time_expiration:
+    """Serialize and sign a one-key license (AES-CMAC with ``integrity_key``)."""
+    if len(lic.rights_id) != 16 or len(lic.device_key) != 64 or len(lic.keys) != 1:
+        raise ValueError("a license has a 16-byte rights id, a 64-byte device key and one content key")
+    key = lic.keys[0]
+    policy = [_obj(Obj.SETTINGS, struct.pack(">H", 0 if lic.persistent else CANNOT_PERSIST)),
+              _obj(Obj.SECURITY_LEVEL, struct.pack(">H", lic.min_security_level))]
+    if lic.real_time_expiration:  # before ISSUE_DATE: clients that skip empty objects lose nothing they need
         policy.append(_obj(Obj.REAL_TIME_EXPIRATION, b""))
+    policy.append(_obj(Obj.ISSUE_DATE, struct.pack(">I", lic.issue_date)))
+    if lic.begin or lic.end:
+        policy.append(_obj(Obj.EXPIRATION, struct.pack(">II", lic.begin, lic.end or OPEN_END)))
+    if lic.expire_after_first_play:
+        policy.append(_obj(Obj.EXPIRATION_AFTER_FIRST_PLAY, struct.pack(">I", lic.expire_after_first_play)))
     if lic.removal_date:
-        policy.append(_obj(Obj.REMOVAL_DATE, struct.pack(">Q", lic.removal_date)))
-    if lic.platform_verification:
-        policy.append(_obj(Obj.PLATFORM_VERIFICATION, bytes([VERIFICATION_CODES[lic.platform_verification]]), 0))
-    playback = [_obj(Obj.PLAY_RIGHT, bytes([1 if lic.play_right else 0]))]
-    if lic.output_protection is not None:
-        playback.append(_obj(Obj.OUTPUT_PROTECTION_LEVELS, struct.pack(">5H", *lic.output_protection.as_tuple())))
-    keys = [_obj(Obj.CONTENT_KEY, _content_key(k)) for k in lic.keys]
-    body = (_container(Obj.GLOBAL_POLICY_CONTAINER, *policy) + _container(Obj.PLAYBACK_CONTAINER, *playback)
-            + _container(Obj.KEY_MATERIAL_CONTAINER, *keys))
+        policy.append(_obj(Obj.REMOVAL_DATE, struct.pack(">I", lic.removal_date)))
+    policy.append(_obj(Obj.POLICY_METADATA, _metadata(key, lic.platform_verification), 0))
+    parts = [_container(Obj.GLOBAL_POLICY_CONTAINER, *policy)]
+    if lic.play_right:
+        opl = lic.output_protection or OutputProtection()
+        parts.append(_container(Obj.PLAYBACK_POLICY_CONTAINER,
+                                _obj(Obj.OUTPUT_PROTECTION, struct.pack(">5H", *opl.as_tuple()))))
+    content = kid_le(key.kid) + struct.pack(">HHH", KEY_TYPES[key.cipher], CIPHER_ECC256, len(key.encrypted_key)) \
+        + key.encrypted_key
+    parts.append(_container(Obj.KEY_MATERIAL_CONTAINER, _obj(Obj.CONTENT_KEY, content),
+                            _obj(Obj.ECC_DEVICE_KEY, struct.pack(">HH", CURVE_ECC256, 64) + lic.device_key)))
+    body = b"".join(parts)
     signature_size = _HEADER.size + 4 + 16
-    outer_header = _HEADER.pack(MUST_UNDERSTAND | CONTAINER, int(Obj.OUTER_CONTAINER),
-                                _HEADER.size + len(body) + signature_size)
-    signed = MAGIC + struct.pack(">I", VERSION) + outer_header + body
+    outer = _HEADER.pack(MUST_UNDERSTAND | CONTAINER, int(Obj.OUTER_CONTAINER), _HEADER.size + len(body) + signature_size)
+    signed = MAGIC + struct.pack(">I", VERSION) + lic.rights_id + outer + body
     tag = crypto.aes_cmac(integrity_key, signed)
-    return signed + _obj(Obj.SIGNATURE, struct.pack(">HH", SIGNATURE_AES_CMAC, len(tag)) + tag)
-
-
-def _content_key(key: ContentKey) -> bytes:
-    track = key.track.encode("ascii")
-    return (key.kid + struct.pack(">HHBBB", CIPHERS[key.cipher], KEY_ENCRYPTION_ECIES, key.robustness, key.hdcp,
-                                  len(track)) + track + struct.pack(">H", len(key.encrypted_key)) + key.encrypted_key)
+    return signed + _obj(Obj.SIGNATURE, struct.pack(">HH", SIGNATURE_AES_OMAC1, len(tag)) + tag)
 
 
 # ----------------------------------------------------------------- decode
@@ -201,37 +189,44 @@ class ParsedLicense:
     signature: bytes
 
 
+def split(blob: bytes) -> list[bytes]:
+    """Licenses stored back to back (each is self-delimiting by its outer container)."""
+    out, offset = [], 0
+    while offset < len(blob):
+        if offset + 32 > len(blob) or blob[offset:offset + 4] != MAGIC:
+            raise malformed("not a sequence of XMR licenses")
+        (length,) = struct.unpack_from(">I", blob, offset + 28)
+        out.append(blob[offset:offset + 24 + length])
+        offset += 24 + length
+    return out
+
+
 def decode(data: bytes) -> ParsedLicense:
     """Parse a license (structure only; the caller verifies the signature)."""
     if len(data) > MAX_LICENSE_BYTES:
         raise malformed("license is too large")
-    if len(data) < 8 + _HEADER.size or data[:4] != MAGIC:
+    if len(data) < 24 + _HEADER.size or data[:4] != MAGIC:
         raise malformed("not an XMR license")
     if struct.unpack_from(">I", data, 4)[0] != VERSION:
         raise malformed("unsupported XMR version")
-    objects = _objects(data, 8, len(data))
+    objects = _objects(data, 24, len(data))
     if len(objects) != 1 or objects[0][0] != Obj.OUTER_CONTAINER:
         raise malformed("XMR license must hold exactly one outer container")
-    _, start, end = objects[0]
-    inner = _objects(data, start, end)
+    inner = _objects(data, objects[0][1], objects[0][2])
     if not inner or inner[-1][0] != Obj.SIGNATURE:
         raise malformed("the signature must be the last object of the license")
     found: dict[int, bytes] = {}
-    keys: list[ContentKey] = []
-    for kind, s, e in inner[:-1]:
-        if kind not in (Obj.GLOBAL_POLICY_CONTAINER, Obj.PLAYBACK_CONTAINER, Obj.KEY_MATERIAL_CONTAINER):
-            continue
-        for sub, ss, se in _objects(data, s, e):
-            if sub == Obj.CONTENT_KEY:
-                keys.append(_decode_key(data[ss:se]))
-            elif sub in found:
-                raise malformed(f"XMR object {Obj(sub).name} appears twice")
-            else:
-                found[sub] = data[ss:se]
-    sig_payload = data[inner[-1][1]:inner[-1][2]]
-    if len(sig_payload) < 4 or struct.unpack_from(">HH", sig_payload) != (SIGNATURE_AES_CMAC, len(sig_payload) - 4):
+    for kind, start, end in inner[:-1]:
+        if kind in CONTAINERS:
+            found[kind] = b""
+            for sub, s, e in _objects(data, start, end):
+                if sub in found or sub in CONTAINERS:
+                    raise malformed(f"XMR object 0x{sub:04x} is misplaced or appears twice")
+                found[sub] = data[s:e]
+    sig = data[inner[-1][1]:inner[-1][2]]
+    if len(sig) != 20 or struct.unpack_from(">HH", sig) != (SIGNATURE_AES_OMAC1, 16):
         raise malformed("XMR signature object is invalid")
-    return ParsedLicense(_license(found, tuple(keys)), data[:inner[-1][1] - _HEADER.size], sig_payload[4:])
+    return ParsedLicense(_license(data[8:24], found), data[:inner[-1][1] - _HEADER.size], sig[4:])
 
 
 def verify_signature(parsed: ParsedLicense, integrity_key: bytes) -> bool:
@@ -239,7 +234,6 @@ def verify_signature(parsed: ParsedLicense, integrity_key: bytes) -> bool:
 
 
 def _objects(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    """``(type, payload start, payload end)`` of each object in ``data[start:end]``."""
     out, offset = [], start
     while offset < end:
         if offset + _HEADER.size > end:
@@ -255,60 +249,64 @@ def _objects(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def _fixed(found: dict[int, bytes], kind: Obj, fmt: str) -> tuple | None:
-    if kind not in found:
-        return None
+def _fixed(found: dict[int, bytes], kind: Obj, fmt: str) -> tuple[int, ...]:
     try:
         return struct.unpack(fmt, found[kind])
     except struct.error as exc:
         raise malformed(f"XMR object {kind.name} has the wrong size") from exc
 
 
-def _license(found: dict[int, bytes], keys: tuple[ContentKey, ...]) -> XmrLicense:
-    for required in (Obj.RIGHTS_ID, Obj.ISSUE_DATE, Obj.PERSISTENT, Obj.MINIMUM_SECURITY_LEVEL,
-                     Obj.DEVICE_KEY_DIGEST, Obj.PLAY_RIGHT):
+def _license(rights_id: bytes, found: dict[int, bytes]) -> XmrLicense:
+    for required in (Obj.SETTINGS, Obj.SECURITY_LEVEL, Obj.ISSUE_DATE, Obj.CONTENT_KEY, Obj.ECC_DEVICE_KEY):
         if required not in found:
             raise malformed(f"XMR license lacks {required.name}")
-    (rights_id,) = _fixed(found, Obj.RIGHTS_ID, ">16s")
-    (digest,) = _fixed(found, Obj.DEVICE_KEY_DIGEST, ">32s")
-    begin, end = _fixed(found, Obj.EXPIRATION, ">QQ") or (0, 0)
-    nonce = _fixed(found, Obj.NONCE, ">16s")
-    verification = _fixed(found, Obj.PLATFORM_VERIFICATION, ">B")
-    opl = _fixed(found, Obj.OUTPUT_PROTECTION_LEVELS, ">5H")
-    if Obj.REAL_TIME_EXPIRATION in found and found[Obj.REAL_TIME_EXPIRATION]:
+    if found.get(Obj.REAL_TIME_EXPIRATION, b""):
         raise malformed("XMR REAL_TIME_EXPIRATION must be empty")
+    ecc_key = found[Obj.ECC_DEVICE_KEY]
+    curve, key_length = struct.unpack_from(">HH", ecc_key) if len(ecc_key) >= 4 else (0, 0)
+    device_key = ecc_key[4:]
+    if curve != CURVE_ECC256 or key_length != 64 or len(device_key) != 64:
+        raise malformed("XMR ECC_DEVICE_KEY is not an ECC-256 key")
+    meta = dict(item.split("=", 1) for item in _metadata_text(found).split(";") if "=" in item)
+    begin, end = _fixed(found, Obj.EXPIRATION, ">II") if Obj.EXPIRATION in found else (0, 0)
+    opl = _fixed(found, Obj.OUTPUT_PROTECTION, ">5H") if Obj.OUTPUT_PROTECTION in found else None
     return XmrLicense(
         rights_id=rights_id,
-        issue_date=_fixed(found, Obj.ISSUE_DATE, ">Q")[0],
-        persistent=_fixed(found, Obj.PERSISTENT, ">B")[0] == 1,
-        min_security_level=_fixed(found, Obj.MINIMUM_SECURITY_LEVEL, ">H")[0],
-        keys=keys,
-        device_key_digest=digest,
-        begin=begin,
-        end=end,
-        expire_after_first_play=(_fixed(found, Obj.EXPIRE_AFTER_FIRST_PLAY, ">I") or (0,))[0],
+        issue_date=_fixed(found, Obj.ISSUE_DATE, ">I")[0],
+        persistent=not _fixed(found, Obj.SETTINGS, ">H")[0] & CANNOT_PERSIST,
+        min_security_level=_fixed(found, Obj.SECURITY_LEVEL, ">H")[0],
+        keys=(_content_key(found[Obj.CONTENT_KEY], meta),),
+        device_key=device_key,
+        begin=begin, end=0 if end == OPEN_END else end,
+        expire_after_first_play=_fixed(found, Obj.EXPIRATION_AFTER_FIRST_PLAY, ">I")[0]
+        if Obj.EXPIRATION_AFTER_FIRST_PLAY in found else 0,
         real_time_expiration=Obj.REAL_TIME_EXPIRATION in found,
-        removal_date=(_fixed(found, Obj.REMOVAL_DATE, ">Q") or (0,))[0],
-        nonce=nonce[0] if nonce else None,
-        play_right=_fixed(found, Obj.PLAY_RIGHT, ">B")[0] == 1,
-        platform_verification=VERIFICATION_NAMES.get(verification[0]) if verification else None,
-        output_protection=OutputProtection(*opl) if opl else None,
+        removal_date=_fixed(found, Obj.REMOVAL_DATE, ">I")[0] if Obj.REMOVAL_DATE in found else 0,
+        play_right=Obj.PLAYBACK_POLICY_CONTAINER in found,
+        platform_verification=meta.get("verification") or None,
+        output_protection=OutputProtection(*opl) if opl and any(opl) else None,
     )
 
 
-def _decode_key(payload: bytes) -> ContentKey:
+def _metadata_text(found: dict[int, bytes]) -> str:
+    raw = found.get(Obj.POLICY_METADATA, b"")
+    if raw[:16] != METADATA_GUID:
+        return ""
     try:
-        kid = payload[:16]
-        cipher, encryption, robustness, hdcp, track_len = struct.unpack_from(">HHBBB", payload, 16)
-        offset = 16 + 7
-        track = payload[offset:offset + track_len].decode("ascii")
-        offset += track_len
-        (enc_len,) = struct.unpack_from(">H", payload, offset)
-        encrypted = payload[offset + 2:offset + 2 + enc_len]
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise malformed("XMR CONTENT_KEY object is truncated") from exc
-    if len(kid) != 16 or len(encrypted) != enc_len or offset + 2 + enc_len != len(payload):
-        raise malformed("XMR CONTENT_KEY object has the wrong size")
-    if cipher not in CIPHER_NAMES or encryption != KEY_ENCRYPTION_ECIES:
-        raise malformed("XMR CONTENT_KEY names an unknown cipher or key encryption")
-    return ContentKey(kid, CIPHER_NAMES[cipher], track, robustness, hdcp, encrypted)
+        return raw[16:].decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise malformed("XMR policy metadata is not ASCII") from exc
+
+
+def _content_key(payload: bytes, meta: dict[str, str]) -> ContentKey:
+    if len(payload) < 22:
+        raise malformed("XMR CONTENT_KEY object is truncated")
+    key_type, cipher, length = struct.unpack_from(">HHH", payload, 16)
+    if key_type not in KEY_TYPE_NAMES or cipher != CIPHER_ECC256 or length != len(payload) - 22:
+        raise malformed("XMR CONTENT_KEY names an unknown key type or cipher, or has the wrong size")
+    try:
+        robustness, hdcp = int(meta.get("robustness", "0")), int(meta.get("hdcp", "0"))
+    except ValueError as exc:
+        raise malformed("XMR policy metadata is invalid") from exc
+    return ContentKey(kid_le(payload[:16]), KEY_TYPE_NAMES[key_type], meta.get("track", "SD"), robustness, hdcp,
+                      payload[22:])
