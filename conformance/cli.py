@@ -10,8 +10,10 @@ import click
 
 from conformance.catalog import ERROR, FAILED, NOT_APPLICABLE, PASSED, load_all, select
 from conformance.runner import Result, RunReport, run_checks, spawned_server
+from license_server import __version__
 
 MARKS = {PASSED: "PASS", FAILED: "FAIL", ERROR: "ERROR", NOT_APPLICABLE: "N/A"}
+EXIT_FAILED, EXIT_INCOMPLETE = 1, 3
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -19,6 +21,7 @@ def _csv(value: str | None) -> list[str] | None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="drm-conformance")
 def main() -> None:
     """Conformance suite for DRM license servers speaking our documented dialects."""
 
@@ -30,7 +33,8 @@ def main() -> None:
 @click.option("--only", "only", multiple=True, help="Check id glob, e.g. 'ATT-*'.")
 def list_checks(as_json: bool, markdown: bool, systems: str | None, only: tuple[str, ...]) -> None:
     """Print the catalog of checks."""
-    checks = select(load_all(), systems=_csv(systems), only=[p for item in only for p in _csv(item) or []] or None)
+    wanted = _known_systems(_csv(systems))
+    checks = select(load_all(), systems=wanted, only=[p for item in only for p in _csv(item) or []] or None)
     if as_json:
         click.echo(json.dumps([c.as_dict() for c in checks], indent=2))
         return
@@ -39,7 +43,18 @@ def list_checks(as_json: bool, markdown: bool, systems: str | None, only: tuple[
         return
     for c in checks:
         needs = f"  [needs {', '.join(c.needs)}]" if c.needs else ""
-        click.echo(f"{c.id}  {c.severity:<8}  {','.join(c.systems):<37}  {c.title}{needs}")
+        applies = [s for s in c.systems if s not in c.not_applicable and (not wanted or s in wanted)]
+        click.echo(f"{c.id}  {c.severity:<8}  {','.join(applies) or '-':<37}  {c.title}{needs}")
+
+
+def _known_systems(wanted: list[str] | None) -> list[str] | None:
+    """``--systems`` as given, refused if it names a dialect the suite does not know."""
+    from conformance.catalog import SYSTEMS
+
+    unknown = sorted(set(wanted or ()) - set(SYSTEMS))
+    if unknown:
+        raise click.UsageError(f"unknown dialect(s) {', '.join(unknown)} (known: {', '.join(SYSTEMS)})")
+    return wanted
 
 
 def markdown_table(checks: list) -> str:
@@ -71,20 +86,18 @@ def markdown_table(checks: list) -> str:
 @click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path),
               help="keys/ directory the target trusts [default: the project's public test keys].")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@click.option("--allow-incomplete", is_flag=True,
+              help="Verdict OK even if critical checks could not run (no time control, missing or wrong admin token).")
 def run(server: str | None, spawn: bool, admin_token: str | None, systems: str | None, only: tuple[str, ...],
-        report_dir: Path | None, keys_dir: Path | None, quiet: bool) -> None:
-    """Run the checks; exit 0 only if none failed (or errored)."""
+        report_dir: Path | None, keys_dir: Path | None, quiet: bool, allow_incomplete: bool = False) -> None:
+    """Run the checks. Exit 0 if the verdict is OK, 1 if a check failed or errored, 3 if INCOMPLETE
+    (a critical check could not run; --allow-incomplete accepts that)."""
     if bool(server) == spawn:
         raise click.UsageError("give exactly one of --server URL or --spawn")
     if spawn and admin_token:
         raise click.UsageError("--admin-token is for --server; a spawned server gets a fresh token of its own")
     patterns = [p for item in only for p in _csv(item) or []] or None
-    wanted = _csv(systems)
-    from conformance.catalog import SYSTEMS
-
-    unknown = sorted(set(wanted or ()) - set(SYSTEMS))
-    if unknown:
-        raise click.UsageError(f"unknown dialect(s) {', '.join(unknown)} (known: {', '.join(SYSTEMS)})")
+    wanted = _known_systems(_csv(systems))
     checks = select(load_all(), systems=wanted, only=patterns)
     if not checks:
         raise click.UsageError("no check matches the given --systems/--only")
@@ -101,17 +114,20 @@ def run(server: str | None, spawn: bool, admin_token: str | None, systems: str |
         with spawned_server(keys_dir=keys_dir) as spawned:
             click.echo(f"spawned license server at {spawned.url} (--test-clock)", err=True)
             report = run_checks(spawned.url, checks, systems=wanted, keys_dir=keys_dir, progress=progress,
-                                admin_token=spawned.admin_token, data_dir=spawned.data_dir)
+                                admin_token=spawned.admin_token, data_dir=spawned.data_dir,
+                                allow_incomplete=allow_incomplete)
     else:
         report = run_checks(server or "", checks, systems=wanted, keys_dir=keys_dir, progress=progress,
-                            admin_token=admin_token)
+                            admin_token=admin_token, allow_incomplete=allow_incomplete)
     click.echo(summary_table(report))
     if report_dir:
         from conformance.report import write_reports
 
         written = write_reports(report, report_dir)
         click.echo("reports: " + ", ".join(str(p) for p in written))
-    sys.exit(0 if report.ok else 1)
+    if report.verdict == "INCOMPLETE":
+        click.echo("INCOMPLETE: " + report.incomplete_explanation(), err=True)
+    sys.exit({"OK": 0, "FAILED": EXIT_FAILED}.get(report.verdict, EXIT_INCOMPLETE))
 
 
 def summary_table(report: RunReport) -> str:
@@ -122,7 +138,10 @@ def summary_table(report: RunReport) -> str:
     c = report.counts()
     lines.append("")
     lines.append(f"target {report.target}: {c[PASSED]} passed, {c[FAILED]} failed, {c[ERROR]} errors, "
-                 f"{c[NOT_APPLICABLE]} not applicable -> {'OK' if report.ok else 'FAILED'}")
+                 f"{c[NOT_APPLICABLE]} not applicable -> {report.verdict}")
+    if report.skipped_critical:
+        lines.append(("skipped (accepted with --allow-incomplete): " if report.allow_incomplete else "")
+                     + report.incomplete_explanation())
     return "\n".join(lines)
 
 

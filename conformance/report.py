@@ -19,6 +19,8 @@ def to_json(report: RunReport) -> dict:
     return {"tool": "drm-conformance", "version": __version__, "target": report.target,
             "started_at": report.started_at, "target_info": report.target_info,
             "capabilities": report.capabilities, "counts": report.counts(), "ok": report.ok,
+            "verdict": report.verdict, "skipped_critical": [f"{r.check.id}/{r.system}" for r in report.skipped_critical],
+            "incomplete": report.incomplete_explanation() or None,
             "results": [r.as_dict() for r in report.results]}
 
 
@@ -83,7 +85,8 @@ def to_html(report: RunReport) -> str:
              "Rights control": "yes" if report.capabilities.get("rights") else "no",
              "Entitlement tokens": "yes" if report.capabilities.get("tokens") else "no",
              "Device adapter": (report.capabilities.get("device_adapter") or {}).get("name", "?"),
-             "Verdict": "OK" if report.ok else "FAILED"}
+             "Verdict": report.verdict + (f" ({report.incomplete_explanation()})" if report.verdict == "INCOMPLETE"
+                                          else "")}
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>DRM conformance report</title>"
            f"<style>{_STYLE}</style></head><body>",
            "<h1>DRM conformance report</h1>",

@@ -28,14 +28,21 @@ class Result:
     reason: str
     evidence: dict[str, Any]
     duration: float
+    skipped_for: tuple[str, ...] = ()  # capabilities the target lacked, so the check could not run
 
     @property
     def counts_as_failed(self) -> bool:
         return self.status in (FAILED, ERROR)
 
+    @property
+    def critical_skip(self) -> bool:
+        """A critical check that could not run on this target (not one that cannot apply to the dialect)."""
+        return self.status == NOT_APPLICABLE and bool(self.skipped_for) and self.check.severity == "critical"
+
     def as_dict(self) -> dict[str, Any]:
         return {**self.check.as_dict(), "system": self.system, "status": self.status, "reason": self.reason,
-                "evidence": self.evidence, "duration_s": round(self.duration, 3)}
+                "evidence": self.evidence, "duration_s": round(self.duration, 3),
+                **({"skipped_for": list(self.skipped_for)} if self.skipped_for else {})}
 
 
 @dataclass
@@ -45,6 +52,7 @@ class RunReport:
     target_info: dict[str, Any]
     capabilities: dict[str, Any]
     results: list[Result] = field(default_factory=list)
+    allow_incomplete: bool = False
 
     def counts(self) -> dict[str, int]:
         counts = {PASSED: 0, FAILED: 0, ERROR: 0, NOT_APPLICABLE: 0}
@@ -53,8 +61,44 @@ class RunReport:
         return counts
 
     @property
+    def skipped_critical(self) -> list[Result]:
+        """Critical checks that could not run because the target lacked a capability (e.g. the admin token)."""
+        return [r for r in self.results if r.critical_skip]
+
+    @property
+    def verdict(self) -> str:
+        """FAILED if any check failed or errored; INCOMPLETE if a critical check could not run; else OK."""
+        if any(r.counts_as_failed for r in self.results):
+            return "FAILED"
+        if self.skipped_critical and not self.allow_incomplete:
+            return "INCOMPLETE"
+        return "OK"
+
+    @property
     def ok(self) -> bool:
-        return not any(r.counts_as_failed for r in self.results)
+        return self.verdict == "OK"
+
+    def incomplete_explanation(self) -> str:
+        """Which critical checks were skipped and what would let them run."""
+        skipped = self.skipped_critical
+        if not skipped:
+            return ""
+        needs = sorted({n for r in skipped for n in r.skipped_for})
+        names = ", ".join(f"{r.check.id}/{r.system}" for r in skipped)
+        hints = "; ".join(f"{n}: {ENABLE.get(n, 'give the target ' + n)}" for n in needs)
+        return (f"{len(skipped)} critical check(s) could not run: {names}. To run them: {hints}. "
+                "Pass --allow-incomplete to accept the run without them.")
+
+
+ADMIN_HINT = ("pass the server's current admin token (--admin-token or DRM_CONFORMANCE_ADMIN_TOKEN; "
+              "a server that generated one wrote it to DATA_DIR/admin-token)")
+ENABLE = {
+    "test-clock": "start the server with --test-clock and " + ADMIN_HINT,
+    "revocation": ADMIN_HINT,
+    "rights": ADMIN_HINT,
+    "admin": ADMIN_HINT,
+    "tokens": "serve a server that reports entitlement-token support in GET /healthz",
+}
 
 
 def run_one(check: Check, system: str, ctx: Context) -> Result:
@@ -62,9 +106,11 @@ def run_one(check: Check, system: str, ctx: Context) -> Result:
     started = time.monotonic()
     ctx.system = system
     missing = [need for need in check.needs if not ctx.capabilities.get(need)]
+    skipped_for: tuple[str, ...] = ()
     if system in check.not_applicable:  # the dialect cannot have the property, whatever the target offers
         outcome = Outcome.not_applicable(check.not_applicable[system])
     elif missing:
+        skipped_for = tuple(missing)
         outcome = Outcome.not_applicable("; ".join(need_reason(n, ctx.capabilities) for n in missing),
                                          needs=list(check.needs),
                                          capabilities={n: ctx.capabilities.get(n) for n in check.needs})
@@ -78,7 +124,8 @@ def run_one(check: Check, system: str, ctx: Context) -> Result:
         except Exception as exc:  # noqa: BLE001 - an exception inside a check is recorded, never passed
             outcome = Outcome(ERROR, f"the check could not run: {type(exc).__name__}: {exc}",
                               {"traceback": traceback.format_exc(limit=8)})
-    return Result(check, system, outcome.status, outcome.reason, outcome.evidence, time.monotonic() - started)
+    return Result(check, system, outcome.status, outcome.reason, outcome.evidence, time.monotonic() - started,
+                  skipped_for)
 
 
 def plan(checks: list[Check], systems: list[str] | None = None) -> list[tuple[Check, str]]:
@@ -88,13 +135,14 @@ def plan(checks: list[Check], systems: list[str] | None = None) -> list[tuple[Ch
 
 def run_checks(server: str, checks: list[Check], *, systems: list[str] | None = None, keys_dir: Path | None = None,
                admin_token: str | None = None, data_dir: Path | None = None, adapter=None,
-               progress: Callable[[int, int, Result], None] | None = None) -> RunReport:
+               progress: Callable[[int, int, Result], None] | None = None,
+               allow_incomplete: bool = False) -> RunReport:
     """Probe the target, then run every selected (check, dialect) pair in order."""
     from license_server.clock import to_iso, wall_clock_now
     from conformance.device_adapter import EmulatorAdapter
 
     info, capabilities = probe(server, admin_token=admin_token, data_dir=data_dir)
-    report = RunReport(server, to_iso(wall_clock_now()) or "", info, capabilities)
+    report = RunReport(server, to_iso(wall_clock_now()) or "", info, capabilities, allow_incomplete=allow_incomplete)
     pairs = plan(checks, systems)
     with tempfile.TemporaryDirectory(prefix="drm-conformance-") as work:
         ctx = Context(server=server, workdir=Path(work), keys_dir=keys_dir, capabilities=capabilities,

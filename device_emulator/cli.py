@@ -65,6 +65,8 @@ def create(device_dir: Path, level: str, model: str | None, rooted: bool, unlock
         device = Device.create(device_dir, keyring, model=chosen, flags=flags, max_hdcp=HDCP_CHOICES[hdcp])
     except DeviceError as exc:
         fail(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        fail(f"cannot create a device in {device_dir}: {exc.strerror or exc}", EXIT_USAGE)
     info = device.summary()
     emit(info, as_json, f"created {info['level']} device {info['device_id']} ({info['model']}) in {device_dir}")
 

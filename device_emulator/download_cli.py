@@ -41,7 +41,7 @@ def run_download(device: Device, *, server: str, content_id: str, quality: str, 
                  account: str | None, interrupt_after: int | None, as_json: bool,
                  headers: dict[str, str] | None = None, system: str = "widevine",
                  license_url: str | None = None) -> None:
-    stderr = click.get_text_stream("stderr")
+    stderr = sys.stderr
     show_bar = not as_json and stderr.isatty()
     bar: Any = None
 

@@ -51,15 +51,16 @@ class ErrorBody(BaseModel):
 
 
 class ClockChange(_Request):
-    """Body of ``POST /admin/clock``: exactly one of ``advance`` or ``set``."""
+    """Body of ``POST /admin/clock``: exactly one of ``advance``, ``set`` or ``reset``."""
 
     advance: str | int | None = Field(None, description='A duration ("31d", "48h", "90") or seconds.')
     set: str | None = Field(None, description="An ISO-8601 date or datetime (UTC unless a zone is given).")
+    reset: bool | None = Field(None, description="true: undo every move (back to the wall clock).")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ClockChange":
-        if (self.advance is None) == (self.set is None):
-            raise ValueError('give exactly one of "advance" or "set"')
+        if [self.advance is not None, self.set is not None, bool(self.reset)].count(True) != 1:
+            raise ValueError('give exactly one of "advance", "set" or "reset": true')
         return self
 
 

@@ -13,15 +13,8 @@ from license_server.core.service import LicenseService, attestation_rules
 from license_server.dialects import REGISTRY, unattested_systems
 from license_server.handlers import admin, health, keyserver
 from license_server.handlers import media as media_origin
-from license_server.http import (
-    CLOCK,
-    KEYRING,
-    SERVICE,
-    SETTINGS,
-    STORE,
-    entitlement_mode_middleware,
-    error_middleware,
-)
+from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, entitlement_mode_middleware, error_middleware
+from license_server.http_limits import handler_args
 from license_server.keyring import Keyring
 from license_server.revocations import RevocationFile
 from license_server.rights import RightsBook
@@ -51,7 +44,7 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
     """Build the server. Tests pass an in-memory store and a controlled clock."""
     keyring = derived_keys.with_derived_titles(keyring, settings.data_dir)  # key-service titles (issue 13)
     app = web.Application(middlewares=[entitlement_mode_middleware, error_middleware],
-                          client_max_size=settings.max_body_bytes)
+                          client_max_size=settings.max_body_bytes, handler_args=handler_args())
     app[SETTINGS] = settings
     app[STORE] = store
     app[KEYRING] = keyring

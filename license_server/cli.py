@@ -6,6 +6,7 @@ import logging
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from aiohttp import web
@@ -13,7 +14,7 @@ from aiohttp import web
 from license_server import __version__
 from license_server.clock import ControlledClock, SystemClock, wall_clock_now
 from license_server.eventloop import install_fast_event_loop
-from license_server.keyring import KeyringError, default_keys_dir, load_keyring
+from license_server.keyring import Keyring, KeyringError, default_keys_dir, load_keyring
 from license_server.settings import Settings
 from license_server.store import Store
 
@@ -35,7 +36,7 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
-@click.option("--port", default=8080, show_default=True, type=int, help="TCP port (0 picks a free one).")
+@click.option("--port", default=8080, show_default=True, type=int, help="TCP port 0-65535 (0 picks a free one).")
 @click.option("--data-dir", default="data", show_default=True, type=click.Path(path_type=Path),
               help="Directory of the SQLite store and revocations.json (created if missing).")
 @click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path),
@@ -83,6 +84,8 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     if workers > 1 and port == 0:
         raise click.UsageError("--workers needs a fixed --port (the workers share it)")
 
+    if not 0 <= port <= 65535:
+        _startup_failed(f"port {port} is out of range (0-65535; 0 picks a free one)")
     settings = Settings(host=host, port=port, data_dir=data_dir, keys_dir=keys_dir, test_clock=test_clock,
                         allow_compromised_devices=allow_compromised_devices, log_level=log_level)
     settings.media_dir = media_dir
@@ -94,9 +97,15 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     settings.reports_dir = reports_dir
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keyring = _keyring(settings.keys_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _admin_token(settings, admin_token)
-    Store.open(settings.database_path).close()  # create and migrate once, before any worker starts
+    _preflight(settings, keyring)  # nothing is written before every check passed
+    try:
+        Store.open(settings.database_path).close()  # create and migrate once, before any worker starts
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+        _startup_failed(f"cannot open the store {settings.database_path}: {exc}")
+    try:
+        _admin_token(settings, admin_token)
+    except OSError as exc:
+        _startup_failed(f"cannot write {settings.admin_token_path}: {exc.strerror or exc}")
     if keyring.is_public_test_keyring and not settings.is_loopback:
         log.warning(PUBLIC_KEYS_WARNING.format(keys=keyring.directory, host=settings.host))
 
@@ -152,12 +161,27 @@ def _admin_token(settings: Settings, given: str | None) -> None:
         log.warning("the admin API accepts non-loopback clients (--admin-remote); keep the token secret")
 
 
-def _keyring(keys_dir: Path | None):
+def _preflight(settings: Settings, keyring: Keyring) -> None:
+    from license_server.serve_checks import StartupError, check_data_dir, check_port, check_token_keys
+
+    try:
+        check_port(settings.host, settings.port)
+        check_data_dir(settings.data_dir)
+        check_token_keys(settings, keyring)
+    except StartupError as exc:
+        _startup_failed(str(exc))
+
+
+def _startup_failed(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _keyring(keys_dir: Path | None) -> Keyring:
     try:
         return load_keyring(keys_dir or default_keys_dir())
-    except KeyringError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    except (KeyringError, OSError, ValueError) as exc:
+        _startup_failed(f"cannot load the keys: {exc}")
 
 
 from license_server.cli_package import package as _package_command  # noqa: E402

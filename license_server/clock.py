@@ -14,6 +14,12 @@ from typing import Protocol
 
 _DURATION = re.compile(r"^\s*(-?\d+)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MIN_CLOCK = 0  # 1970-01-01T00:00:00Z
+MAX_CLOCK = 221_845_392_000  # 9000-01-01T00:00:00Z: a license ten years later still fits every date type
+
+
+class ClockRangeError(ValueError):
+    """A controlled clock was asked to move outside ``MIN_CLOCK..MAX_CLOCK``."""
 
 
 class Clock(Protocol):
@@ -45,11 +51,24 @@ class ControlledClock:
         return self._base + ticked + self._offset
 
     def advance(self, seconds: int) -> int:
+        self._check(self.now() + seconds)
         self._offset += seconds
         return self.now()
 
     def set(self, when: int) -> int:
+        """Move to ``when``; outside ``MIN_CLOCK..MAX_CLOCK`` raise :class:`ClockRangeError`, unmoved."""
+        self._check(when)
         self._offset += when - self.now()
+        return self.now()
+
+    @staticmethod
+    def _check(when: int) -> None:
+        if not MIN_CLOCK <= when <= MAX_CLOCK:
+            raise ClockRangeError(f"the test clock stays between {to_iso(MIN_CLOCK)} and {to_iso(MAX_CLOCK)}")
+
+    def reset(self) -> int:
+        """Undo every move: back to the start time plus the time that passed."""
+        self._offset = 0
         return self.now()
 
 

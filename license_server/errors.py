@@ -86,6 +86,7 @@ class ErrorCode(str, Enum):
     ADMIN_UNAUTHORIZED = ("ADMIN_UNAUTHORIZED", 401, "The admin API needs the header Authorization: Bearer <admin token>; it is missing or wrong.")
     ADMIN_NOT_LOOPBACK = ("ADMIN_NOT_LOOPBACK", 403, "The admin API answers loopback clients only (start the server with --admin-remote to allow others).")
     ADMIN_REQUEST_INVALID = ("ADMIN_REQUEST_INVALID", 400, "The admin request's parameters or JSON body are invalid.")
+    CLOCK_OUT_OF_RANGE = ("CLOCK_OUT_OF_RANGE", 400, "The test clock cannot move before 1970 or past 9000-01-01 (licenses end up to ten years later).")
     ADMIN_NOT_FOUND = ("ADMIN_NOT_FOUND", 404, "The admin API has no such resource (license, device, revocation or route).")
     # Key service (what packagers call: Widevine CENC key API, PlayReady packaging, CPIX/SPEKE)
     KEYSERVER_MALFORMED_REQUEST = ("KEYSERVER_MALFORMED_REQUEST", 400, "The key request is not well-formed (JSON, base64, XML or a field).")

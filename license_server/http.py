@@ -115,13 +115,27 @@ def access_of(request: web.Request) -> Access:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """Read at most ``limit`` bytes; larger bodies are refused without reading them all."""
+    """Read the whole body, whatever its framing (Content-Length or chunked), up to ``limit`` bytes;
+    larger bodies are refused without reading them all."""
     if request.content_length is not None and request.content_length > limit:
         raise DrmError(ErrorCode.CHALLENGE_TOO_LARGE, f"body larger than {limit} bytes")
     if request.body_exists and request.content.at_eof():
         body = await request.read()  # a middleware (fault matching) already read it: aiohttp's cached copy
     else:
-        body = await request.content.read(limit + 1)
+        body = await _read_up_to(request, limit + 1)
     if len(body) > limit:
         raise DrmError(ErrorCode.CHALLENGE_TOO_LARGE, f"body larger than {limit} bytes")
     return body
+
+
+async def _read_up_to(request: web.Request, most: int) -> bytes:
+    """Read until end of body or ``most`` bytes; one ``read`` returns only what has arrived (a chunk)."""
+    parts: list[bytes] = []
+    total = 0
+    while total < most:
+        part = await request.content.read(most - total)
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+    return b"".join(parts)

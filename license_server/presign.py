@@ -68,7 +68,7 @@ def verify(secret: bytes, path: str, exp: str | None, sig: str | None, *, now: i
     parameters and a wrong MAC give ``URL_SIGNATURE_INVALID``; a valid MAC
     whose time is up gives ``URL_EXPIRED``.
     """
-    if not exp or not sig or not exp.isdigit() or len(exp) > 12:
+    if not exp or not sig or not (exp.isascii() and exp.isdigit()) or len(exp) > 12:
         raise DrmError(ErrorCode.URL_SIGNATURE_INVALID, "the URL needs exp and sig query parameters")
     expires_at = int(exp)
     try:

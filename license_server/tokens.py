@@ -22,6 +22,8 @@ Single use (``jti``) is enforced by the store, in the grant's transaction.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +31,7 @@ from typing import Any, Literal
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from license_server import jsonsafe
 from license_server.clock import parse_duration
 from license_server.errors import DrmError, ErrorCode
 
@@ -38,6 +41,8 @@ DEFAULT_LEEWAY = 30  # seconds of clock skew tolerated for exp / nbf / iat
 ALLOWED_ALGORITHMS: dict[str, str] = {"HS256": "oct", "RS256": "RSA", "ES256": "EC"}
 TRACK_NAMES = ("AUDIO", "SD", "HD", "UHD1")
 HDCP_NAMES = ("NONE", "V1", "V2", "V2_1", "V2_2", "V2_3")
+MAX_DURATION = 10 * 365 * 86400  # seconds; as for cfg= overrides, so every encoder and the store can hold it
+MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime and SQLite handle
 
 
 def duration_seconds(value: Any) -> Any:
@@ -50,7 +55,7 @@ def duration_seconds(value: Any) -> Any:
 class TrackRule(BaseModel):
     """A per-track requirement: the lowest security level and the HDCP version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     min_level: Literal["L1", "L3"] | None = None
     hdcp: Literal[HDCP_NAMES] | None = None  # type: ignore[valid-type]
@@ -59,16 +64,16 @@ class TrackRule(BaseModel):
 class PolicyClaims(BaseModel):
     """The license policy a token grants. Absent values leave the title's rights in place."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "yes" or 1 is not a bool: validated, not coerced
 
     persistent: bool = Field(False, description="Persistent (offline) licenses are allowed.")
-    rental: int | None = Field(None, ge=0, description="Storage window, counted from download.")
-    playback: int | None = Field(None, ge=0, description="Playback window, counted from first play.")
-    license: int | None = Field(None, ge=0, description="License duration (0 = unlimited).")
+    rental: int | None = Field(None, ge=0, le=MAX_DURATION, description="Storage window, counted from download.")
+    playback: int | None = Field(None, ge=0, le=MAX_DURATION, description="Playback window, counted from first play.")
+    license: int | None = Field(None, ge=0, le=MAX_DURATION, description="License duration (0 = unlimited).")
     renew: bool | None = None
-    renewal_delay: int | None = Field(None, ge=0)
-    renewal_retry: int | None = Field(None, ge=0)
-    renewal_recovery: int | None = Field(None, ge=0)
+    renewal_delay: int | None = Field(None, ge=0, le=MAX_DURATION)
+    renewal_retry: int | None = Field(None, ge=0, le=MAX_DURATION)
+    renewal_recovery: int | None = Field(None, ge=0, le=MAX_DURATION)
     require_attestation: bool | None = Field(
         None, description="true: refuse a challenge without attestation evidence (ATTESTATION_REQUIRED).")
 
@@ -79,7 +84,7 @@ class PolicyClaims(BaseModel):
 class TokenClaims(BaseModel):
     """The claims of an entitlement token (registered JWT claims plus ours)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # a wrong type is TOKEN_CLAIMS_INVALID, never coerced
 
     sub: str = Field(min_length=1, max_length=128, description="The account (user) id.")
     profile: str | None = Field(None, max_length=128)
@@ -90,11 +95,11 @@ class TokenClaims(BaseModel):
     tracks: dict[Literal[TRACK_NAMES], TrackRule] = {}  # type: ignore[valid-type]
     regions: list[str] | None = Field(None, description="Regions the entitlement is valid in (ISO 3166 alpha-2).")
     region: str | None = Field(None, description="The viewer's region, as the backend determined it.")
-    device_cap: int | None = Field(None, ge=0, description="Overrides the tier's device cap for this account.")
+    device_cap: int | None = Field(None, ge=0, le=1_000_000, description="Overrides the tier's device cap for this account.")
     jti: str | None = Field(None, min_length=1, max_length=128, description="Present: the token is single-use.")
-    exp: int
-    nbf: int | None = None
-    iat: int | None = None
+    exp: int = Field(ge=0, le=MAX_NUMERIC_DATE)
+    nbf: int | None = Field(None, ge=0, le=MAX_NUMERIC_DATE)
+    iat: int | None = Field(None, ge=0, le=MAX_NUMERIC_DATE)
     iss: str | None = None
     aud: str | list[str] | None = None
 
@@ -138,10 +143,7 @@ class TokenVerifier:
     def verify(self, token: str, now: int) -> TokenClaims:
         if not token or len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
             raise DrmError(ErrorCode.TOKEN_MALFORMED, "the token is not a compact JWS (header.payload.signature)")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise DrmError(ErrorCode.TOKEN_MALFORMED, "the token header is not valid base64url JSON") from exc
+        header = _header(token)
         key = self._key_for(header)
         try:
             payload = jwt.decode(token, key.key, algorithms=[header["alg"]], options={
@@ -163,6 +165,8 @@ class TokenVerifier:
 
     def _key_for(self, header: dict[str, Any]) -> jwt.PyJWK:
         algorithm = header.get("alg")
+        if not isinstance(algorithm, (str, type(None))) or not isinstance(header.get("kid"), (str, type(None))):
+            raise DrmError(ErrorCode.TOKEN_MALFORMED, "the token header's alg and kid must be strings")
         if algorithm not in ALLOWED_ALGORITHMS:
             raise DrmError(ErrorCode.TOKEN_ALGORITHM_NOT_ALLOWED,
                            f"algorithm {algorithm!r} is not allowed (HS256, RS256, ES256)")
@@ -197,6 +201,19 @@ class TokenVerifier:
                 raise DrmError(ErrorCode.TOKEN_AUDIENCE_INVALID, f"the token is not for audience {self.audience!r}")
         if self.issuer is not None and payload.get("iss") != self.issuer:
             raise DrmError(ErrorCode.TOKEN_ISSUER_INVALID, f"the token was not issued by {self.issuer!r}")
+
+
+def _header(token: str) -> dict[str, Any]:
+    """The unverified JOSE header, parsed with the bounded JSON loader (depth and size limits)."""
+    segment = token.split(".", 1)[0]
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        header = jsonsafe.loads(raw, max_depth=8)
+    except (ValueError, binascii.Error) as exc:
+        raise DrmError(ErrorCode.TOKEN_MALFORMED, "the token header is not valid base64url JSON") from exc
+    if not isinstance(header, dict):
+        raise DrmError(ErrorCode.TOKEN_MALFORMED, "the token header is not a JSON object")
+    return header
 
 
 def mint(claims: dict[str, Any], *, private_jwks: dict[str, Any], kid: str) -> str:

@@ -33,6 +33,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from license_server.core.freshness import skew_message
 from license_server.core.model import (
     DeviceClaims,
     LicenseChallenge,
@@ -136,11 +137,8 @@ def verify(
         raise DrmError(ErrorCode.DEVICE_REVOKED, f"device model {model.name} (system id {model.system_id}) is revoked")
     trust.verify_signature(certified.public_key, claims.signed_payload, claims.signature)
     if abs(now - challenge.request_time) > rules.freshness_window:
-        raise DrmError(
-            ErrorCode.REPLAYED_CHALLENGE,
-            f"challenge time is {now - challenge.request_time:+d} s from the server clock "
-            f"(window ±{rules.freshness_window} s)",
-        )
+        raise DrmError(ErrorCode.REPLAYED_CHALLENGE,
+                       skew_message("challenge time", challenge.request_time, now, rules.freshness_window))
     if claims.evidence is None and challenge.system in rules.unattested_systems:
         return _unattested(challenge, certified, model, claims, rules)
     compromise = _check_evidence(challenge, claims, rules)

@@ -26,6 +26,7 @@ from license_server.core import attestation, entitlements, policy
 from license_server.core.attestation import AttestationRules, GenuineApp, ModelInfo, TrustAnchor
 from license_server.core.entitlements import Access, Entitlement
 from license_server.core import lifecycle
+from license_server.core.freshness import skew_message
 from license_server.core.lifecycle import Event, State
 from license_server.core.model import Grant, LicenseChallenge, LicenseKind, LicensePolicy, VerifiedDevice
 from license_server.core.policy import PolicyOverrides
@@ -297,7 +298,8 @@ class LicenseService:
             raise DrmError(ErrorCode.LICENSE_NOT_FOUND, "no such license was issued by this server")
         verify(record)
         if abs(now - challenge.request_time) > self.rules.freshness_window:
-            raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "request time outside the freshness window")
+            raise DrmError(ErrorCode.REPLAYED_CHALLENGE,
+                           skew_message("request time", challenge.request_time, now, self.rules.freshness_window))
         return record
 
     def _existing(self, challenge: LicenseChallenge, verify: VerifyHolder, now: int) -> tuple[LicenseRecord, State]:

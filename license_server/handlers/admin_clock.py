@@ -1,7 +1,9 @@
 """``GET/POST /admin/clock``: move the server's controlled clock (``--test-clock`` only).
 
 Without ``--test-clock`` the route does not exist. Body of a POST:
-``{"advance": "31d"}`` (or seconds as a number) or ``{"set": "2027-02-15T00:00:00Z"}``.
+``{"advance": "31d"}`` (or seconds as a number), ``{"set": "2027-02-15T00:00:00Z"}`` or
+``{"reset": true}`` (undo every move). The clock stays within 1970..9000-01-01
+(``CLOCK_OUT_OF_RANGE`` otherwise).
 Like every admin route it needs the admin bearer token (see :mod:`license_server.admin_auth`).
 """
 
@@ -10,7 +12,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from license_server.admin_models import ClockChange, ClockState
-from license_server.clock import ControlledClock, from_iso, parse_duration, to_iso
+from license_server.clock import ClockRangeError, ControlledClock, from_iso, parse_duration, to_iso
+from license_server.errors import DrmError, ErrorCode
 from license_server.handlers.admin_common import body_model, invalid, reply
 from license_server.http import CLOCK, SETTINGS
 
@@ -28,11 +31,15 @@ async def move_clock(request: web.Request) -> web.Response:
     clock = request.app[CLOCK]
     change = await body_model(request, ClockChange)
     try:
-        if change.advance is not None:
+        if change.reset:
+            clock.reset()
+        elif change.advance is not None:
             clock.advance(parse_duration(str(change.advance)))
         else:
             clock.set(from_iso(change.set or ""))
-    except ValueError as exc:
+    except ClockRangeError as exc:
+        raise DrmError(ErrorCode.CLOCK_OUT_OF_RANGE, str(exc)) from exc
+    except (ValueError, OverflowError) as exc:
         raise invalid(exc, "clock change") from exc
     return reply(_state(clock))
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from license_server import jsonsafe
 from license_server.errors import DrmError, ErrorCode
 from license_server.http import read_body
 
@@ -34,8 +34,8 @@ async def body_model(request: web.Request, model: type[M], *, optional: bool = F
             raise DrmError(ErrorCode.ADMIN_REQUEST_INVALID, "a JSON body is required")
         raw = b"{}"
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        doc = jsonsafe.loads(raw)
+    except ValueError as exc:
         raise DrmError(ErrorCode.ADMIN_REQUEST_INVALID, "the body is not JSON") from exc
     if not isinstance(doc, dict):
         raise DrmError(ErrorCode.ADMIN_REQUEST_INVALID, "the body must be a JSON object")

@@ -18,13 +18,13 @@ inside the signed message, so target them with a license URL that carries
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from license_server.admin_models import FaultList, FaultSpec, FaultsCleared
+from license_server import jsonsafe
+from license_server.admin_models import FaultList, FaultsCleared, FaultSpec
 from license_server.errors import DrmError, ErrorCode
 from license_server.faults import FaultBook, fault_dialect
 from license_server.handlers.admin_common import body_model, reply
@@ -46,8 +46,8 @@ async def request_content_ids(request: web.Request) -> frozenset[str]:
     if request.body_exists and request.content_type == "application/json":
         body = await request.read()  # cached by aiohttp; http.read_body hands the same bytes to the handler
         try:
-            doc = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
+            doc = jsonsafe.loads(body)
+        except ValueError:
             doc = None
         if isinstance(doc, dict):
             found.update(doc[m] for m in CONTENT_MEMBERS if isinstance(doc.get(m), str))

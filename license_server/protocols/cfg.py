@@ -88,7 +88,7 @@ def parse_bool(key: str, value: str) -> bool:
 
 def parse_seconds(key: str, value: str) -> int:
     """A non-negative whole number of seconds."""
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise CfgError(f"cfg: key {key!r} needs a whole number of seconds, not {value!r}", key=key)
     seconds = int(value)
     if seconds > 10 * 365 * 86400:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import Any
 
+from license_server import jsonsafe
 from license_server.core.model import Evidence, LicenseKind, PlatformVerification, Track
 from license_server.errors import malformed
 
@@ -286,8 +287,8 @@ class LicenseInfo:
 
 def _json(value: bytes, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(value.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        doc = jsonsafe.loads(value)
+    except ValueError as exc:
         raise malformed(f"{what} is not UTF-8 JSON") from exc
     if not isinstance(doc, dict):
         raise malformed(f"{what} is not a JSON object")

@@ -18,6 +18,7 @@ import re
 from enum import Enum
 from urllib.parse import parse_qs
 
+from license_server import jsonsafe
 from license_server.errors import malformed
 
 _B64_JUNK = re.compile(r"\s+")
@@ -59,8 +60,8 @@ def read_spc(body: bytes, content_type: str) -> tuple[bytes, str | None, Shape]:
     """The SPC bytes, the optional assetId of the transport, and the request shape."""
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
-            doc = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+            doc = jsonsafe.loads(body)
+        except ValueError as exc:
             raise malformed("the JSON body does not parse") from exc
         if not isinstance(doc, dict) or not isinstance(doc.get("spc"), str):
             raise malformed('the JSON body needs {"spc": "<base64>"}')

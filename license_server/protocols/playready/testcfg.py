@@ -166,7 +166,7 @@ def _interpret(group: dict[str, str], now: int) -> TestServerCfg:
             cfg = replace(cfg, **{f"{name[:-4]}_date" if name != "removaldate" else "removal_date":
                                   parse_date(given, value)})
         elif name == "sl":
-            if not value.isdigit() or int(value) not in SECURITY_LEVELS:
+            if not (value.isascii() and value.isdigit()) or int(value) not in SECURITY_LEVELS:
                 raise CfgError(f"cfg: key 'sl' must be one of {', '.join(map(str, SECURITY_LEVELS))}", key=given)
             cfg = replace(cfg, min_security_level=int(value))
         elif name == "kid":
@@ -178,7 +178,7 @@ def _interpret(group: dict[str, str], now: int) -> TestServerCfg:
                 raise CfgError("cfg: key 'ckt' must be aesctr or aescbc", key=given)
             cfg = replace(cfg, cipher=value.upper())
         elif name in OPL_VALUES:
-            if not value.isdigit() or int(value) not in OPL_VALUES[name]:
+            if not (value.isascii() and value.isdigit()) or int(value) not in OPL_VALUES[name]:
                 raise CfgError(f"cfg: key {name!r} must be one of {', '.join(map(str, OPL_VALUES[name]))}", key=given)
             opl[OPL_FIELDS[name]] = int(value)
         elif name == "errorcode":

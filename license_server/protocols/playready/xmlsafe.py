@@ -39,7 +39,7 @@ def parse(data: bytes | str, *, what: str, limit: int) -> Element:
     except DefusedXmlException as exc:
         raise malformed(f"{what}: DTDs, entity declarations and external references are refused "
                         f"({type(exc).__name__})") from exc
-    except (ParseError, ValueError, UnicodeError) as exc:
+    except (ParseError, ValueError, UnicodeError, LookupError) as exc:  # LookupError: unknown declared encoding
         raise malformed(f"{what} is not well-formed XML") from exc
 
 

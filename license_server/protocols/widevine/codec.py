@@ -7,6 +7,7 @@ clock reads; keys and times are arguments. Malformed input raises
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,6 +26,13 @@ from license_server.core.model import (
 )
 from license_server.errors import DrmError, ErrorCode, malformed
 from license_server.protocols.widevine import license_protocol_pb2 as pb
+
+log = logging.getLogger(__name__)
+STALE_SERVICE_CERTIFICATE = (
+    "encrypted_client_id does not decrypt with this server's service certificate: the device encrypted it for "
+    "another one, typically after the server's keys were regenerated (`license-server keys init --force`). "
+    "A device made with the old keys cannot be used any more: re-provision it against the current keys "
+    "(`device-emulator create NEW_DEVICE_DIR`, or remove DEVICE_DIR and create it again)")
 
 SYSTEM = "widevine"
 SYSTEM_ID = bytes.fromhex("edef8ba979d64acea3c827dcd51d21ed")
@@ -180,7 +188,10 @@ def _client_identification(request: pb.LicenseRequest, service_key_pem: bytes) -
         privacy_key = crypto.rsa_oaep_unwrap(service_key_pem, enc.encrypted_privacy_key)
         plain = crypto.aes_cbc_decrypt(privacy_key, enc.encrypted_client_id_iv, enc.encrypted_client_id)
     except (crypto.CryptoError, ValueError) as exc:
-        raise malformed("encrypted_client_id does not decrypt with the service certificate") from exc
+        log.warning("a privacy-mode request was encrypted for service certificate %s, which this server cannot "
+                    "decrypt: keys regenerated (keys init --force)? the device must be re-provisioned",
+                    enc.service_certificate_serial_number.hex()[:32] or "?")
+        raise malformed(STALE_SERVICE_CERTIFICATE) from exc
     return _parse(pb.ClientIdentification, plain, "ClientIdentification")
 
 
