@@ -105,7 +105,7 @@ def test_playready_challenge_shows_header_chain_and_evidence(device, keyring, co
     fields = look(challenges(device, keyring)["playready"], context)["fields"]
     assert fields["wrmheader"]["version"].startswith("4.")
     assert first_kid(keyring).hex() in [k["kid"] for k in fields["wrmheader"]["keys"]]
-    assert fields["device_certificate_chain"][0]["security_level"] in (150, 2000, 3000)
+    assert fields["device_certificate_chain"]["certificates"][0]["security_level"] in (150, 2000, 3000)
     assert fields["device_attestation"]["bootloader_locked"] is True
 
 
@@ -291,7 +291,7 @@ def test_playready_reports_and_their_answers(device, keyring, context, kind):
         operation = reports.SECURE_DELETE
     document = look(pending.body, context)
     assert document["format"] == f"playready.{kind}" and document["fields"]["license_id"] == license_id
-    assert document["fields"]["kids"] == [kid.hex()] and document["fields"]["certificate_chain"][0]["type"] == "DEVICE"
+    assert document["fields"]["kids"] == [kid.hex()] and document["fields"]["certificate_chain"]["certificates"][0]["certificate_type"] == "DEVICE (2)"
     answer = reports.build_answer(reports.ReportAnswer(operation, license_id, b"n" * 16, "recorded"))
     decoded = look(answer, context)
     assert decoded["format"] == f"playready.{kind}_answer" and decoded["fields"]["status"] == "recorded"

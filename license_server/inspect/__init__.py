@@ -22,8 +22,24 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from license_server.errors import DrmError
-from license_server.inspect import clearkey, cpix, fairplay, playready, pssh, token, url, widevine
-from license_server.inspect.model import NOT_RECOGNISED, Context, Decoded, NotMine, unrecognised
+from license_server.inspect import (
+    clearkey,
+    cpix,
+    fairplay,
+    playready,
+    playready_bcert,
+    pssh,
+    token,
+    url,
+    widevine,
+)
+from license_server.inspect.model import (
+    NOT_RECOGNISED,
+    Context,
+    Decoded,
+    NotMine,
+    unrecognised,
+)
 
 __all__ = ["MAX_INPUT_BYTES", "NOT_RECOGNISED", "Context", "Decoded", "decode", "inspect"]
 
@@ -34,8 +50,8 @@ _B64 = re.compile(r"[A-Za-z0-9+/_\-\s]+={0,2}\s*\Z")
 _CKC_XML = re.compile(r"\s*<ckc>\s*([A-Za-z0-9+/=\s]+)\s*</ckc>\s*\Z")
 
 BinaryDecoder = Callable[[bytes, Context], Decoded]
-BINARY: tuple[BinaryDecoder, ...] = (pssh.decode, playready.decode_xmr, playready.decode_pro, fairplay.decode_spc,
-                                     fairplay.decode_ckc, widevine.decode)
+BINARY: tuple[BinaryDecoder, ...] = (pssh.decode, playready.decode_xmr, playready_bcert.decode, playready.decode_pro,
+                                     fairplay.decode_spc, fairplay.decode_ckc, widevine.decode)
 
 
 def _text(data: bytes) -> str | None:

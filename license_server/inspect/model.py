@@ -26,6 +26,8 @@ class Context:
     token_jwks: dict[str, Any] | None = None
     token_verifier: Any = None  # a configured TokenVerifier (the server's); else one is built from token_jwks
     url_secret: bytes | None = field(default=None, repr=False)
+    playready_server_key_pem: bytes = field(default=b"", repr=False)  # decrypts a challenge's EncryptedData
+    playready_root_public_key: bytes = b""  # verifies BCert chains
     now: int | None = None
 
     @classmethod
@@ -36,7 +38,10 @@ class Context:
         path = keyring.token_jwks_path
         if path.exists():
             jwks = json.loads(path.read_text(encoding="utf-8"))
-        return cls(service_key_pem=keyring.service_key_pem, fairplay_certificate=keyring.fairplay_certificate,
+        playready = getattr(keyring, "playready", None)
+        return cls(playready_server_key_pem=playready.server_key_pem if playready else b"",
+                   playready_root_public_key=playready.root_public_key if playready else b"",
+                   service_key_pem=keyring.service_key_pem, fairplay_certificate=keyring.fairplay_certificate,
                    fairplay_key_pem=keyring.fairplay_key_pem, token_jwks=jwks, url_secret=url_secret, now=now)
 
 
