@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
-from license_server.crypto.cenc import CencError, ProtectedSample, decrypt_sample
 from device_emulator.mp4 import Mp4Error, TrackInfo, parse_fragments, parse_init
+from license_server.crypto.cenc import CencError, ProtectedSample, decrypt_sample
 
 Decryptor = Callable[[bytes, Sequence[ProtectedSample]], list[bytes]]
 FFMPEG_HINT = "install ffmpeg (Debian: apt-get install ffmpeg)"
@@ -37,7 +37,7 @@ def require_decoder() -> str:
         raise MediaError(f"ffmpeg is needed to verify decoding: {FFMPEG_HINT}")
     return ffmpeg
 AVC_SANE_TYPES = set(range(1, 24))  # 0 and 24..31 are unspecified in H.264
-HEVC_SANE_TYPES = set(range(0, 41))  # 41..47 reserved, 48..63 unspecified
+HEVC_SANE_TYPES = set(range(41))  # 41..47 reserved, 48..63 unspecified
 
 
 class MediaError(Exception):
@@ -113,7 +113,7 @@ def _decrypt_segment(data: bytes, tracks: dict[int, TrackInfo], run: Decryptor) 
     for track_run in parse_fragments(data, tracks):
         for offset in track_run.protection_boxes:
             _neutralise(buf, offset)
-        track = tracks.get(track_run.track_id)
+        track = track_run.override or tracks.get(track_run.track_id)
         if track is None or not track.is_protected:
             continue
         if track.scheme not in ("cenc", "cbcs"):

@@ -9,8 +9,8 @@ ISO/IEC 14496-12 (boxes, ``tkhd``, ``hdlr``, ``stsd`` sample entries,
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf", b"sinf", b"schi",
               b"edts", b"dinf"}
@@ -196,6 +196,7 @@ class TrackRun:
     track_id: int
     samples: list[SampleRef]
     protection_boxes: list[int]  # offsets of senc/saiz/saio/pssh to neutralise
+    override: TrackInfo | None = None  # this fragment's seig sample group (key rotation): its KID and IV size
 
 
 def parse_fragments(data: bytes, tracks: dict[int, TrackInfo]) -> list[TrackRun]:
@@ -236,16 +237,71 @@ def _traf(data: bytes, moof: Box, traf: Box, tracks: dict[int, TrackInfo], next_
     pos += 4 if flags & 0x02 else 0
     pos += 4 if flags & 0x08 else 0
     default_size = struct.unpack_from(">I", data, pos)[0] if flags & 0x10 else track.default_sample_size
-    if any(b.type == b"sbgp" and data[b.body + 4:b.body + 8] == b"seig" for b in boxes):
-        raise Mp4Error("per-sample key groups (seig) are not supported")
+    override = _seig(data, boxes, track)
+    if override is None and track.is_protected and not any(track.kid) and not any(b.type == b"senc" for b in boxes):
+        # Key rotation leaves tenc's KID zero; a clear-lead fragment then has neither seig nor senc.
+        override = replace(track, is_protected=False)
     placed: list[tuple[int, int]] = []
     cursor = base
     for trun in (b for b in boxes if b.type == b"trun"):
         cursor = _trun(data, trun, base, cursor, default_size, placed)
-    entries = _senc(data, next((b for b in boxes if b.type == b"senc"), None), track, len(placed))
+    entries = _senc(data, next((b for b in boxes if b.type == b"senc"), None), override or track, len(placed))
     samples = [SampleRef(o, n, *entries[i]) if entries else SampleRef(o, n) for i, (o, n) in enumerate(placed)]
-    neutral = [b.start for b in boxes if b.type in (b"senc", b"saiz", b"saio")]
-    return TrackRun(track_id, samples, neutral), cursor
+    neutral = [b.start for b in boxes if b.type in (b"senc", b"saiz", b"saio", b"pssh")
+               or (b.type in (b"sbgp", b"sgpd") and data[b.body + 4:b.body + 8] == b"seig")]
+    return TrackRun(track_id, samples, neutral, override), cursor
+
+
+def _seig(data: bytes, boxes: list[Box], track: TrackInfo) -> TrackInfo | None:
+    """The fragment's ``seig`` CencSampleEncryptionInformationGroupEntry (ISO/IEC 23001-7), which key
+    rotation uses to give a fragment its own KID; None when the fragment uses the ``tenc`` defaults."""
+    sbgp = next((b for b in boxes if b.type == b"sbgp" and data[b.body + 4:b.body + 8] == b"seig"), None)
+    if sbgp is None:
+        return None
+    version, _, pos = full_box(data, sbgp)
+    pos += 8 if version == 1 else 4
+    count = struct.unpack_from(">I", data, pos)[0]
+    if pos + 4 + 8 * count > sbgp.end:
+        raise Mp4Error("sbgp overruns its box")
+    indexes = {index for n, index in struct.iter_unpack(">II", data[pos + 4:pos + 4 + 8 * count]) if n}
+    if len(indexes) > 1:
+        raise Mp4Error("a fragment mixing several seig sample groups is not supported")
+    index = indexes.pop() if indexes else 0
+    if index == 0:
+        return None
+    if index <= 0x10000:
+        raise Mp4Error("seig groups described in the init segment are not supported")
+    sgpd = next((b for b in boxes if b.type == b"sgpd" and data[b.body + 4:b.body + 8] == b"seig"), None)
+    if sgpd is None:
+        raise Mp4Error("sbgp names a seig group but the fragment has no sgpd")
+    version, _, pos = full_box(data, sgpd)
+    pos += 4
+    default_length = 0
+    if version == 1:
+        default_length = struct.unpack_from(">I", data, pos)[0]
+        pos += 4
+    elif version >= 2:
+        pos += 4
+    entries = struct.unpack_from(">I", data, pos)[0]
+    pos += 4
+    entry = None
+    for i in range(entries):
+        length = default_length
+        if version == 1 and default_length == 0:
+            length = struct.unpack_from(">I", data, pos)[0]
+            pos += 4
+        if i == index - 0x10001:
+            entry = pos
+        pos += length or 20
+    if entry is None or pos > sgpd.end:
+        raise Mp4Error("the seig group index is outside the fragment's sgpd")
+    pattern, protected, iv_size = data[entry + 1], data[entry + 2], data[entry + 3]
+    kid = data[entry + 4:entry + 20]
+    constant_iv = b""
+    if protected and iv_size == 0:
+        constant_iv = data[entry + 21:entry + 21 + data[entry + 20]]
+    return replace(track, is_protected=bool(protected), iv_size=iv_size, kid=kid, constant_iv=constant_iv,
+                   crypt_byte_block=pattern >> 4, skip_byte_block=pattern & 0x0F)
 
 
 def _trun(data: bytes, trun: Box, base: int, cursor: int, default_size: int,

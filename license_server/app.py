@@ -7,10 +7,11 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from license_server import derived_keys
 from license_server.clock import Clock
 from license_server.core.service import LicenseService, attestation_rules
 from license_server.dialects import REGISTRY, unattested_systems
-from license_server.handlers import admin, health
+from license_server.handlers import admin, health, keyserver
 from license_server.handlers import media as media_origin
 from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, entitlement_mode_middleware, error_middleware
 from license_server.http_limits import handler_args
@@ -41,6 +42,7 @@ def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier | None
 
 def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clock) -> web.Application:
     """Build the server. Tests pass an in-memory store and a controlled clock."""
+    keyring = derived_keys.with_derived_titles(keyring, settings.data_dir)  # key-service titles (issue 13)
     app = web.Application(middlewares=[entitlement_mode_middleware, error_middleware],
                           client_max_size=settings.max_body_bytes, handler_args=handler_args())
     app[SETTINGS] = settings
@@ -65,6 +67,7 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
     for dialect in REGISTRY:
         dialect.load("routes")(app)
     media_origin.setup(app)
+    keyserver.setup(app)  # key service for packagers (issue 13): not a license dialect, so not in REGISTRY
 
     from license_server import console  # web console and inspector: additive, reads the store only
 

@@ -24,12 +24,16 @@ from typing import Any
 
 from license_server.core.entitlements import Entitlement
 from license_server.core.lifecycle import State, current_state
-from license_server.errors import DrmError, ErrorCode
-from license_server.protocols.downloads import (  # noqa: F401 - the wire models, re-exported
-    DownloadAnswer, DownloadFile, DownloadRendition, DownloadRequest)
-from license_server.media_library import Package, Rendition
-from license_server.rights import Rights
 from license_server.core.ports import LicenseRecord
+from license_server.errors import DrmError, ErrorCode
+from license_server.media_library import Package, Rendition
+from license_server.protocols.downloads import (  # noqa: F401 - the wire models, re-exported
+    DownloadAnswer,
+    DownloadFile,
+    DownloadRendition,
+    DownloadRequest,
+)
+from license_server.rights import Rights
 
 ALLOWED_DEVICE_TYPES = ("mobile", "tablet")
 DEV_MODE_TIER = "premium"  # development mode (no token): the tier when the body names none

@@ -88,6 +88,17 @@ class ErrorCode(str, Enum):
     ADMIN_REQUEST_INVALID = ("ADMIN_REQUEST_INVALID", 400, "The admin request's parameters or JSON body are invalid.")
     CLOCK_OUT_OF_RANGE = ("CLOCK_OUT_OF_RANGE", 400, "The test clock cannot move before 1970 or past 9000-01-01 (licenses end up to ten years later).")
     ADMIN_NOT_FOUND = ("ADMIN_NOT_FOUND", 404, "The admin API has no such resource (license, device, revocation or route).")
+    # Key service (what packagers call: Widevine CENC key API, PlayReady packaging, CPIX/SPEKE)
+    KEYSERVER_MALFORMED_REQUEST = ("KEYSERVER_MALFORMED_REQUEST", 400, "The key request is not well-formed (JSON, base64, XML or a field).")
+    KEYSERVER_SIGNATURE_INVALID = ("KEYSERVER_SIGNATURE_INVALID", 403, "The key request's signature does not verify with the signer's credentials.")
+    KEYSERVER_SIGNER_UNKNOWN = ("KEYSERVER_SIGNER_UNKNOWN", 403, "The signer is not in keys/packagers/ (or the body names another signer than the URL).")
+    KEYSERVER_TRACK_TYPE_UNKNOWN = ("KEYSERVER_TRACK_TYPE_UNKNOWN", 400, "A requested track type is missing or not one of SD, HD, UHD1, UHD2, AUDIO.")
+    KEYSERVER_CONTENT_ID_MISSING = ("KEYSERVER_CONTENT_ID_MISSING", 400, "The key request names no content id.")
+    KEYSERVER_CONTENT_RESERVED = ("KEYSERVER_CONTENT_RESERVED", 409, "The content id is a catalog title: its keys come from keys/catalog.json, not from the key service.")
+    KEYSERVER_UNSUPPORTED_VERSION = ("KEYSERVER_UNSUPPORTED_VERSION", 422, "SPEKE: the X-Speke-Version (2.0) or CPIX@version (2.3) is missing or not supported.")
+    KEYSERVER_CPIX_CONTENT_ID_MISSING = ("KEYSERVER_CPIX_CONTENT_ID_MISSING", 422, "SPEKE: the CPIX document has no contentId.")
+    KEYSERVER_CPIX_INVALID = ("KEYSERVER_CPIX_INVALID", 422, "SPEKE: the CPIX document breaks a rule of the CPIX 2.3 / SPEKE v2 profile (the message names it).")
+    KEYSERVER_NOT_CONFIGURED = ("KEYSERVER_NOT_CONFIGURED", 404, "The keys directory has no key seed (keys/keyserver/seed.json): the key service is off.")
     # Test hooks
     INJECTED_FAULT = ("INJECTED_FAULT", 500, "A fault injected on request by a test hook (e.g. cfg errorcode:).")
     # Server

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from license_server import crypto
-from license_server.rights import RIGHTS_FILE, default_rights
 from license_server.protocols.widevine.certificates import CertType, issue_certificate
+from license_server.rights import RIGHTS_FILE, default_rights
 
 CONTENT_KEY_LABEL = b"drm-license-emulator PUBLIC TEST CONTENT KEY v1"
 
@@ -78,6 +78,11 @@ What is here:
 - `rights.json` — content-owner rights and business rules: tiers (download
   rights, device cap, monthly allowance), active downloads per device, and
   per-title rules (downloadable, windows, regions, per-track requirements).
+- `keyserver/seed.json` — the PUBLIC TEST KEY SEED of the key service: the KID
+  and key of every (content id, track, crypto period) a packager fetches are
+  derived from it (see docs/key-server.md). `packagers/` — the signers allowed to
+  call the key service: `widevine_test` (the AES key and IV of the Shaka Packager
+  tutorial) and `rsa_test` (its PKCS#1 DER private key `rsa_test.key.der` is here).
 - `catalog.json` — titles, tracks, KIDs and content keys. KIDs and keys are
   derived from the public label `{label}`
   with SHA-256, so they are the same after every regeneration.
@@ -178,6 +183,12 @@ def init_keys(directory: Path, *, force: bool, now: int) -> list[Path]:
     written.extend(init_token_keys(directory / "tokens"))
     apps = {"apps": [{"package": GENUINE_APP_PACKAGE, "signing_digest": GENUINE_APP_SIGNING_DIGEST}]}
     write(directory / "apps.json", json.dumps(apps, indent=2) + "\n")
+    from license_server.derived_keys import SEED_FILE, default_seed, seed_document
+    from license_server.packager_signers import init_packager_keys
+
+    (directory / SEED_FILE).parent.mkdir(parents=True, exist_ok=True)
+    write(directory / SEED_FILE, seed_document(default_seed()))
+    written.extend(init_packager_keys(directory))
     write(directory / "README.md", README.format(label=CONTENT_KEY_LABEL.decode()))
     return written
 

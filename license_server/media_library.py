@@ -32,6 +32,7 @@ PACKAGE_FILE = "package.json"
 class Rendition(BaseModel):
     track: str
     kid: str = Field(pattern=r"^[0-9a-fA-F]{32}$")
+    kids: list[str] = []  # key rotation: every period's KID (kid is the first)
     bandwidth: int = Field(ge=0)
     duration: float = Field(ge=0)
     init: str

@@ -31,9 +31,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from license_server import packaging_signalling as signalling
 from license_server.core.model import Track
 from license_server.keyring import Keyring
-from license_server import packaging_signalling as signalling
+from license_server.media_kids import rendition_kids
 
 PACKAGER_ENV = "DRM_SHAKA_PACKAGER"
 SCHEMES = ("cenc", "cbcs")
@@ -177,10 +178,29 @@ def prepare_renditions(source: Path, workdir: Path, *, segment_seconds: int = SE
 # ------------------------------------------------------------------ packager
 
 
+@dataclass(frozen=True)
+class KeyServer:
+    """A Widevine common-encryption key API the packager fetches its keys from (ours, or a vendor's)."""
+
+    url: str  # e.g. http://127.0.0.1:8080/widevine/cenc/getcontentkey/widevine_test
+    content_id: str
+    signer: str = "widevine_test"
+    aes_key: str = "1ae8ccd0e7985cc0b6203a55855a1034afc252980e970ca90e5202689f947ab9"  # public tutorial key
+    aes_iv: str = "d58ce954203b7c9a9a9d467f59839249"
+    crypto_period: int | None = None  # seconds per key (key rotation), None for one key per track
+
+    def flags(self) -> list[str]:
+        flags = ["--enable_widevine_encryption", "--key_server_url", self.url,
+                 "--content_id", self.content_id.encode("utf-8").hex(), "--signer", self.signer,
+                 "--aes_signing_key", self.aes_key, "--aes_signing_iv", self.aes_iv]
+        return flags + (["--crypto_period_duration", str(self.crypto_period)] if self.crypto_period else [])
+
+
 def packager_command(inputs: dict[Track, Path], *, keys: dict[Track, tuple[bytes, bytes]] | None,
-                     scheme: str, segment_seconds: int = SEGMENT_SECONDS) -> list[str]:
+                     scheme: str, segment_seconds: int = SEGMENT_SECONDS, key_server: KeyServer | None = None) -> list[str]:
     """Shaka Packager arguments; paths relative to the output directory (the working directory)."""
     command = [find_packager()]
+    encrypted = keys is not None or key_server is not None
     for track, source in inputs.items():
         name = track.value.lower()
         descriptor = [f"in={source}", f"stream={'audio' if track is Track.AUDIO else 'video'}",
@@ -188,15 +208,19 @@ def packager_command(inputs: dict[Track, Path], *, keys: dict[Track, tuple[bytes
                       f"playlist_name={name}/playlist.m3u8"]
         if track is Track.AUDIO:
             descriptor += ["hls_group_id=audio", "hls_name=AUDIO"]
-        if keys is not None:
+        if encrypted:
             descriptor.append(f"drm_label={track.value}")
         command.append(",".join(descriptor))
-    if keys is not None:
+    if encrypted:
         systems = ["Widevine", "PlayReady", "CommonSystem"] + (["FairPlay"] if scheme == "cbcs" else [])
-        command += ["--enable_raw_key_encryption",
-                    "--keys", ",".join(f"label={track.value}:key_id={kid.hex()}:key={key.hex()}"
-                                       for track, (kid, key) in keys.items()),
-                    "--protection_scheme", scheme, "--protection_systems", ",".join(systems), "--clear_lead", "0"]
+        if key_server is not None:
+            command += key_server.flags()
+        else:
+            assert keys is not None
+            command += ["--enable_raw_key_encryption",
+                        "--keys", ",".join(f"label={track.value}:key_id={kid.hex()}:key={key.hex()}"
+                                           for track, (kid, key) in keys.items())]
+        command += ["--protection_scheme", scheme, "--protection_systems", ",".join(systems), "--clear_lead", "0"]
         if scheme == "cbcs":
             command += ["--hls_key_uri", signalling.FAIRPLAY_KEY_URI_PLACEHOLDER]
     command += ["--segment_duration", str(segment_seconds), "--generate_static_live_mpd",
@@ -205,7 +229,8 @@ def packager_command(inputs: dict[Track, Path], *, keys: dict[Track, tuple[bytes
 
 
 def run_packager(inputs: dict[Track, Path], out_dir: Path, *, keys: dict[Track, tuple[bytes, bytes]] | None,
-                 scheme: str = "cenc", segment_seconds: int = SEGMENT_SECONDS) -> None:
+                 scheme: str = "cenc", segment_seconds: int = SEGMENT_SECONDS,
+                 key_server: KeyServer | None = None) -> None:
     """Package ``inputs`` into ``out_dir`` (clear when ``keys`` is None)."""
     if scheme not in SCHEMES:
         raise PackagingError(f"unknown scheme {scheme!r} (use cenc or cbcs)")
@@ -214,8 +239,8 @@ def run_packager(inputs: dict[Track, Path], out_dir: Path, *, keys: dict[Track, 
     local = {track: Path(os.path.relpath(path.resolve(), out_dir.resolve())) for track, path in inputs.items()}
     if any("," in str(p) for p in local.values()):
         raise PackagingError("rendition paths must not contain commas")
-    _run(packager_command(local, keys=keys, scheme=scheme, segment_seconds=segment_seconds), "shaka-packager",
-         cwd=out_dir)
+    _run(packager_command(local, keys=keys, scheme=scheme, segment_seconds=segment_seconds, key_server=key_server),
+         "shaka-packager", cwd=out_dir)
 
 
 # ------------------------------------------------------------------- package
@@ -240,12 +265,20 @@ def title_keys(keyring: Keyring, content_id: str) -> dict[Track, tuple[bytes, by
     return {track: keys[track] for track in PACKAGED_TRACKS}
 
 
-def package(source: Path, *, content_id: str, out: Path, scheme: str, keyring: Keyring,
-            license_url: str | None = None, segment_seconds: int = SEGMENT_SECONDS) -> PackageResult:
-    """Package ``source`` for ``content_id`` into ``out/<content_id>/<scheme>/``."""
+def package(source: Path, *, content_id: str, out: Path, scheme: str, keyring: Keyring | None,
+            license_url: str | None = None, segment_seconds: int = SEGMENT_SECONDS,
+            key_server: KeyServer | None = None) -> PackageResult:
+    """Package ``source`` for ``content_id`` into ``out/<content_id>/<scheme>/``: with the catalog keys of
+    ``keyring``, or with the keys the packager fetches from ``key_server`` (then ``keyring`` is unused)."""
     if scheme not in SCHEMES:
         raise PackagingError(f"unknown scheme {scheme!r} (use cenc or cbcs)")
-    keys = title_keys(keyring, content_id)
+    keys: dict[Track, tuple[bytes, bytes]] | None = None
+    if key_server is None:
+        if keyring is None:
+            raise PackagingError("package with catalog keys (a keyring) or through a key server")
+        keys = title_keys(keyring, content_id)
+    elif key_server.content_id != content_id:
+        raise PackagingError("the key server request must name the packaged content id")
     find_ffmpeg(), find_ffprobe(), find_packager()  # fail fast, before any work
     final = out / content_id / scheme
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -254,9 +287,10 @@ def package(source: Path, *, content_id: str, out: Path, scheme: str, keyring: K
     try:
         work = staging / ".work"
         inputs = prepare_renditions(source, work, segment_seconds=segment_seconds)
-        run_packager(inputs, staging, keys=keys, scheme=scheme, segment_seconds=segment_seconds)
+        run_packager(inputs, staging, keys=keys, scheme=scheme, segment_seconds=segment_seconds, key_server=key_server)
         shutil.rmtree(work)
-        manifest = _finish(staging, content_id=content_id, scheme=scheme, keys=keys, license_url=license_url)
+        kids = {track: [kid] for track, (kid, _) in keys.items()} if keys is not None else None
+        manifest = _finish(staging, content_id=content_id, scheme=scheme, kids=kids, license_url=license_url)
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)
@@ -266,13 +300,25 @@ def package(source: Path, *, content_id: str, out: Path, scheme: str, keyring: K
     return PackageResult(final, manifest)
 
 
-def _finish(directory: Path, *, content_id: str, scheme: str, keys: dict[Track, tuple[bytes, bytes]],
+def _finish(directory: Path, *, content_id: str, scheme: str, kids: dict[Track, list[bytes]] | None,
             license_url: str | None) -> dict:
-    """Add the signalling the packager does not write, then describe the package in package.json."""
+    """Add the signalling the packager does not write, then describe the package in package.json.
+    ``kids`` None: read each rendition's KIDs (one per crypto period when rotating) from the output."""
     mpd_path = directory / "manifest.mpd"
     mpd = signalling.add_clearkey_signalling(mpd_path.read_text(encoding="utf-8"), license_url)
     mpd_path.write_text(mpd, encoding="utf-8")
-    for track, (kid, _) in keys.items():
+    facts = signalling.read_renditions(mpd)
+    if kids is None:
+        kids = {}
+        for track in PACKAGED_TRACKS:
+            fact = facts.get(track.value.lower())
+            if fact is not None and (directory / fact.init).is_file():
+                segments = [(directory / f).read_bytes() for f in fact.segments if (directory / f).is_file()]
+                found = rendition_kids((directory / fact.init).read_bytes(), segments)
+                if not found:
+                    raise PackagingError(f"the packager wrote no key id for the {track.value} rendition")
+                kids[track] = found
+    for track, (kid, *_) in kids.items():  # rotation: the HLS key lines name the first period's KID
         playlist = directory / track.value.lower() / "playlist.m3u8"
         text = playlist.read_text(encoding="utf-8")
         if scheme == "cbcs":
@@ -282,9 +328,8 @@ def _finish(directory: Path, *, content_id: str, scheme: str, keys: dict[Track, 
         except ValueError as exc:
             raise PackagingError(f"{playlist.relative_to(directory)}: {exc}") from exc
         playlist.write_text(text, encoding="utf-8")
-    facts = signalling.read_renditions(mpd)
     renditions = []
-    for track, (kid, _) in keys.items():
+    for track, (kid, *rotated) in kids.items():
         fact = facts.get(track.value.lower())
         if fact is None:
             raise PackagingError(f"the packager wrote no {track.value} rendition")
@@ -296,6 +341,7 @@ def _finish(directory: Path, *, content_id: str, scheme: str, keys: dict[Track, 
             "track": track.value, "kid": kid.hex(), "bandwidth": fact.bandwidth, "duration": fact.duration,
             "init": fact.init, "segments": list(fact.segments),
             "sizes": {f: (directory / f).stat().st_size for f in files},
+            **({"kids": [k.hex() for k in (kid, *rotated)]} if rotated else {}),  # key rotation: one per period
         })
     manifest = {"content_id": content_id, "scheme": scheme, "created_by": CREATED_BY, "renditions": renditions}
     (directory / "package.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

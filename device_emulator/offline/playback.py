@@ -13,18 +13,24 @@ ever exists in a temporary directory for the decoder and is deleted at once.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
-
-from license_server.crypto.cenc import ProtectedSample
+from typing import Any
 
 from device_emulator.device import Device
 from device_emulator.downloader import load_manifest, media_root
-from device_emulator.media import (Decryptor, MediaError, WrongKeyError, decode_frames, decrypt_rendition,
-                                  require_decoder)
+from device_emulator.media import (
+    Decryptor,
+    MediaError,
+    WrongKeyError,
+    decode_frames,
+    decrypt_rendition,
+    require_decoder,
+)
 from device_emulator.offline import OfflineLicense
 from device_emulator.tee import TeeError
+from license_server.crypto.cenc import ProtectedSample
 
 
 class PlaybackFailure(Exception):
@@ -58,13 +64,14 @@ def plan_download(device: Device, content_id: str, key_statuses: dict[str, str])
     if manifest.get("status") != "complete":
         raise PlaybackFailure("DOWNLOAD_INCOMPLETE", "The download is not complete; resume it to watch offline")
     for rendition in manifest["renditions"]:
-        track, kid = rendition["track"], rendition["kid"].lower()
-        status = key_statuses.get(kid)
-        if status is None:
-            raise PlaybackFailure("KEY_NOT_LOADED", f"This license holds no key for the {track} track", kid)
-        if status != "usable":
-            reason = "OUTPUT_RESTRICTED" if status == "output-restricted" else "KEY_NOT_USABLE"
-            raise PlaybackFailure(reason, f"The {track} track cannot play here (key {status})", kid)
+        track = rendition["track"]
+        for kid in [k.lower() for k in rendition.get("kids") or [rendition["kid"]]]:  # kids: one per crypto period
+            status = key_statuses.get(kid)
+            if status is None:
+                raise PlaybackFailure("KEY_NOT_LOADED", f"This license holds no key for the {track} track", kid)
+            if status != "usable":
+                reason = "OUTPUT_RESTRICTED" if status == "output-restricted" else "KEY_NOT_USABLE"
+                raise PlaybackFailure(reason, f"The {track} track cannot play here (key {status})", kid)
     try:
         require_decoder()  # before the first play is recorded: a missing tool must not start the playback window
     except MediaError as exc:

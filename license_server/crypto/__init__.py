@@ -62,6 +62,15 @@ def public_key_der(private_pem: bytes) -> bytes:
     )
 
 
+def generate_rsa_signing_pair() -> tuple[bytes, bytes]:
+    """A fresh RSA-2048 key as (PKCS#1 DER private key, SubjectPublicKeyInfo PEM public key)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+    private = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    return private, key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def private_key_pkcs1_der(private_pem: bytes) -> bytes:
     """The private key as PKCS#1 DER (``RSAPrivateKey``), the form device files of other tools hold."""
     return _private_key(private_pem).private_bytes(
@@ -136,6 +145,19 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
 
 def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
+
+
+def sha1(data: bytes) -> bytes:
+    return hashlib.sha1(data).digest()
+
+
+def rsa_public_der_from_pem(public_pem: bytes) -> bytes:
+    """The SubjectPublicKeyInfo DER of a PEM public key (raises :class:`CryptoError` if it is not one)."""
+    try:
+        key = serialization.load_pem_public_key(public_pem)
+    except (ValueError, TypeError) as exc:
+        raise CryptoError() from exc
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def aes_cbc_encrypt(key: bytes, iv: bytes, plaintext: bytes) -> bytes:

@@ -17,14 +17,23 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from license_server import crypto, presign
-from license_server.downloads import (
-    DownloadAnswer, DownloadFile, DownloadRendition, DownloadRequest, check_account, check_device, check_license,
-    check_tier, estimate, resolve_downloader, rung_files,
-)
-from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
 from license_server.core import entitlements
 from license_server.core.model import LicenseKind
 from license_server.core.ports import DownloadRecord
+from license_server.downloads import (
+    DownloadAnswer,
+    DownloadFile,
+    DownloadRendition,
+    DownloadRequest,
+    check_account,
+    check_device,
+    check_license,
+    check_tier,
+    estimate,
+    resolve_downloader,
+    rung_files,
+)
+from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
 from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, access_of, read_body
 from license_server.media_library import MediaLibrary, UrlSigningKey
 
@@ -77,8 +86,9 @@ async def authorize_download(request: web.Request) -> web.Response:
             scheme=wanted.scheme, expires_at=expires_at, estimated_bytes=total, bytes_per_hour=per_hour,
             files=[DownloadFile(path=path, url=presign.sign(secret, base + path, expires_at).url, size=sizes[path],
                                 track=track) for path, track in files],
-            renditions=[DownloadRendition(track=r.track, kid=r.kid.lower(), bandwidth=r.bandwidth,
-                                          duration=r.duration, init=r.init, segments=r.segments) for r in renditions],
+            renditions=[DownloadRendition(track=r.track, kid=r.kid.lower(), kids=[k.lower() for k in r.kids],
+                                          bandwidth=r.bandwidth, duration=r.duration, init=r.init,
+                                          segments=r.segments) for r in renditions],
         )
         # One transaction: the download, its audit entry and the single-use token check.
         service.record_download(DownloadRecord(

@@ -38,6 +38,7 @@ class DownloadFile(BaseModel):
 class DownloadRendition(BaseModel):
     track: str
     kid: str
+    kids: list[str] = []  # key rotation: one KID per crypto period
     bandwidth: int
     duration: float
     init: str
