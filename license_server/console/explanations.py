@@ -92,7 +92,6 @@ EXPLANATIONS: dict[ErrorCode, tuple[str, str]] = {
     E.KEYSERVER_CPIX_CONTENT_ID_MISSING: ("the CPIX document has no contentId", "set CPIX@contentId"),
     E.KEYSERVER_CPIX_INVALID: ("the CPIX document breaks the SPEKE v2 profile", "read the message for the rule"),
     E.KEYSERVER_NOT_CONFIGURED: ("the key service has no key seed", "add keys/keyserver/seed.json"),
-    E.CLOCK_OUT_OF_RANGE: ("the test clock cannot move there", "stay between 1970 and 9000-01-01"),
     E.INJECTED_FAULT: ("a fault injected by a test hook", "remove the fault plan on the Clock and faults page"),
     E.INTERNAL_ERROR: ("the server failed unexpectedly", "read the server log"),
 }
