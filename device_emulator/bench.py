@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import tempfile
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor
@@ -98,9 +100,18 @@ def run_bench(*, server: str | None, concurrency: int, duration: float, requests
 @click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path), help="keys/ directory.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes of the spawned server (see `serve --workers`).")
+@click.option("--store-size", default=None, type=click.IntRange(1),
+              help="Instead: compare grant, renewal, cap check and admin page cost on an empty store and on "
+                   "one filled with this many licenses (a store benchmark, no server).")
+@click.option("--json", "as_json", is_flag=True, help="With --store-size: print the result as JSON.")
 def command(server: str | None, concurrency: int, duration: float, requests: int, devices: int, privacy: bool,
-            keys_dir: Path | None, workers: int) -> None:
+            keys_dir: Path | None, workers: int, store_size: int | None, as_json: bool) -> None:
     """Measure Widevine-style licenses/s and latency percentiles."""
+    if store_size is not None:
+        # The store benchmark is server-side code; run it as its own process so this client
+        # tool never imports the server's store.
+        argv = [sys.executable, "-m", "license_server.bench_store", "--store-size", str(store_size)]
+        raise SystemExit(subprocess.run(argv + (["--json"] if as_json else []), check=False).returncode)
     result = run_bench(server=server, concurrency=concurrency, duration=duration, requests=requests,
                        devices=devices, keys_dir=keys_dir, privacy=privacy, workers=workers,
                        echo=lambda m: click.echo(m, err=True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, ContextManager
 
 import sqlite_utils
@@ -87,7 +88,28 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (license_id, once_key)
     );
     """,
+    # 6: flat cost as the store grows: every per-request query and admin page is served by an index
+    # (list pages sort by issued_at inside the filter; Clear Key releases find licenses by key id)
+    """
+    DROP INDEX licenses_device;
+    DROP INDEX licenses_content;
+    DROP INDEX licenses_account;
+    CREATE INDEX licenses_device ON licenses(device_id, issued_at);
+    CREATE INDEX licenses_content ON licenses(content_id, issued_at);
+    CREATE INDEX licenses_account ON licenses(account, issued_at);
+    CREATE INDEX licenses_system ON licenses(system, issued_at);
+    CREATE INDEX licenses_issued ON licenses(issued_at);
+    CREATE INDEX devices_first_seen ON devices(first_seen);
+    CREATE INDEX downloads_device_at ON downloads(device_id, authorized_at);
+    CREATE INDEX downloads_at ON downloads(authorized_at);
+    CREATE TABLE license_kids (kid TEXT NOT NULL, license_id TEXT NOT NULL, PRIMARY KEY (kid, license_id))
+        WITHOUT ROWID;
+    INSERT OR IGNORE INTO license_kids SELECT j.value, l.license_id FROM licenses l, json_each(l.kids) j
+    """,
 )
+
+# Admin filters, most selective first (each of the first four has an index ending in issued_at).
+_FILTERS = ("device_id", "account", "content_id", "system", "state", "kind")
 
 REPLAY_RETENTION = 3600  # seconds; well past the freshness window
 TOKEN_RETENTION_SLACK = 3600  # spent token ids are kept this long past their token's exp
@@ -161,6 +183,8 @@ class Store:
                     holder.account, holder.tier, holder.token_jti,
                 ),
             )
+            self.db.conn.executemany("INSERT OR IGNORE INTO license_kids VALUES (?, ?)",
+                                [(k.kid.hex(), grant.license_id) for k in grant.keys])
             self._audit(now, system, "grant", device.device_id if device else None, grant.content_id,
                         grant.license_id, None, f"{grant.kind.value}: {','.join(k.track.value for k in grant.keys)}")
 
@@ -177,11 +201,15 @@ class Store:
         nothing and is still audited (the acknowledgement is idempotent).
         """
         wanted = {kid.hex() for kid in kids}
+        marks = ", ".join("?" * len(wanted))
         with self.transaction():
             rows = self.db.execute(
-                "SELECT license_id, content_id, kids FROM licenses WHERE system = ? AND state = 'issued'", (system,)
-            ).fetchall()
-            released = [(lid, cid) for lid, cid, held in rows if wanted & set(json.loads(held))]
+                f"SELECT DISTINCT l.license_id, l.content_id, l.issued_at FROM license_kids k "
+                f"CROSS JOIN licenses l ON l.license_id = k.license_id "
+                f"WHERE k.kid IN ({marks}) AND l.system = ? AND l.state = 'issued' ORDER BY l.issued_at, l.rowid",
+                (*sorted(wanted), system),
+            ).fetchall() if wanted else []
+            released = [(lid, cid) for lid, cid, _ in rows]
             for license_id, content_id in released:
                 self.db.execute(
                     "UPDATE licenses SET state = 'released', released_at = ?, updated_at = ? WHERE license_id = ?",
@@ -277,18 +305,19 @@ class Store:
         return None if row is None else (row[0] or "")
 
     def _usage_snapshot(self, account: str | None, device_id: str, now: int) -> UsageSnapshot:
+        # Two plain equality terms (no "? IS NOT NULL" guard) so SQLite serves the OR from both indexes.
+        holder = "device_id = ?" if account is None else "(device_id = ? OR account = ?)"
         rows = self.db.execute(
-            """SELECT license_id, device_id, account, state, policy, license_start, issued_at FROM licenses
-               WHERE kind = 'persistent' AND state NOT IN ('released', 'expired')
-                 AND (device_id = ? OR (? IS NOT NULL AND account = ?))""",
-            (device_id, account, account),
+            f"""SELECT license_id, device_id, account, state, policy, license_start, issued_at FROM licenses
+               WHERE {holder} AND kind = 'persistent' AND state NOT IN ('released', 'expired')""",
+            (device_id,) if account is None else (device_id, account),
         ).fetchall()
         holdings = tuple(
             Holding(lid, dev, acct, state, LicensePolicy.from_dict(json.loads(policy)), start or issued, issued)
             for lid, dev, acct, state, policy, start, issued in rows
         )
         this_month = self.db.execute(
-            "SELECT COUNT(*) FROM licenses WHERE kind = 'persistent' AND device_id = ? "
+            "SELECT COUNT(*) FROM licenses INDEXED BY licenses_device WHERE kind = 'persistent' AND device_id = ? "
             "AND account IS ? AND issued_at >= ?",
             (device_id, account, month_start(now)),
         ).fetchone()[0]
@@ -315,12 +344,20 @@ class Store:
         rows = list(self.db["licenses"].rows_where("license_id = ?", [license_id]))
         return _license(rows[0]) if rows else None
 
-    def licenses(self, **filters: str) -> list[LicenseRecord]:
-        allowed = {"device_id", "content_id", "state", "system", "kind", "account"}
-        clauses = [f"{name} = :{name}" for name in filters if name in allowed and filters[name] is not None]
+    def licenses(self, *, limit: int | None = None, **filters: str | None) -> list[LicenseRecord]:
+        """Licenses matching every given filter, oldest first, at most ``limit`` of them."""
+        return list(self.iter_licenses(limit=limit, **filters))
+
+    def iter_licenses(self, *, limit: int | None = None, **filters: str | None) -> Iterator[LicenseRecord]:
+        """:meth:`licenses` lazily: rows are read as they are consumed (admin pages stop early)."""
+        params = {k: v for k, v in filters.items() if k in _FILTERS and v is not None}
+        # Only the most selective filter may use its index (the others are written "+column", which
+        # SQLite never serves from an index): without statistics it could pick ``system`` over ``device_id``.
+        best = next((name for name in _FILTERS if name in params), None)
+        clauses = [f"{'' if name == best else '+'}{name} = :{name}" for name in params]
         where = " AND ".join(clauses) or None
-        params = {k: v for k, v in filters.items() if k in allowed and v is not None}
-        return [_license(r) for r in self.db["licenses"].rows_where(where, params, order_by="issued_at")]
+        for row in self.db["licenses"].rows_where(where, params, order_by="issued_at", limit=limit):
+            yield _license(row)
 
     def devices(self) -> list[dict[str, Any]]:
         return list(self.db["devices"].rows_where(order_by="first_seen"))
