@@ -65,13 +65,13 @@ def prepare_challenges(workdir: Path, *, count: int, devices: int, keys_dir: Pat
 
 
 def run_bench(*, server: str | None, concurrency: int, duration: float, requests: int, devices: int,
-              keys_dir: Path | None, privacy: bool, workers: int = 1,
+              keys_dir: Path | None, privacy: bool, workers: int = 1, store_mode: str = "direct",
               echo: Callable[[str], None] = print) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="drm-bench-") as tmp:
         work = Path(tmp)
         proc = None
         if server is None:
-            proc, server = spawn_server(work / "server-data", keys_dir, workers)
+            proc, server = spawn_server(work / "server-data", keys_dir, workers, store_mode)
             echo(f"spawned a server with {workers} worker(s) at {server} (data in a temporary directory)")
         try:
             echo(f"building {requests} signed challenges from {devices} devices ...")
@@ -103,9 +103,12 @@ def run_bench(*, server: str | None, concurrency: int, duration: float, requests
 @click.option("--store-size", default=None, type=click.IntRange(1),
               help="Instead: compare grant, renewal, cap check and admin page cost on an empty store and on "
                    "one filled with this many licenses (a store benchmark, no server).")
+@click.option("--store-mode", type=click.Choice(["direct", "group"]), default="direct", show_default=True,
+              help="Store mode of the spawned server (see `serve --store-mode`).")
 @click.option("--json", "as_json", is_flag=True, help="With --store-size: print the result as JSON.")
 def command(server: str | None, concurrency: int, duration: float, requests: int, devices: int, privacy: bool,
-            keys_dir: Path | None, workers: int, store_size: int | None, as_json: bool) -> None:
+            keys_dir: Path | None, workers: int, store_size: int | None, store_mode: str,
+            as_json: bool) -> None:
     """Measure Widevine-style licenses/s and latency percentiles."""
     if store_size is not None:
         # The store benchmark is server-side code; run it as its own process so this client
@@ -114,5 +117,5 @@ def command(server: str | None, concurrency: int, duration: float, requests: int
         raise SystemExit(subprocess.run(argv + (["--json"] if as_json else []), check=False).returncode)
     result = run_bench(server=server, concurrency=concurrency, duration=duration, requests=requests,
                        devices=devices, keys_dir=keys_dir, privacy=privacy, workers=workers,
-                       echo=lambda m: click.echo(m, err=True))
+                       store_mode=store_mode, echo=lambda m: click.echo(m, err=True))
     click.echo(result.report(concurrency))

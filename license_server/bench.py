@@ -121,14 +121,15 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None]
     return status, code
 
 
-def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1) -> tuple[subprocess.Popen, str]:
+def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
+                 store_mode: str = "direct") -> tuple[subprocess.Popen, str]:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "license_server.cli", "serve", "--port", str(port), "--data-dir",
-               str(data_dir), "--log-level", "WARNING", "--workers", str(workers)]
+               str(data_dir), "--log-level", "WARNING", "--workers", str(workers), "--store-mode", store_mode]
     if keys_dir:
         command += ["--keys", str(keys_dir)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

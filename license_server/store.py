@@ -22,7 +22,7 @@ from license_server.core.ports import (
     DownloadRecord, Holder, Holding, LicenseRecord, TokenSpend, UsageRules, UsageSnapshot,
 )
 from license_server.errors import DrmError, ErrorCode
-from license_server.sqlite_support import connect, migrate, transaction
+from license_server.sqlite_support import connect, migrate, savepoint, transaction
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: foundation
@@ -123,6 +123,7 @@ class Store:
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
+        self.in_batch = False  # set by the group-commit writer around a batch
         self._migrate()
 
     @classmethod
@@ -140,7 +141,8 @@ class Store:
     # -------------------------------------------------------------- plumbing
 
     def transaction(self) -> ContextManager[None]:
-        return transaction(self.db)
+        """One atomic write: a transaction, or a savepoint inside a group-commit batch (:mod:`store_writer`)."""
+        return savepoint(self.db) if self.in_batch else transaction(self.db)
 
     def _migrate(self) -> None:
         migrate(self.db, MIGRATIONS)
