@@ -48,7 +48,7 @@ def _hello() -> tuple[subprocess.Popen, str]:
 Targets = dict[str, tuple[str, Callable[[int], list[bytes]]]]
 
 
-def _start_targets(work: Path, procs: list[subprocess.Popen], ck_body: bytes, rounds: int) -> Targets:
+def _start_targets(work: Path, procs: list[subprocess.Popen], ck_body: bytes) -> Targets:
     hello, url = _hello()
     procs.append(hello)
     targets: Targets = {"aiohttp hello-world": (url + "/", lambda n: [ck_body] * n)}
@@ -57,10 +57,14 @@ def _start_targets(work: Path, procs: list[subprocess.Popen], ck_body: bytes, ro
         proc, server = spawn_server(work / label.replace(" ", "").replace(",", "-"), None, workers, mode)
         procs.append(proc)
         targets[f"Clear Key, {label}"] = (server + "/clearkey/license", lambda n: [ck_body] * n)
-        wv, _, _ = prepare_challenges(work / f"dev-{len(procs)}", count=3000 * rounds, devices=4, keys_dir=None,
-                                      server=server, privacy=False)
-        targets[f"Widevine, {label}"] = (server + "/widevine/license",
-                                         lambda n, wv=wv: [wv.pop() for _ in range(min(n, len(wv)))])
+        # Challenges are built just before each round (outside the timing): built all up front, the
+        # last target's would age past the server's freshness window on a slow machine.
+        def fresh(n: int, server: str = server, where: Path = work / f"dev-{len(procs)}") -> list[bytes]:
+            where.mkdir(exist_ok=True)
+            return prepare_challenges(where / str(len(list(where.iterdir()))), count=n, devices=4, keys_dir=None,
+                                      server=server, privacy=False)[0]
+
+        targets[f"Widevine, {label}"] = (server + "/widevine/license", fresh)
     return targets
 
 
@@ -70,7 +74,7 @@ def _measure(targets: Targets, args: argparse.Namespace) -> tuple[dict[str, list
     errors: dict[str, int] = {name: 0 for name in targets}
     for _ in range(args.rounds):
         for name, (target, bodies) in targets.items():
-            result = asyncio.run(fire(target, bodies(3000), concurrency=args.concurrency, duration=args.seconds))
+            result = asyncio.run(fire(target, bodies(args.batch), concurrency=args.concurrency, duration=args.seconds))
             rates[name].append(result.granted / result.elapsed)
             errors[name] += sum(result.errors.values())
     return rates, errors
@@ -81,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=3000, help="Requests prepared per target and round.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from license_server.keyring import default_keys_dir, load_keyring
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         procs: list[subprocess.Popen] = []
         try:
-            targets = _start_targets(work, procs, ck_body, args.rounds)
+            targets = _start_targets(work, procs, ck_body)
             rates, errors = _measure(targets, args)
         finally:
             for proc in procs:  # every spawned process, even when a later one failed to start
