@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from license_server.core.model import (
     Grant, Hdcp, LicenseKind, LicensePolicy, PlatformVerification, Robustness, SecurityLevel, Track, TrackKey,
@@ -115,7 +116,7 @@ def _time(op: Callable[[], None], repeat: int) -> list[float]:
     return samples
 
 
-def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[str], None] = print) -> dict:
+def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Fill a store with ``store_size`` licenses and compare per-operation medians against an empty one."""
     with tempfile.TemporaryDirectory(prefix="drm-store-bench-") as tmp:
         empty, filled = Store.open(Path(tmp) / "empty.db"), Store.open(Path(tmp) / "filled.db")
@@ -133,7 +134,7 @@ def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[
                     samples[name].setdefault(op, []).extend(_time(getattr(probe, op), repeat))
         empty.close()
         filled.close()
-    result: dict = {"store_size": store_size, "holders": HOLDERS, "operations": {}}
+    result: dict[str, Any] = {"store_size": store_size, "holders": HOLDERS, "operations": {}}
     for op in ops:
         e, f = statistics.median(samples["empty"][op]), statistics.median(samples["filled"][op])
         result["operations"][op] = {"empty_us": round(e * 1e6, 1), "filled_us": round(f * 1e6, 1),
@@ -141,7 +142,7 @@ def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[
     return result
 
 
-def report(result: dict) -> str:
+def report(result: dict[str, Any]) -> str:
     lines = [f"store size {result['store_size']}: median cost, filled vs empty store (ratio 1.0 = flat)"]
     for op, row in result["operations"].items():
         lines.append(f"  {op:<11} empty {row['empty_us']:>8.1f} us   filled {row['filled_us']:>8.1f} us   "

@@ -67,10 +67,11 @@ class GroupCommitStore(Store):
                     self._queue.put(_STOP)
                     break
                 batch.append(item)
-            self._commit(batch)  # type: ignore[arg-type]
+            self._commit(batch)
 
     def _commit(self, batch: list[tuple[Callable[[Store], Any], Future[Any]]]) -> None:
-        writer, outcomes = self._writer, []
+        writer = self._writer
+        outcomes: list[tuple[Future[Any], Exception | None, Any]] = []
         try:
             writer.db.execute("BEGIN IMMEDIATE")
             writer.in_batch = True
