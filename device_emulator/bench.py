@@ -12,73 +12,76 @@ imports the device emulator.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 import tempfile
-import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 import click
 
+from license_server import dialects
 from license_server.bench import BenchResult, fire, spawn_server
 from license_server.eventloop import install_fast_event_loop
 
+from device_emulator.bench_dialects import (
+    build_challenges, clock_skew, create_devices, explain_skew, raise_device_cap,
+)
 
-def _build_challenges(args: tuple[str, int, bool]) -> list[bytes]:
-    """Worker: load one device and sign ``count`` fresh challenges."""
-    from license_server.core.model import LicenseKind
-    from device_emulator.cdm.widevine import WidevineCdm
-    from device_emulator.device import Device
 
-    device_dir, count, privacy = args
-    cdm = WidevineCdm(Device.load(Path(device_dir)))
-    return [cdm.build_challenge("demo-movie", LicenseKind.TEMPORARY, privacy=privacy).body for _ in range(count)]
+MAX_ERROR_RATE = 0.01
 
 
 def prepare_challenges(workdir: Path, *, count: int, devices: int, keys_dir: Path | None, server: str,
-                       privacy: bool) -> list[bytes]:
-    from license_server.core.model import Hdcp, SecurityLevel
-    from license_server.keyring import default_keys_dir, load_keyring
-    from device_emulator.cdm.widevine import WidevineCdm
-    from device_emulator.device import Device, DeviceFlags
-
-    keyring = load_keyring(keys_dir or default_keys_dir())
-    dirs = []
-    for index in range(devices):
-        level = SecurityLevel.L1 if index % 2 == 0 else SecurityLevel.L3
-        device = Device.create(workdir / f"device-{index}", keyring, model=keyring.default_model(level),
-                               flags=DeviceFlags(), max_hdcp=Hdcp.V2_2)
-        if privacy:
-            cdm = WidevineCdm(device)
-            with urllib.request.urlopen(urllib.request.Request(
-                    server + "/widevine/license", data=cdm.service_certificate_request(), method="POST")) as r:
-                cdm.accept_service_certificate(r.read())
-        dirs.append(str(device.directory))
-    shares = [(d, count // devices + (1 if i < count % devices else 0), privacy) for i, d in enumerate(dirs)]
+                       privacy: bool, system: str = "widevine",
+                       kind: str = "temporary") -> tuple[list[bytes], str, dict[str, str]]:
+    """``count`` distinct challenges of ``system`` from ``devices`` emulated devices, interleaved by device."""
+    dirs = create_devices(workdir, devices, keys_dir, l1_only=kind == "persistent")
+    shares = [(d, system, kind, count // devices + (1 if i < count % devices else 0), privacy, server)
+              for i, d in enumerate(dirs)]
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        batches = list(pool.map(_build_challenges, shares))
+        built = list(pool.map(build_challenges, shares))
+    batches = [b for b, _, _ in built]
+    content_type, headers = next(((t, h) for b, t, h in built if b), ("application/octet-stream", {}))
     # Interleave devices so consecutive requests come from different devices.
-    return [c for group in zip(*batches) for c in group] + [c for b in batches for c in b[len(batches[-1]):]]
+    ordered = [c for group in zip(*batches) for c in group] + [c for b in batches for c in b[len(batches[-1]):]]
+    return ordered, content_type, headers
 
 
 def run_bench(*, server: str | None, concurrency: int, duration: float, requests: int, devices: int,
-              keys_dir: Path | None, privacy: bool, workers: int = 1,
+              keys_dir: Path | None, privacy: bool, workers: int = 1, store_mode: str = "direct",
+              system: str = "widevine", kind: str = "temporary",
               echo: Callable[[str], None] = print) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="drm-bench-") as tmp:
         work = Path(tmp)
         proc = None
+        admin_token = os.environ.get("DRM_SERVER_ADMIN_TOKEN")
         if server is None:
-            proc, server = spawn_server(work / "server-data", keys_dir, workers)
-            echo(f"spawned a server with {workers} worker(s) at {server} (data in a temporary directory)")
+            proc, server = spawn_server(work / "server-data", keys_dir, workers, store_mode)
+            admin_token = (work / "server-data" / "admin-token").read_text().strip()
+            echo(f"spawned a server with {workers} worker(s), store mode {store_mode}, at {server}")
         try:
-            echo(f"building {requests} signed challenges from {devices} devices ...")
-            challenges = prepare_challenges(work, count=requests, devices=devices, keys_dir=keys_dir,
-                                            server=server, privacy=privacy)
-            echo(f"firing at {server}/widevine/license with concurrency {concurrency} for up to {duration:.0f} s")
+            warning = explain_skew(clock_skew(server))
+            if warning:
+                echo(warning)
+            if kind == "persistent":
+                if admin_token:
+                    raise_device_cap(server, admin_token)
+                    echo("raised the per-device caps for the run (PUT /admin/rights)")
+                else:
+                    echo("no DRM_SERVER_ADMIN_TOKEN: the server's caps apply (expect DOWNLOAD_LIMIT_REACHED)")
+            echo(f"building {requests} {system} {kind} challenges from {devices} devices ...")
+            challenges, content_type, headers = prepare_challenges(
+                work, count=requests, devices=devices, keys_dir=keys_dir, server=server, privacy=privacy,
+                system=system, kind=kind)
+            url = server + dialects.dialect(system).license_path
+            echo(f"firing at {url} with concurrency {concurrency} for up to {duration:.0f} s")
             echo(f"client event loop: {install_fast_event_loop()}")
-            return asyncio.run(fire(server + "/widevine/license", challenges, concurrency=concurrency,
-                                    duration=duration))
+            return asyncio.run(fire(url, challenges, concurrency=concurrency, duration=duration,
+                                    content_type=content_type, headers=headers))
         finally:
             if proc is not None:
                 proc.terminate()
@@ -98,10 +101,29 @@ def run_bench(*, server: str | None, concurrency: int, duration: float, requests
 @click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path), help="keys/ directory.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes of the spawned server (see `serve --workers`).")
+@click.option("--store-size", default=None, type=click.IntRange(1),
+              help="Instead: compare grant, renewal, cap check and admin page cost on an empty store and on "
+                   "one filled with this many licenses (a store benchmark, no server).")
+@click.option("--system", type=click.Choice(list(dialects.NAMES)), default="widevine",
+              show_default=True, help="The dialect whose licenses are requested.")
+@click.option("--type", "kind", type=click.Choice(["temporary", "persistent"]), default="temporary",
+              show_default=True, help="persistent exercises caps (raised for the run on a server it administers).")
+@click.option("--store-mode", type=click.Choice(["direct", "group"]), default="direct", show_default=True,
+              help="Store mode of the spawned server (see `serve --store-mode`).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(server: str | None, concurrency: int, duration: float, requests: int, devices: int, privacy: bool,
-            keys_dir: Path | None, workers: int) -> None:
+            keys_dir: Path | None, workers: int, store_size: int | None, system: str, kind: str, store_mode: str,
+            as_json: bool) -> None:
     """Measure Widevine-style licenses/s and latency percentiles."""
+    if store_size is not None:
+        # The store benchmark is server-side code; run it as its own process so this client
+        # tool never imports the server's store.
+        argv = [sys.executable, "-m", "license_server.bench_store", "--store-size", str(store_size)]
+        raise SystemExit(subprocess.run(argv + (["--json"] if as_json else []), check=False).returncode)
     result = run_bench(server=server, concurrency=concurrency, duration=duration, requests=requests,
                        devices=devices, keys_dir=keys_dir, privacy=privacy, workers=workers,
-                       echo=lambda m: click.echo(m, err=True))
-    click.echo(result.report(concurrency))
+                       store_mode=store_mode, system=system, kind=kind, echo=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(result.as_dict(concurrency)) if as_json else result.report(concurrency))
+    if result.error_rate > MAX_ERROR_RATE:
+        click.echo(f"error rate {result.error_rate:.1%} is above {MAX_ERROR_RATE:.0%}", err=True)
+        raise SystemExit(1)

@@ -39,6 +39,17 @@ class BenchResult:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
+    @property
+    def error_rate(self) -> float:
+        return (self.sent - self.granted) / self.sent if self.sent else 1.0
+
+    def as_dict(self, concurrency: int) -> dict[str, object]:
+        return {"sent": self.sent, "granted": self.granted, "errors": dict(self.errors), "concurrency": concurrency,
+                "elapsed_s": round(self.elapsed, 3),
+                "licenses_per_s": round(self.granted / self.elapsed, 1) if self.elapsed else 0.0,
+                "p50_ms": round(self.percentile(50), 2), "p95_ms": round(self.percentile(95), 2),
+                "p99_ms": round(self.percentile(99), 2), "error_rate": round(self.error_rate, 4)}
+
     def report(self, concurrency: int) -> str:
         rate = self.granted / self.elapsed if self.elapsed else 0.0
         lines = [
@@ -56,7 +67,8 @@ class BenchResult:
         return "\n".join(lines)
 
 
-async def fire(url: str, challenges: list[bytes], *, concurrency: int, duration: float) -> BenchResult:
+async def fire(url: str, challenges: list[bytes], *, concurrency: int, duration: float,
+               content_type: str = "application/octet-stream", headers: dict[str, str] | None = None) -> BenchResult:
     """``concurrency`` keep-alive connections, each sending one request at a time.
 
     A lean HTTP/1.1 client over asyncio streams rather than a full client
@@ -68,8 +80,10 @@ async def fire(url: str, challenges: list[bytes], *, concurrency: int, duration:
     latencies: list[float] = []
     errors: Counter = Counter()
     granted = sent = 0
-    head = (f"POST {target.path or '/'} HTTP/1.1\r\nHost: {target.netloc}\r\n"
-            "Content-Type: application/octet-stream\r\nContent-Length: ").encode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    path = target.path + (f"?{target.query}" if target.query else "")
+    head = (f"POST {path or '/'} HTTP/1.1\r\nHost: {target.netloc}\r\n{extra}"
+            f"Content-Type: {content_type}\r\nContent-Length: ").encode()
     start = monotonic()
     deadline = start + duration
 
@@ -121,19 +135,20 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None]
     return status, code
 
 
-def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1) -> tuple[subprocess.Popen, str]:
+def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
+                 store_mode: str = "direct") -> tuple[subprocess.Popen, str]:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "license_server.cli", "serve", "--port", str(port), "--data-dir",
-               str(data_dir), "--log-level", "WARNING", "--workers", str(workers)]
+               str(data_dir), "--log-level", "WARNING", "--workers", str(workers), "--store-mode", store_mode]
     if keys_dir:
         command += ["--keys", str(keys_dir)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = monotonic() + 20
+    deadline = monotonic() + 90  # a loaded machine starts Python slowly
     while monotonic() < deadline:
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=1):

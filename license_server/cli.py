@@ -17,6 +17,7 @@ from license_server.eventloop import install_fast_event_loop
 from license_server.keyring import Keyring, KeyringError, default_keys_dir, load_keyring
 from license_server.settings import Settings
 from license_server.store import AuditRetention, Store
+from license_server.store_writer import GroupCommitStore
 
 log = logging.getLogger("license_server")
 
@@ -73,13 +74,17 @@ def main() -> None:
                    "injection need 1.")
 @click.option("--reports-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
               help="Directory of conformance reports the web console (/console) lists and opens.")
+@click.option("--store-mode", type=click.Choice(["direct", "group"]), default="direct", show_default=True,
+              envvar="DRM_SERVER_STORE_MODE", show_envvar=True,
+              help="direct: one transaction per write; group: a writer thread group-commits concurrent writes "
+                   "(docs/store.md).")
 def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_clock: bool,
           allow_compromised_devices: bool, log_level: str, media_dir: Path | None = None,
           admin_token: str | None = None, admin_remote: bool = False, require_token: bool = False,
           token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
           token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
           reports_dir: Path | None = None, audit_max_rows: int = 100_000,
-          audit_max_age: int | None = 30 * 86400) -> None:
+          audit_max_age: int | None = 30 * 86400, store_mode: str = "direct") -> None:
     """Run the license server with its embedded SQLite store."""
     from license_server import workers as serving
     from license_server.app import create_app
@@ -118,7 +123,8 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
 
     def make_app() -> web.Application:
         clock = ControlledClock() if settings.test_clock else SystemClock()
-        store = Store.open(settings.database_path, retention=retention)
+        store = GroupCommitStore(settings.database_path, retention=retention) if store_mode == "group" \
+            else Store.open(settings.database_path, retention=retention)
         return create_app(settings, store=store, keyring=keyring, clock=clock)
 
     log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, settings.database_path,

@@ -33,6 +33,19 @@ def transaction(db: sqlite_utils.Database) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+@contextmanager
+def savepoint(db: sqlite_utils.Database) -> Iterator[None]:
+    """A nested atomic unit inside an open transaction: on any exception only its own writes are undone."""
+    db.execute("SAVEPOINT unit")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK TO unit")
+        db.execute("RELEASE unit")
+        raise
+    db.execute("RELEASE unit")
+
+
 def migrate(db: sqlite_utils.Database, migrations: tuple[str, ...]) -> None:
     """Apply the migrations past ``PRAGMA user_version``, each in its own transaction."""
     version = db.execute("PRAGMA user_version").fetchone()[0]

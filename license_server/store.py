@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager
@@ -29,78 +29,11 @@ from license_server.core.ports import (
     UsageSnapshot,
 )
 from license_server.errors import DrmError, ErrorCode
-from license_server.sqlite_support import connect, migrate, transaction
+from license_server.sqlite_support import connect, migrate, savepoint, transaction
+from license_server.store_schema import MIGRATIONS
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: foundation
-    """
-    CREATE TABLE devices (
-        device_id TEXT PRIMARY KEY, system TEXT NOT NULL, system_id INTEGER NOT NULL,
-        model TEXT NOT NULL, security_level TEXT NOT NULL, verification TEXT NOT NULL,
-        first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL
-    );
-    CREATE TABLE licenses (
-        license_id TEXT PRIMARY KEY, system TEXT NOT NULL, device_id TEXT,
-        content_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
-        version INTEGER NOT NULL, kids TEXT NOT NULL, tracks TEXT NOT NULL,
-        policy TEXT NOT NULL, issued_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-        released_at INTEGER, secrets TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX licenses_device ON licenses(device_id);
-    CREATE INDEX licenses_content ON licenses(content_id);
-    CREATE TABLE audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, system TEXT NOT NULL,
-        event TEXT NOT NULL, device_id TEXT, content_id TEXT, license_id TEXT,
-        code TEXT, message TEXT
-    );
-    CREATE INDEX audit_license ON audit(license_id);
-    CREATE TABLE seen_requests (request_key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL);
-    CREATE INDEX seen_requests_at ON seen_requests(seen_at);
-    """,
-    # 2: authorized media downloads (POST /downloads)
-    """
-    CREATE TABLE downloads (
-        download_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, content_id TEXT NOT NULL,
-        license_id TEXT NOT NULL, account TEXT NOT NULL, tier TEXT NOT NULL, quality TEXT NOT NULL,
-        scheme TEXT NOT NULL, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
-        authorized_at INTEGER NOT NULL, expires_at INTEGER NOT NULL
-    );
-    CREATE INDEX downloads_device ON downloads(device_id);
-    """,
-    # 3: lifecycle (renewal restarts the license clock; first use seen by the server)
-    """
-    ALTER TABLE licenses ADD COLUMN license_start INTEGER;
-    ALTER TABLE licenses ADD COLUMN first_used_at INTEGER;
-    UPDATE licenses SET license_start = issued_at WHERE license_start IS NULL;
-    """,
-    # 4: entitlements (who a license was issued to) and single-use token ids
-    """
-    ALTER TABLE licenses ADD COLUMN account TEXT;
-    ALTER TABLE licenses ADD COLUMN tier TEXT;
-    ALTER TABLE licenses ADD COLUMN token_jti TEXT;
-    CREATE INDEX licenses_account ON licenses(account);
-    CREATE TABLE used_tokens (
-        jti TEXT PRIMARY KEY, license_id TEXT, used_at INTEGER NOT NULL, expires_at INTEGER NOT NULL
-    );
-    CREATE INDEX used_tokens_expiry ON used_tokens(expires_at);
-    """,
-    # 5: device reports (PlayReady-style Acknowledge / Secure Stop), deduplicated by unique keys
-    """
-    CREATE TABLE reports (
-        license_id TEXT NOT NULL, report_key TEXT NOT NULL, event TEXT NOT NULL, at INTEGER NOT NULL,
-        PRIMARY KEY (license_id, report_key)
-    );
-    CREATE TABLE report_subjects (
-        license_id TEXT NOT NULL, once_key TEXT NOT NULL, at INTEGER NOT NULL,
-        PRIMARY KEY (license_id, once_key)
-    );
-    """,
-    # 6: audit retention: refusals are purged by age and count through these partial indexes
-    """
-    CREATE INDEX audit_refusal_at ON audit(at) WHERE event = 'refusal';
-    CREATE INDEX audit_refusal_id ON audit(id) WHERE event = 'refusal';
-    """,
-)
+# Admin filters, most selective first (each of the first four has an index ending in issued_at).
+_FILTERS = ("device_id", "account", "content_id", "system", "state", "kind")
 
 REPLAY_RETENTION = 3600  # seconds; well past the freshness window
 TOKEN_RETENTION_SLACK = 3600  # spent token ids are kept this long past their token's exp
@@ -136,6 +69,7 @@ class Store:
         self.db = db
         self.retention = retention or AuditRetention()
         self._audit_writes = 0
+        self.in_batch = False  # set by the group-commit writer around a batch
         self._migrate()
 
     @classmethod
@@ -153,7 +87,8 @@ class Store:
     # -------------------------------------------------------------- plumbing
 
     def transaction(self) -> ContextManager[None]:
-        return transaction(self.db)
+        """One atomic write: a transaction, or a savepoint inside a group-commit batch (:mod:`store_writer`)."""
+        return savepoint(self.db) if self.in_batch else transaction(self.db)
 
     def _migrate(self) -> None:
         migrate(self.db, MIGRATIONS)
@@ -196,6 +131,8 @@ class Store:
                     holder.account, holder.tier, holder.token_jti,
                 ),
             )
+            self.db.conn.executemany("INSERT OR IGNORE INTO license_kids VALUES (?, ?)",
+                                [(k.kid.hex(), grant.license_id) for k in grant.keys])
             self._audit(now, system, "grant", device.device_id if device else None, grant.content_id,
                         grant.license_id, None, f"{grant.kind.value}: {','.join(k.track.value for k in grant.keys)}")
 
@@ -212,11 +149,15 @@ class Store:
         nothing and is still audited (the acknowledgement is idempotent).
         """
         wanted = {kid.hex() for kid in kids}
+        marks = ", ".join("?" * len(wanted))
         with self.transaction():
             rows = self.db.execute(
-                "SELECT license_id, content_id, kids FROM licenses WHERE system = ? AND state = 'issued'", (system,)
-            ).fetchall()
-            released = [(lid, cid) for lid, cid, held in rows if wanted & set(json.loads(held))]
+                f"SELECT DISTINCT l.license_id, l.content_id, l.issued_at FROM license_kids k "
+                f"CROSS JOIN licenses l ON l.license_id = k.license_id "
+                f"WHERE k.kid IN ({marks}) AND l.system = ? AND l.state = 'issued' ORDER BY l.issued_at, l.rowid",
+                (*sorted(wanted), system),
+            ).fetchall() if wanted else []
+            released = [(lid, cid) for lid, cid, _ in rows]
             for license_id, content_id in released:
                 self.db.execute(
                     "UPDATE licenses SET state = 'released', released_at = ?, updated_at = ? WHERE license_id = ?",
@@ -318,18 +259,19 @@ class Store:
         return None if row is None else (row[0] or "")
 
     def _usage_snapshot(self, account: str | None, device_id: str, now: int) -> UsageSnapshot:
+        # Two plain equality terms (no "? IS NOT NULL" guard) so SQLite serves the OR from both indexes.
+        holder = "device_id = ?" if account is None else "(device_id = ? OR account = ?)"
         rows = self.db.execute(
-            """SELECT license_id, device_id, account, state, policy, license_start, issued_at FROM licenses
-               WHERE kind = 'persistent' AND state NOT IN ('released', 'expired')
-                 AND (device_id = ? OR (? IS NOT NULL AND account = ?))""",
-            (device_id, account, account),
+            f"""SELECT license_id, device_id, account, state, policy, license_start, issued_at FROM licenses
+               WHERE {holder} AND kind = 'persistent' AND state NOT IN ('released', 'expired')""",
+            (device_id,) if account is None else (device_id, account),
         ).fetchall()
         holdings = tuple(
             Holding(lid, dev, acct, state, LicensePolicy.from_dict(json.loads(policy)), start or issued, issued)
             for lid, dev, acct, state, policy, start, issued in rows
         )
         this_month = self.db.execute(
-            "SELECT COUNT(*) FROM licenses WHERE kind = 'persistent' AND device_id = ? "
+            "SELECT COUNT(*) FROM licenses INDEXED BY licenses_device WHERE kind = 'persistent' AND device_id = ? "
             "AND account IS ? AND issued_at >= ?",
             (device_id, account, month_start(now)),
         ).fetchone()[0]
@@ -395,11 +337,20 @@ class Store:
         rows = list(self.db["licenses"].rows_where("license_id = ?", [license_id]))
         return _license(rows[0]) if rows else None
 
-    def licenses(self, **filters: str) -> list[LicenseRecord]:
-        clauses = [f"{name} = :{name}" for name in filters if name in LICENSE_FILTERS and filters[name] is not None]
+    def licenses(self, *, limit: int | None = None, **filters: str | None) -> list[LicenseRecord]:
+        """Licenses matching every given filter, oldest first, at most ``limit`` of them."""
+        return list(self.iter_licenses(limit=limit, **filters))
+
+    def iter_licenses(self, *, limit: int | None = None, **filters: str | None) -> Iterator[LicenseRecord]:
+        """:meth:`licenses` lazily: rows are read as they are consumed (admin pages stop early)."""
+        params = {k: v for k, v in filters.items() if k in _FILTERS and v is not None}
+        # Only the most selective filter may use its index (the others are written "+column", which
+        # SQLite never serves from an index): without statistics it could pick ``system`` over ``device_id``.
+        best = next((name for name in _FILTERS if name in params), None)
+        clauses = [f"{'' if name == best else '+'}{name} = :{name}" for name in params]
         where = " AND ".join(clauses) or None
-        params = {k: v for k, v in filters.items() if k in LICENSE_FILTERS and v is not None}
-        return [_license(r) for r in self.db["licenses"].rows_where(where, params, order_by="issued_at")]
+        for row in self.db["licenses"].rows_where(where, params, order_by="issued_at", limit=limit):
+            yield _license(row)
 
     def license_summaries(self, filters: Mapping[str, str | None], *, before: int | None = None,
                           limit: int = 50) -> list[dict[str, Any]]:

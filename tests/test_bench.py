@@ -34,3 +34,61 @@ def test_a_short_benchmark_against_a_spawned_two_worker_server() -> None:
     granted = int(re.search(r"licenses granted\s+(\d+)", result.stdout).group(1))
     assert granted > 0 and re.search(r"errors\s+0\b", result.stdout)
     assert re.search(r"throughput\s+\d+ licenses/s", result.stdout) and "latency p99" in result.stdout
+
+
+def test_every_dialect_short_runs_with_json() -> None:
+    import json
+
+    from license_server import dialects
+
+    for system in dialects.NAMES:
+        result = run_cli("bench", "--system", system, "--duration", "1", "--requests", "60", "--devices", "2",
+                         "--concurrency", "2", "--json", module="license_server.cli")
+        assert result.returncode == 0, (system, result.stderr)
+        report = json.loads(result.stdout)
+        assert report["granted"] > 0 and report["errors"] == {}, system
+        assert {"licenses_per_s", "p50_ms", "p95_ms", "p99_ms", "error_rate"} <= set(report)
+
+
+def test_persistent_run_raises_the_device_cap_of_its_own_server() -> None:
+    import json
+
+    # one device, more persistent licenses than the shipped cap of 100 active per device
+    result = run_cli("bench", "--type", "persistent", "--duration", "60", "--requests", "110", "--devices", "1",
+                     "--concurrency", "4", "--json", module="license_server.cli")
+    assert result.returncode == 0, result.stderr
+    assert "raised the per-device caps" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["granted"] == 110 and report["errors"] == {}
+
+
+def test_more_than_one_percent_errors_exits_non_zero(server_process) -> None:
+    server = server_process("--require-token")  # every license request without a token is refused
+    result = run_cli("bench", "--server", server.url, "--system", "clearkey", "--duration", "1", "--requests", "20",
+                     "--devices", "1", "--concurrency", "2", module="license_server.cli")
+    assert result.returncode == 1
+    assert "TOKEN_REQUIRED" in result.stdout and "above 1%" in result.stderr
+
+
+def test_a_server_clock_that_differs_is_detected_and_explained() -> None:
+    from device_emulator.bench_dialects import explain_skew
+
+    assert explain_skew(2) is None and explain_skew(-5) is None
+    ahead, behind = explain_skew(3600), explain_skew(-120)
+    assert ahead and "3600 s ahead" in ahead and "freshness window" in ahead
+    assert behind and "120 s behind" in behind
+
+
+def test_clock_skew_is_read_from_healthz(server_process) -> None:
+    import json
+    import urllib.request
+
+    from device_emulator.bench_dialects import clock_skew
+
+    server = server_process("--test-clock")
+    assert abs(clock_skew(server.url)) <= 2
+    request = urllib.request.Request(server.url + "/admin/clock", data=json.dumps({"advance": 7200}).encode(),
+                                     headers={**server.admin_headers, "Content-Type": "application/json"},
+                                     method="POST")
+    urllib.request.urlopen(request).close()
+    assert 7190 <= clock_skew(server.url) <= 7210

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
+from typing import Any, Callable
 
 from license_server import crypto
 from license_server.clock import Clock
@@ -74,6 +74,13 @@ class DeviceReport:
     storage_result: int = 0  # Acknowledge: the device's storage result code
 
 
+@dataclass
+class _Pending:
+    """What a failing grant knows for its refusal's audit entry."""
+
+    device_id: str | None = None
+
+
 class LicenseService:
     """Holds the collaborators of the pipeline; one per server."""
 
@@ -119,41 +126,83 @@ class LicenseService:
     ) -> bytes:
         """Walk a NEW request through token, attestation, rights, policy, encoding and the store."""
         now = self.clock.now()
-        device: VerifiedDevice | None = None
+        pending = _Pending()
         try:
-            entitlement = self.entitlement(access, now)
-            if trust is not None:
-                device = attestation.verify(
-                    challenge, trust=trust, rules=self.rules, revocations=self.revocations.current(), now=now
-                )
-            title = self.resolve_title(challenge)
-            rights = self.rights.current()
-            title_rights = rights.title(title.content_id)
-            kind = policy.requested_kind(challenge, overrides)
-            entitlements.authorize(entitlement, content_id=title.content_id, rights=title_rights, kind=kind,
-                                   device_id=device.device_id if device else None, region_header=access.region)
-            grant = policy.decide(
-                challenge, device, title, overrides=entitlements.terms(title_rights, entitlement, overrides),
-                license_id=crypto.random_bytes(16).hex(), now=now,
-            )
-            attestation.check_key_ids(tuple(key.kid for key in grant.keys), self.revocations.current())
-            body, secrets = build(grant)
-            request_key = f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
-            caps = None
-            if grant.kind is LicenseKind.PERSISTENT and device is not None:
-                caps = entitlements.usage_rules(rights, entitlement, device.device_id)
-            holder = Holder(entitlement.account, entitlement.tier, entitlement.jti, entitlement.expires_at)
-            self.store.record_grant(grant, system=challenge.system, request_key=request_key, secrets=secrets, now=now,
-                                    holder=holder, caps=caps)
+            grant, body, record = self._decide(challenge, trust, overrides, build, access, now, pending)
+            self.store.record_grant(grant, **record)
         except DrmError as error:
-            self.refused(error, challenge, device_id=device.device_id if device else None, now=now)
+            self.refused(error, challenge, device_id=pending.device_id, now=now)
             raise
-        log.info(
-            "granted %s %s license %s for %s to %s (%s)",
-            challenge.system, grant.kind.value, grant.license_id, grant.content_id,
-            device.device_id if device else "anonymous", ",".join(k.track.value for k in grant.keys),
-        )
+        self._log_grant(challenge, grant)
         return body
+
+    async def acquire_async(
+        self,
+        challenge: LicenseChallenge,
+        *,
+        trust: TrustAnchor | None,
+        overrides: PolicyOverrides,
+        build: BuildLicense,
+        access: Access = Access(),
+    ) -> bytes:
+        """:meth:`acquire` for the event loop: a group-committing store is awaited, never blocked on."""
+        record_async = getattr(self.store, "record_grant_async", None)
+        if record_async is None:
+            return self.acquire(challenge, trust=trust, overrides=overrides, build=build, access=access)
+        now = self.clock.now()
+        pending = _Pending()
+        try:
+            grant, body, record = self._decide(challenge, trust, overrides, build, access, now, pending)
+            await record_async(grant, **record)
+        except DrmError as error:
+            log.info("refused %s %s: %s %s", challenge.system, challenge.kind.value, error.code.value, error.message)
+            if error.code not in UNAUDITED:
+                await self.store.record_refusal_async(  # type: ignore[attr-defined]
+                    error, system=challenge.system, device_id=pending.device_id, content_id=challenge.content_id,
+                    license_id=challenge.existing_license_id, now=now)
+            raise
+        self._log_grant(challenge, grant)
+        return body
+
+    def _decide(self, challenge: LicenseChallenge, trust: TrustAnchor | None, overrides: PolicyOverrides,
+                build: BuildLicense, access: Access, now: int,
+                pending: _Pending) -> tuple[Grant, bytes, dict[str, Any]]:
+        """Everything of a grant but the store write: the grant, its bytes and the record_grant arguments."""
+        entitlement = self.entitlement(access, now)
+        device: VerifiedDevice | None = None
+        if trust is not None:
+            device = attestation.verify(
+                challenge, trust=trust, rules=self.rules, revocations=self.revocations.current(), now=now
+            )
+            pending.device_id = device.device_id
+        title = self.resolve_title(challenge)
+        rights = self.rights.current()
+        title_rights = rights.title(title.content_id)
+        kind = policy.requested_kind(challenge, overrides)
+        entitlements.authorize(entitlement, content_id=title.content_id, rights=title_rights, kind=kind,
+                               device_id=device.device_id if device else None, region_header=access.region)
+        grant = policy.decide(
+            challenge, device, title, overrides=entitlements.terms(title_rights, entitlement, overrides),
+            license_id=crypto.random_bytes(16).hex(), now=now,
+        )
+        attestation.check_key_ids(tuple(key.kid for key in grant.keys), self.revocations.current())
+        body, secrets = build(grant)
+        request_key = f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
+        caps = None
+        if grant.kind is LicenseKind.PERSISTENT and device is not None:
+            caps = entitlements.usage_rules(rights, entitlement, device.device_id)
+        holder = Holder(entitlement.account, entitlement.tier, entitlement.jti, entitlement.expires_at)
+        return grant, body, dict(system=challenge.system, request_key=request_key, secrets=secrets, now=now,
+                                 holder=holder, caps=caps)
+
+    @staticmethod
+    def _log_grant(challenge: LicenseChallenge, grant: Grant) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "granted %s %s license %s for %s to %s (%s)",
+                challenge.system, grant.kind.value, grant.license_id, grant.content_id,
+                grant.device.device_id if grant.device else "anonymous", ",".join(k.track.value for k in grant.keys),
+            )
 
     def renew(self, challenge: LicenseChallenge, *, verify: VerifyHolder,
               build: Callable[[Grant], bytes], in_use: bool = False, access: Access = Access()) -> bytes:

@@ -10,6 +10,9 @@ recorded with its audit entry; the device's next renewal is then refused with
 
 from __future__ import annotations
 
+import itertools
+from contextlib import closing
+
 from aiohttp import web
 
 from license_server.admin_models import (
@@ -53,10 +56,13 @@ async def list_licenses(request: web.Request) -> web.Response:
     filters = {"device_id": query.device_id.lower() if query.device_id else None,
                "content_id": query.content_id, "system": query.system, "account": query.account}
     now = request.app[CLOCK].now()
-    views = [summary(r, now) for r in request.app[STORE].licenses(**filters)]
-    if query.state is not None:
-        views = [v for v in views if v.state == query.state]
-    views = views[: query.limit]
+    store = request.app[STORE]
+    if query.state is None:  # the page is the first ``limit`` rows, read through an index
+        views = [summary(r, now) for r in store.licenses(limit=query.limit, **filters)]
+    else:  # the state is computed (a deadline may have passed): read lazily until the page is full
+        with closing(store.iter_licenses(**filters)) as records:
+            matching = (v for v in (summary(r, now) for r in records) if v.state == query.state)
+            views = list(itertools.islice(matching, query.limit))
     return reply(LicenseList(count=len(views), licenses=views))
 
 

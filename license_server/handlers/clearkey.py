@@ -72,7 +72,7 @@ async def license_exchange(request: web.Request) -> web.Response:
     def build(grant: Grant) -> tuple[bytes, dict[str, str]]:
         return clearkey.build_license(grant, message.session_type), {}
 
-    answer = request.app[SERVICE].acquire(challenge, trust=None, overrides=overrides, build=build,
+    answer = await request.app[SERVICE].acquire_async(challenge, trust=None, overrides=overrides, build=build,
                                           access=access_of(request))
     return web.Response(body=answer, content_type=CONTENT_TYPE, headers=CORS_HEADERS)
 

@@ -47,8 +47,8 @@ async def license_exchange(request: web.Request) -> web.Response:
             issued = codec.build_license(grant, parsed, device_public_key=grant.device.public_key)
             return issued.body, {"server_mac": issued.keys.server_mac.hex(), "client_mac": issued.keys.client_mac.hex()}
 
-        return _reply(service.acquire(challenge, trust=request.app[TRUST], overrides=overrides, build=build_new,
-                                      access=access_of(request)))
+        return _reply(await service.acquire_async(challenge, trust=request.app[TRUST], overrides=overrides,
+                                                  build=build_new, access=access_of(request)))
 
     keys_of: dict[str, crypto.SessionKeys] = {}
 

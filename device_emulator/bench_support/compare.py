@@ -1,0 +1,118 @@
+"""Side-by-side throughput ratios, measured in one run on one machine.
+
+Spawns an aiohttp hello-world and license servers (one per configuration), then
+fires at each in turn, several alternating rounds, with the same lean client
+(:func:`license_server.bench.fire`), and prints each one's licenses/s as a ratio
+of hello-world's. Alternating rounds spread other load on a shared machine over
+every target alike, so the ratios hold even when absolute figures do not.
+
+``python -m device_emulator.bench_support.compare [--rounds 3] [--seconds 3] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from license_server.bench import fire, spawn_server
+from license_server.protocols import clearkey
+
+from device_emulator.bench import prepare_challenges
+
+
+def _hello() -> tuple[subprocess.Popen, str]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "device_emulator.bench_support.hello", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("hello-world did not start")
+
+
+Targets = dict[str, tuple[str, Callable[[int], list[bytes]]]]
+
+
+def _start_targets(work: Path, procs: list[subprocess.Popen], ck_body: bytes) -> Targets:
+    hello, url = _hello()
+    procs.append(hello)
+    targets: Targets = {"aiohttp hello-world": (url + "/", lambda n: [ck_body] * n)}
+    for label, workers, mode in (("direct, 1 worker", 1, "direct"), ("group, 1 worker", 1, "group"),
+                                 ("direct, 2 workers", 2, "direct"), ("group, 2 workers", 2, "group")):
+        proc, server = spawn_server(work / label.replace(" ", "").replace(",", "-"), None, workers, mode)
+        procs.append(proc)
+        targets[f"Clear Key, {label}"] = (server + "/clearkey/license", lambda n: [ck_body] * n)
+        # Challenges are built just before each round (outside the timing): built all up front, the
+        # last target's would age past the server's freshness window on a slow machine.
+        def fresh(n: int, server: str = server, where: Path = work / f"dev-{len(procs)}") -> list[bytes]:
+            where.mkdir(exist_ok=True)
+            return prepare_challenges(where / str(len(list(where.iterdir()))), count=n, devices=4, keys_dir=None,
+                                      server=server, privacy=False)[0]
+
+        targets[f"Widevine, {label}"] = (server + "/widevine/license", fresh)
+    return targets
+
+
+def _measure(targets: Targets, args: argparse.Namespace) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Alternating rounds: every target once per round."""
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    errors: dict[str, int] = {name: 0 for name in targets}
+    for _ in range(args.rounds):
+        for name, (target, bodies) in targets.items():
+            result = asyncio.run(fire(target, bodies(args.batch), concurrency=args.concurrency, duration=args.seconds))
+            rates[name].append(result.granted / result.elapsed)
+            errors[name] += sum(result.errors.values())
+    return rates, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=3000, help="Requests prepared per target and round.")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    from license_server.keyring import default_keys_dir, load_keyring
+
+    keyring = load_keyring(default_keys_dir())
+    kids = [t.kid for t in keyring.catalog.title("demo-movie").tracks]
+    ck_body = clearkey.build_license_request(kids)
+    with tempfile.TemporaryDirectory(prefix="drm-compare-") as tmp:
+        work = Path(tmp)
+        procs: list[subprocess.Popen] = []
+        try:
+            targets = _start_targets(work, procs, ck_body)
+            rates, errors = _measure(targets, args)
+        finally:
+            for proc in procs:  # every spawned process, even when a later one failed to start
+                proc.terminate()
+                proc.wait(10)
+    base = max(sum(rates["aiohttp hello-world"]) / args.rounds, 1e-9)
+    table = {name: {"per_s": round(sum(r) / len(r)), "ratio": round(sum(r) / len(r) / base, 3),
+                    "errors": errors[name]} for name, r in rates.items()}
+    if args.json:
+        print(json.dumps(table))
+    else:
+        for name, row in table.items():
+            print(f"{name:<28} {row['per_s']:>7}/s  ratio {row['ratio']:.3f}  errors {row['errors']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Store-size benchmark: does a request cost the same on a full store as on an empty one?
+
+``python -m license_server.bench_store --store-size N`` (also reached as
+``license-server bench --store-size N``) opens two on-disk stores side by side,
+fills one with ``N`` licenses spread over 10,000 devices and accounts (bulk
+rows written straight into SQLite in one transaction: this measures the
+queries, not the fill), then times the per-request store operations on both,
+alternating rounds so that load from other processes hits both equally:
+
+* ``grant``: :meth:`Store.record_grant` of a persistent license with caps
+  (replay key, cap snapshot, device upsert, license, key ids, audit);
+* ``renewal``: the license lookup plus :meth:`Store.record_lifecycle`;
+* ``cap_check``: the usage snapshot a capped grant reads;
+* ``admin_page``: ``GET /admin/licenses`` pages (unfiltered and by account).
+
+The "empty" store holds 100 licenses over 10 holders, so that an admin page
+returns as many rows on both stores (its cost is per row returned).
+
+It prints each operation's median on both stores and their ratio (filled/empty;
+1.0 is flat). Ratios, not absolute figures: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from license_server.core.model import (
+    Grant, Hdcp, LicenseKind, LicensePolicy, PlatformVerification, Robustness, SecurityLevel, Track, TrackKey,
+    VerifiedDevice,
+)
+from license_server.core.ports import Holder, UsageRules
+from license_server.store import Store
+
+HOLDERS = 10_000
+BASELINE, BASELINE_HOLDERS = 100, 10  # the "empty" store holds a few licenses, so admin pages are full on both
+NOW = 1_780_000_000
+POLICY = json.dumps(LicensePolicy(can_persist=True, license_duration=30 * 86400).as_dict())
+
+
+def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW) -> None:
+    """Bulk-insert ``count`` licenses over ``holders`` devices/accounts (with devices, key ids, audit rows)."""
+    conn = store.db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(
+        "INSERT INTO devices VALUES (?, 'widevine', 4660, 'bench-l1', 'L1', 'HARDWARE_VERIFIED', ?, ?)",
+        ((f"{h:032x}", now - 86400, now - 60) for h in range(holders)))
+
+    def rows() -> object:
+        for i in range(count):
+            holder, kind = i % holders, ("persistent" if i % 2 else "temporary")
+            state = ("issued", "released", "expired", "renewed")[i % 4]
+            issued = now - 40 * 86400 + (i * 40 * 86400) // max(count, 1)
+            yield (f"bench-{i:08d}", "widevine", f"{holder:032x}", f"title-{i % 500}", kind, state, 1,
+                   f'["{i:032x}"]', '["HD"]', POLICY, issued, issued, "{}", issued, f"acct-{holder}", "premium")
+
+    conn.executemany(
+        "INSERT INTO licenses (license_id, system, device_id, content_id, kind, state, version, kids, tracks, "
+        "policy, issued_at, updated_at, secrets, license_start, account, tier) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())  # type: ignore[arg-type]
+    conn.execute("INSERT INTO license_kids SELECT substr(kids, 3, 32), license_id FROM licenses")
+    conn.execute("INSERT INTO audit (at, system, event, device_id, content_id, license_id, code, message) "
+                 "SELECT issued_at, system, 'grant', device_id, content_id, license_id, NULL, kind FROM licenses")
+    conn.execute("COMMIT")
+
+
+class Probe:
+    """The per-request operations, against one store, with fresh ids every call."""
+
+    def __init__(self, store: Store, tag: str) -> None:
+        self.store, self.tag, self.n = store, tag, 0
+
+    def _device(self) -> VerifiedDevice:
+        return VerifiedDevice(f"{self.tag}{self.n:030x}", 4660, "bench-l1", SecurityLevel.L1,
+                              PlatformVerification.HARDWARE_VERIFIED, Hdcp.V2_2, b"")
+
+    def grant(self) -> None:
+        self.n += 1
+        device = self._device()
+        key = TrackKey(os.urandom(16), os.urandom(16), Track.HD, Robustness.of_level(SecurityLevel.L1), Hdcp.NONE)
+        grant = Grant(f"{self.tag}-{self.n}", "title-1", LicenseKind.PERSISTENT, (key,),
+                      LicensePolicy(can_persist=True, license_duration=86400), NOW, device)
+        account = f"new-{self.tag}-{self.n}"
+        self.store.record_grant(grant, system="widevine", request_key=f"{self.tag}-rq-{self.n}", secrets={},
+                                now=NOW, holder=Holder(account, "premium"),
+                                caps=UsageRules(account, device.device_id, 5, 50, 1000))
+
+    def renewal(self) -> None:
+        record = self.store.license(f"{self.tag}-{self.n}")
+        assert record is not None
+        self.store.record_lifecycle(record.license_id, event="renew", state="renewed", now=NOW, system="widevine",
+                                    version=record.version + 1, license_start=NOW)
+
+    def cap_check(self) -> None:
+        self.store._usage_snapshot(f"new-{self.tag}-{self.n}", self._device().device_id, NOW)
+
+    def admin_page(self) -> None:
+        self.store.licenses(limit=50)
+        self.store.licenses(limit=5, account=f"acct-{self.n % BASELINE_HOLDERS}")
+
+
+def _time(op: Callable[[], None], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        op()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Fill a store with ``store_size`` licenses and compare per-operation medians against an empty one."""
+    with tempfile.TemporaryDirectory(prefix="drm-store-bench-") as tmp:
+        empty, filled = Store.open(Path(tmp) / "empty.db"), Store.open(Path(tmp) / "filled.db")
+        fill(empty, BASELINE, holders=BASELINE_HOLDERS)
+        start = time.perf_counter()
+        fill(filled, store_size)
+        echo(f"filled a store with {store_size} licenses over {HOLDERS} devices/accounts "
+             f"in {time.perf_counter() - start:.1f} s")
+        probes = {"empty": Probe(empty, "e"), "filled": Probe(filled, "f")}
+        samples: dict[str, dict[str, list[float]]] = {name: {} for name in probes}
+        ops = ("grant", "renewal", "cap_check", "admin_page")
+        for _ in range(rounds):  # alternate stores every round: shared-CPU noise hits both alike
+            for name, probe in probes.items():
+                for op in ops:
+                    samples[name].setdefault(op, []).extend(_time(getattr(probe, op), repeat))
+        empty.close()
+        filled.close()
+    result: dict[str, Any] = {"store_size": store_size, "holders": HOLDERS, "operations": {}}
+    for op in ops:
+        e, f = statistics.median(samples["empty"][op]), statistics.median(samples["filled"][op])
+        result["operations"][op] = {"empty_us": round(e * 1e6, 1), "filled_us": round(f * 1e6, 1),
+                                    "ratio": round(f / e, 3)}
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [f"store size {result['store_size']}: median cost, filled vs empty store (ratio 1.0 = flat)"]
+    for op, row in result["operations"].items():
+        lines.append(f"  {op:<11} empty {row['empty_us']:>8.1f} us   filled {row['filled_us']:>8.1f} us   "
+                     f"ratio {row['ratio']:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench-store", description=__doc__.split("\n")[0])
+    parser.add_argument("--store-size", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = run(args.store_size, rounds=args.rounds, echo=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(result) if args.json else report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The SQLite store's schema: migrations in order, applied once each on open (``PRAGMA user_version``).
+
+Never edit a released migration; append a new one. PostgreSQL or any other store keeps the same
+tables and indexes in its own dialect.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: foundation
+    """
+    CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY, system TEXT NOT NULL, system_id INTEGER NOT NULL,
+        model TEXT NOT NULL, security_level TEXT NOT NULL, verification TEXT NOT NULL,
+        first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL
+    );
+    CREATE TABLE licenses (
+        license_id TEXT PRIMARY KEY, system TEXT NOT NULL, device_id TEXT,
+        content_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
+        version INTEGER NOT NULL, kids TEXT NOT NULL, tracks TEXT NOT NULL,
+        policy TEXT NOT NULL, issued_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        released_at INTEGER, secrets TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX licenses_device ON licenses(device_id);
+    CREATE INDEX licenses_content ON licenses(content_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, system TEXT NOT NULL,
+        event TEXT NOT NULL, device_id TEXT, content_id TEXT, license_id TEXT,
+        code TEXT, message TEXT
+    );
+    CREATE INDEX audit_license ON audit(license_id);
+    CREATE TABLE seen_requests (request_key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL);
+    CREATE INDEX seen_requests_at ON seen_requests(seen_at);
+    """,
+    # 2: authorized media downloads (POST /downloads)
+    """
+    CREATE TABLE downloads (
+        download_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, content_id TEXT NOT NULL,
+        license_id TEXT NOT NULL, account TEXT NOT NULL, tier TEXT NOT NULL, quality TEXT NOT NULL,
+        scheme TEXT NOT NULL, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        authorized_at INTEGER NOT NULL, expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX downloads_device ON downloads(device_id);
+    """,
+    # 3: lifecycle (renewal restarts the license clock; first use seen by the server)
+    """
+    ALTER TABLE licenses ADD COLUMN license_start INTEGER;
+    ALTER TABLE licenses ADD COLUMN first_used_at INTEGER;
+    UPDATE licenses SET license_start = issued_at WHERE license_start IS NULL;
+    """,
+    # 4: entitlements (who a license was issued to) and single-use token ids
+    """
+    ALTER TABLE licenses ADD COLUMN account TEXT;
+    ALTER TABLE licenses ADD COLUMN tier TEXT;
+    ALTER TABLE licenses ADD COLUMN token_jti TEXT;
+    CREATE INDEX licenses_account ON licenses(account);
+    CREATE TABLE used_tokens (
+        jti TEXT PRIMARY KEY, license_id TEXT, used_at INTEGER NOT NULL, expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX used_tokens_expiry ON used_tokens(expires_at);
+    """,
+    # 5: device reports (PlayReady-style Acknowledge / Secure Stop), deduplicated by unique keys
+    """
+    CREATE TABLE reports (
+        license_id TEXT NOT NULL, report_key TEXT NOT NULL, event TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (license_id, report_key)
+    );
+    CREATE TABLE report_subjects (
+        license_id TEXT NOT NULL, once_key TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (license_id, once_key)
+    );
+    """,
+    # 6: audit retention: refusals are purged by age and count through these partial indexes
+    """
+    CREATE INDEX audit_refusal_at ON audit(at) WHERE event = 'refusal';
+    CREATE INDEX audit_refusal_id ON audit(id) WHERE event = 'refusal';
+    """,
+    # 7: flat cost as the store grows: every per-request query and admin page is served by an index
+    # (list pages sort by issued_at inside the filter; Clear Key releases find licenses by key id)
+    """
+    DROP INDEX licenses_device;
+    DROP INDEX licenses_content;
+    DROP INDEX licenses_account;
+    CREATE INDEX licenses_device ON licenses(device_id, issued_at);
+    CREATE INDEX licenses_content ON licenses(content_id, issued_at);
+    CREATE INDEX licenses_account ON licenses(account, issued_at);
+    CREATE INDEX licenses_system ON licenses(system, issued_at);
+    CREATE INDEX licenses_issued ON licenses(issued_at);
+    CREATE INDEX devices_first_seen ON devices(first_seen);
+    CREATE INDEX downloads_device_at ON downloads(device_id, authorized_at);
+    CREATE INDEX downloads_at ON downloads(authorized_at);
+    CREATE TABLE license_kids (kid TEXT NOT NULL, license_id TEXT NOT NULL, PRIMARY KEY (kid, license_id))
+        WITHOUT ROWID;
+    INSERT OR IGNORE INTO license_kids SELECT j.value, l.license_id FROM licenses l, json_each(l.kids) j
+    """,
+)
