@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import fnmatch
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from license_server import dialects
 
@@ -50,15 +51,15 @@ class Outcome:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def passed(cls, reason: str = "", **evidence: Any) -> "Outcome":
+    def passed(cls, reason: str = "", **evidence: Any) -> Outcome:
         return cls(PASSED, reason, evidence)
 
     @classmethod
-    def failed(cls, reason: str, **evidence: Any) -> "Outcome":
+    def failed(cls, reason: str, **evidence: Any) -> Outcome:
         return cls(FAILED, reason, evidence)
 
     @classmethod
-    def not_applicable(cls, reason: str, **evidence: Any) -> "Outcome":
+    def not_applicable(cls, reason: str, **evidence: Any) -> Outcome:
         return cls(NOT_APPLICABLE, reason, evidence)
 
 
@@ -192,8 +193,16 @@ def implements(id: str, *systems: str) -> Callable[[CheckFn], CheckFn]:
 
 def load_all() -> dict[str, Check]:
     """Import every check module (registration happens on import)."""
-    from conformance import (checks_attestation, checks_device, checks_dialects, checks_lifecycle,  # noqa: F401
-                             checks_rights, checks_robustness, checks_tokens, checks_widevine)
+    from conformance import (  # noqa: F401
+        checks_attestation,
+        checks_device,
+        checks_dialects,
+        checks_lifecycle,
+        checks_rights,
+        checks_robustness,
+        checks_tokens,
+        checks_widevine,
+    )
 
     return dict(sorted(REGISTRY.items(), key=lambda item: _sort_key(item[0])))
 

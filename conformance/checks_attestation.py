@@ -7,12 +7,12 @@ security level, so these checks are *not applicable* to it, with that reason.
 
 from __future__ import annotations
 
-from license_server.core.model import Hdcp, Robustness
 from conformance import checks_widevine  # noqa: F401  (registers SEC-002 before the generic implementation below)
+from conformance import references as ref
 from conformance.catalog import CLEARKEY_NO_IDENTITY, DEVICE_SYSTEMS, SYSTEMS, Context, Outcome, check, implements
 from conformance.dialects import CONTENT, PERSISTENT, STREAM_ONLY, TEMPORARY, Attempt, dialect, make_device
 from conformance.target import revoked
-from conformance import references as ref
+from license_server.core.model import Hdcp, Robustness
 
 ALL_SYSTEMS = SYSTEMS
 NO_IDENTITY = {"clearkey": CLEARKEY_NO_IDENTITY}

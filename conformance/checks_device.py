@@ -8,12 +8,13 @@ with that reason; once the adapter supports it, the same function runs.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
+from conformance import references as ref
 from conformance.catalog import DEVICE_SYSTEMS, Context, NotApplicable, Outcome, check
 from conformance.device_adapter import Decision
 from conformance.entitlement import license_request, strict
-from conformance import references as ref
 
 CONTENT = "demo-movie"
 REF_WINDOWS = ref.cite(ref.OFFLINE_CLOCKS + " (storage window from download, playback window from first play)",
@@ -33,9 +34,9 @@ def policy_request(ctx: Context, device, policy: dict[str, Any]) -> tuple[str, s
     """(query, token) asking the target for ``policy``: the dialect's ``cfg=`` keys on a development-mode
     test server, the token's policy claim on a strict one."""
     if ctx.system == "playready" and "rental" in policy and not strict(ctx):
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        end = datetime.fromtimestamp(device.now() + policy["rental"], tz=timezone.utc).strftime("%Y%m%d%H%M%S")
+        end = datetime.fromtimestamp(device.now() + policy["rental"], tz=UTC).strftime("%Y%m%d%H%M%S")
         return f"?cfg=(persist:true,firstexp:{policy['playback']},enddate:{end})", None
     return license_request(ctx, **policy)
 

@@ -14,15 +14,15 @@ import hashlib
 import re
 import struct
 
-from license_server import crypto
-from license_server.core.model import Hdcp
-from device_emulator.errors import CdmError
-from device_emulator.license_store import LicenseStore
 from conformance import checks_attestation, checks_lifecycle, checks_widevine  # noqa: F401  (registered first)
 from conformance.catalog import Context, Outcome, implements
 from conformance.checks_attestation import no_hardware_keys
 from conformance.dialects import CONTENT, DIALECTS, PERSISTENT, TEMPORARY, make_device
 from conformance.entitlement import default_headers
+from device_emulator.errors import CdmError
+from device_emulator.license_store import LicenseStore
+from license_server import crypto
+from license_server.core.model import Hdcp
 
 FP, PR = DIALECTS["fairplay"], DIALECTS["playready"]
 

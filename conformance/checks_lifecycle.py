@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from license_server.core.model import LicenseKind
+from conformance import references as ref
 from conformance.catalog import Context, Outcome, check, implements
 from conformance.checks_device import CONTENT, download, lifecycle
 from conformance.dialects import DIALECTS, PERSISTENT, make_device
 from conformance.entitlement import TOKEN_HEADER, default_headers, license_request
 from conformance.target import admin_get, server_clock
-from conformance import references as ref
+from license_server.core.model import LicenseKind
 
 WV = ("widevine",)
 RENEWAL_POLICY = {"license": 600, "renew": True, "renewal_recovery": 300}

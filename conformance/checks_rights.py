@@ -12,16 +12,17 @@ can carry (``regions``, ``region``) need no admin access.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
+from conformance import references as ref
 from conformance.catalog import DEVICE_SYSTEMS, SYSTEMS, Context, NotApplicable, Outcome, check
 from conformance.dialects import PERSISTENT, TEMPORARY, dialect, make_device
 from conformance.entitlement import TOKEN_HEADER, claims, mint
 from conformance.rights_admin import admin_call, rights_changed, title_entry
 from conformance.target import server_clock, server_time
-from conformance import references as ref
 
 ALL = SYSTEMS
 REGION_HEADER = "X-DRM-Region"
@@ -164,9 +165,9 @@ def _expired(ctx: Context, adapter, device, held) -> Iterator[dict[str, Any]]:
 
 def next_month(now: int) -> int:
     """The first second of the calendar month (UTC) after the one containing ``now``."""
-    day = datetime.fromtimestamp(now, tz=timezone.utc)
+    day = datetime.fromtimestamp(now, tz=UTC)
     year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    return int(datetime(year, month, 1, tzinfo=timezone.utc).timestamp())
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp())
 
 
 @check("TOK-006", "The ads tier's monthly download allowance is enforced and resets the next calendar month",
@@ -212,7 +213,7 @@ def monthly_allowance(ctx: Context) -> Outcome:
 
 
 def _month(now: int) -> str:
-    return datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m")
+    return datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m")
 
 
 # ------------------------------------------------------------------ regions

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import json
 import random
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from license_server.errors import ErrorCode
-from device_emulator import transport
+from conformance import references as ref
 from conformance.catalog import Context, Outcome, check
 from conformance.dialects import CONTENT, TEMPORARY, make_device
 from conformance.entitlement import default_headers
-from conformance import references as ref
+from device_emulator import transport
+from license_server.errors import ErrorCode
 
 VECTORS = Path(__file__).parent / "vectors"
 CATEGORIES = ("malformed", "truncated", "oversized", "random")
@@ -34,7 +34,7 @@ REFERENCE = ref.cite(ref.CONFORMANCE_ROBUSTNESS + " (bad input: a dialect-native
                      "crash or a hang)", ref.ERROR_CODES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def vectors(system: str) -> dict[str, Any]:
     return json.loads((VECTORS / f"robustness-{system}.json").read_text(encoding="utf-8"))
 
@@ -118,7 +118,7 @@ def _shape_code(shape: str, body: bytes, status: int, headers: dict[str, str]) -
             if headers.get("access-control-allow-origin") != "*":
                 return None, "JSON error without the CORS header a browser player needs"
             return doc["error"]["code"], "JSON {error: {code, message}} with CORS"
-    except Exception as exc:  # noqa: BLE001 - any parse failure means the shape is wrong
+    except Exception as exc:
         return None, f"the body is not the dialect's error shape ({type(exc).__name__})"
     raise ValueError(f"unknown refusal shape {shape}")
 

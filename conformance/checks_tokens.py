@@ -15,10 +15,10 @@ import json
 import secrets
 from typing import Any
 
+from conformance import references as ref
 from conformance.catalog import DEVICE_SYSTEMS, SYSTEMS, Context, Outcome, check
 from conformance.dialects import CONTENT, PERSISTENT, dialect, make_device
 from conformance.entitlement import KID, TOKEN_HEADER, claims, mint, server_now
-from conformance import references as ref
 
 ALL = SYSTEMS
 REF = ref.ENTITLEMENTS + " (entitlement tokens, rights: device caps, single-use jti)"

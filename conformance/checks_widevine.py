@@ -9,14 +9,14 @@ the emulated device made of it.
 
 from __future__ import annotations
 
+from conformance import references as ref
+from conformance.catalog import CLEARKEY_NO_IDENTITY, Context, Outcome, check
+from conformance.widevine_support import CONTENT, exchange, key_table, make_device, post_raw
+from device_emulator.cdm.widevine import PendingRequest, WidevineCdm
+from device_emulator.errors import CdmError
 from license_server.core.model import Hdcp, LicenseKind
 from license_server.protocols.widevine import codec
 from license_server.protocols.widevine import license_protocol_pb2 as pb
-from device_emulator.cdm.widevine import PendingRequest, WidevineCdm
-from device_emulator.errors import CdmError
-from conformance.catalog import CLEARKEY_NO_IDENTITY, Context, Outcome, check
-from conformance.widevine_support import CONTENT, exchange, key_table, make_device, post_raw
-from conformance import references as ref
 
 WV = ("widevine",)
 KC = pb.License.KeyContainer

@@ -115,9 +115,8 @@ class EmulatorAdapter:
                 list(self.lifecycle_systems())}
 
     def lifecycle_systems(self) -> tuple[str, ...]:
-        from device_emulator import lifecycle
-
         from conformance.catalog import DEVICE_SYSTEMS
+        from device_emulator import lifecycle
 
         # The device checks are about licenses bound to a device: Clear Key's (no identity) are not.
         return tuple(s for s in getattr(lifecycle, "SYSTEMS", WIDEVINE_ONLY) if s in DEVICE_SYSTEMS)
@@ -129,9 +128,8 @@ class EmulatorAdapter:
 
     def acquire(self, device, *, system: str, content_id: str, persistent: bool, query: str = "",
                 server: str | None = None, token: str | None = None) -> Acquired:
-        from device_emulator.acquire import acquire, license_url
-
         from conformance.entitlement import entitled, strict
+        from device_emulator.acquire import acquire, license_url
 
         kind = LicenseKind.PERSISTENT if persistent else LicenseKind.TEMPORARY
         base = server or self.ctx.server

@@ -14,14 +14,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.catalog import Context, NotApplicable
+from conformance.entitlement import default_headers
+from device_emulator import transport
+from device_emulator.device import Device, DeviceFlags
+from device_emulator.errors import CdmError
 from license_server import dialects
 from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel
 from license_server.errors import ErrorCode
-from device_emulator import transport
-from device_emulator.errors import CdmError
-from device_emulator.device import Device, DeviceFlags
-from conformance.catalog import Context, NotApplicable
-from conformance.entitlement import default_headers
 
 CONTENT = "demo-movie"
 STREAM_ONLY = "stream-only"

@@ -61,7 +61,7 @@ class Relay:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         daemon=True)
 
-    def __enter__(self) -> "Relay":
+    def __enter__(self) -> Relay:
         self._thread.start()
         return self
 

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from license_server import __version__, dialects
 from conformance.catalog import ERROR, FAILED, NOT_APPLICABLE, PASSED
 from conformance.runner import RunReport
+from license_server import __version__, dialects
 
 COLOURS = {PASSED: "#2e7d32", FAILED: "#c62828", ERROR: "#6a1b9a", NOT_APPLICABLE: "#9e9e9e"}
 LABELS = {PASSED: "passed", FAILED: "failed", ERROR: "error", NOT_APPLICABLE: "not applicable"}

@@ -22,8 +22,9 @@ import copy
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from conformance.catalog import Context, NotApplicable
 

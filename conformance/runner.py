@@ -10,14 +10,15 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from device_emulator import transport
 from conformance.catalog import ERROR, FAILED, NOT_APPLICABLE, PASSED, Check, Context, NotApplicable, Outcome
 from conformance.target import need_reason, probe
+from device_emulator import transport
 
 
 @dataclass
@@ -121,7 +122,7 @@ def run_one(check: Check, system: str, ctx: Context) -> Result:
                 raise TypeError(f"check returned {type(outcome).__name__}, not an Outcome")
         except NotApplicable as exc:
             outcome = Outcome.not_applicable(exc.reason, **exc.evidence)
-        except Exception as exc:  # noqa: BLE001 - an exception inside a check is recorded, never passed
+        except Exception as exc:
             outcome = Outcome(ERROR, f"the check could not run: {type(exc).__name__}: {exc}",
                               {"traceback": traceback.format_exc(limit=8)})
     return Result(check, system, outcome.status, outcome.reason, outcome.evidence, time.monotonic() - started,
@@ -138,8 +139,8 @@ def run_checks(server: str, checks: list[Check], *, systems: list[str] | None = 
                progress: Callable[[int, int, Result], None] | None = None,
                allow_incomplete: bool = False) -> RunReport:
     """Probe the target, then run every selected (check, dialect) pair in order."""
-    from license_server.clock import to_iso, wall_clock_now
     from conformance.device_adapter import EmulatorAdapter
+    from license_server.clock import to_iso, wall_clock_now
 
     info, capabilities = probe(server, admin_token=admin_token, data_dir=data_dir)
     report = RunReport(server, to_iso(wall_clock_now()) or "", info, capabilities, allow_incomplete=allow_incomplete)

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from device_emulator import transport
 from conformance.catalog import Context, NotApplicable
+from device_emulator import transport
 
 DEVICE_LEAD = 2  # seconds emulated devices run ahead of the server clock
 NEEDS = ("test-clock", "revocation", "admin", "tokens", "rights")
@@ -139,7 +140,7 @@ def _move(ctx: Context, seconds: int) -> int:
 
 
 @contextmanager
-def server_clock(ctx: Context) -> Iterator["ClockShift"]:
+def server_clock(ctx: Context) -> Iterator[ClockShift]:
     """Move the server clock inside the block; it is moved back by the same amount afterwards."""
     shift = ClockShift(ctx)
     try:

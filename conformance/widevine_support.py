@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from license_server.core.model import Hdcp, LicenseKind
-from device_emulator import transport
-from device_emulator.cdm.widevine import LoadedLicense, PendingRequest, WidevineCdm
-from device_emulator.errors import CdmError
-from device_emulator.device import Device
 from conformance.catalog import Context
 from conformance.dialects import CONTENT, make_device  # noqa: F401  (re-exported for the Widevine checks)
 from conformance.entitlement import default_headers
+from device_emulator import transport
+from device_emulator.cdm.widevine import LoadedLicense, PendingRequest, WidevineCdm
+from device_emulator.device import Device
+from device_emulator.errors import CdmError
+from license_server.core.model import Hdcp, LicenseKind
 
 LICENSE_PATH = "/widevine/license"
 

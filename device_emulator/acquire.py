@@ -11,16 +11,17 @@ framing the challenge, for ``device-emulator challenge``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from license_server import crypto, dialects
-from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel
 from device_emulator import transport
 from device_emulator.cdm.base import Cdm, Outgoing
 from device_emulator.device import Device
 from device_emulator.errors import CdmError, NotSupported
 from device_emulator.license_store import LicenseStore, StoredLicense
+from license_server import crypto, dialects
+from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel
 
 CLEAR_KEY_NOTICE = ("Clear Key has no device identity: the request carries no certificate or attestation, "
                     "and the keys are readable by the application")

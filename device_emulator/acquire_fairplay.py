@@ -8,14 +8,16 @@ returns the server's verified acknowledgement.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from license_server.core.model import LicenseKind
-from license_server.protocols.fairplay import fields
 from device_emulator.acquire import AcquireResult, HttpLink, acquire, license_url
 from device_emulator.cdm.fairplay import SYSTEM, FairPlayCdm, LoadedKey, PendingSpc
 from device_emulator.device import Device
 from device_emulator.errors import CdmError
+from license_server.core.model import LicenseKind
+from license_server.protocols.fairplay import fields
+
 
 def ensure_certificate(cdm: FairPlayCdm, server: str, headers: dict[str, str] | None = None) -> None:
     """Fetch and cache the application certificate if the CDM has none."""

@@ -9,16 +9,23 @@ return the verified answer; the caller purges its own records only after
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from license_server.core.model import LicenseKind
-from license_server.protocols.playready import SYSTEM, reports
 from device_emulator import transport
 from device_emulator.acquire import AcquireResult, acquire, license_url
-from device_emulator.cdm.playready import (DEFAULT_HEADER_VERSION, SOAP_CONTENT_TYPE, LoadedLicense, PendingReport,
-                                           PlayReadyCdm, soap_action)
+from device_emulator.cdm.playready import (
+    DEFAULT_HEADER_VERSION,
+    SOAP_CONTENT_TYPE,
+    LoadedLicense,
+    PendingReport,
+    PlayReadyCdm,
+    soap_action,
+)
 from device_emulator.device import Device
 from device_emulator.errors import CdmError
+from license_server.core.model import LicenseKind
+from license_server.protocols.playready import SYSTEM, reports
 
 
 def post_soap(url: str, operation: str, body: bytes, headers: dict[str, str] | None = None) -> transport.HttpReply:

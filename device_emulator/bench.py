@@ -17,20 +17,22 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import click
 
+from device_emulator.bench_dialects import (
+    build_challenges,
+    clock_skew,
+    create_devices,
+    explain_skew,
+    raise_device_cap,
+)
 from license_server import dialects
 from license_server.bench import BenchResult, fire, spawn_server
 from license_server.eventloop import install_fast_event_loop
-
-from device_emulator.bench_dialects import (
-    build_challenges, clock_skew, create_devices, explain_skew, raise_device_cap,
-)
-
 
 MAX_ERROR_RATE = 0.01
 

@@ -33,9 +33,8 @@ def build_challenges(args: tuple[str, str, str, int, bool, str]) -> tuple[list[b
 
 def create_devices(workdir: Path, count: int, keys_dir: Path | None, *, l1_only: bool = False) -> list[str]:
     """Half L1, half L3 devices; only L1 with ``l1_only`` (persistent licenses need L1 for HD titles)."""
-    from license_server.keyring import default_keys_dir, load_keyring
-
     from device_emulator.device import Device, DeviceFlags
+    from license_server.keyring import default_keys_dir, load_keyring
 
     keyring = load_keyring(keys_dir or default_keys_dir())
     dirs = []

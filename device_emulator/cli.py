@@ -12,15 +12,25 @@ from pathlib import Path
 
 import click
 
+from device_emulator.cli_support import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    device_dir_arg,
+    dialect_cdm,
+    emit,
+    entitlement_headers,
+    entitlement_options,
+    fail,
+    json_option,
+    load_device,
+    not_applicable,
+)
+from device_emulator.device import Device, DeviceError, DeviceFlags
+from device_emulator.errors import CdmError, TransportError
+from device_emulator.license_store import LicenseStore
 from license_server import __version__, dialects
 from license_server.core.model import Hdcp, LicenseKind, SecurityLevel
 from license_server.keyring import KeyringError, default_keys_dir, load_keyring
-from device_emulator.device import Device, DeviceError, DeviceFlags
-from device_emulator.license_store import LicenseStore
-from device_emulator.cli_support import (EXIT_ERROR, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, device_dir_arg, dialect_cdm,
-                                         emit, entitlement_headers, entitlement_options, fail, json_option,
-                                         load_device, not_applicable)
-from device_emulator.errors import CdmError, TransportError
 
 HDCP_CHOICES = {"none": Hdcp.NONE, "1": Hdcp.V1, "2": Hdcp.V2, "2.1": Hdcp.V2_1, "2.2": Hdcp.V2_2,
                 "2.3": Hdcp.V2_3, "no-digital-output": Hdcp.NO_DIGITAL_OUTPUT}
@@ -134,7 +144,8 @@ def challenge(device_dir: Path, content_id: str, system: str, license_type: str,
               no_privacy: bool, out: Path, token: str | None, region: str | None, as_json: bool) -> None:
     """Write a signed challenge to a file without sending it: POST the file as is (curl --data-binary)
     with the content type printed (fixtures, load tools)."""
-    from device_emulator.acquire import challenge as build_challenge, license_url
+    from device_emulator.acquire import challenge as build_challenge
+    from device_emulator.acquire import license_url
 
     device = load_device(device_dir, as_json)
     try:

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import click
 
-from license_server.keyring import KeyringError, default_keys_dir, load_keyring
-from license_server.protocols.widevine import codec
-
 from device_emulator.cli_support import EXIT_USAGE, device_dir_arg, emit, fail, json_option, load_device
 from device_emulator.export import FORMATS, ExportError, export_device
+from license_server.keyring import KeyringError, default_keys_dir, load_keyring
+from license_server.protocols.widevine import codec
 
 
 @click.command("export")

@@ -7,13 +7,23 @@ from pathlib import Path
 
 import click
 
-from license_server.clock import from_iso, parse_duration, to_iso
 from device_emulator import lifecycle
+from device_emulator.cli_support import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    device_dir_arg,
+    dialect_cdm,
+    emit,
+    entitlement_headers,
+    entitlement_options,
+    fail,
+    json_option,
+    load_device,
+    not_applicable,
+)
 from device_emulator.errors import CdmError
-from device_emulator.cli_support import (EXIT_REFUSED, EXIT_USAGE, device_dir_arg, dialect_cdm, emit,
-                                         entitlement_headers, entitlement_options, fail, json_option, load_device,
-                                         not_applicable)
 from device_emulator.transport import TransportError
+from license_server.clock import from_iso, parse_duration, to_iso
 
 license_option = click.option("--license", "license_id", default=None, metavar="ID",
                               help="This license (its license id or key set id, as `status` and `licenses` show) "

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 import click
 
-from license_server import dialects
 from device_emulator.device import Device, DeviceError
+from license_server import dialects
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 device_dir_arg = click.argument("device_dir", type=click.Path(path_type=Path, file_okay=False))

@@ -19,6 +19,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from device_emulator.errors import DeviceError
+from device_emulator.tee import EmulatedTee, SoftwareKeystore
 from license_server import crypto
 from license_server.clock import Clock, SystemClock
 from license_server.core.model import Hdcp, SecurityLevel
@@ -26,9 +28,6 @@ from license_server.keygen import GENUINE_APP_PACKAGE, GENUINE_APP_SIGNING_DIGES
 from license_server.keyring import DeviceModel, Keyring
 from license_server.protocols.widevine import license_protocol_pb2 as pb
 from license_server.protocols.widevine.certificates import CertType, issue_certificate
-from device_emulator.errors import DeviceError
-from device_emulator.tee import EmulatedTee, SoftwareKeystore
-
 
 FORMAT_VERSION = 1
 TAMPERED_APP_DIGEST = hashlib.sha256(b"repackaged player app, re-signed by someone else").hexdigest()
@@ -60,7 +59,7 @@ class DeviceRecord:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, doc: dict) -> "DeviceRecord":
+    def from_json(cls, doc: dict) -> DeviceRecord:
         if doc.get("format_version") != FORMAT_VERSION:
             raise DeviceError(f"device format {doc.get('format_version')} is not supported (expected {FORMAT_VERSION})")
         doc = dict(doc)
@@ -82,7 +81,7 @@ class Device:
 
     @classmethod
     def create(cls, directory: Path, keyring: Keyring, *, model: DeviceModel, flags: DeviceFlags,
-               max_hdcp: Hdcp, clock: Clock | None = None) -> "Device":
+               max_hdcp: Hdcp, clock: Clock | None = None) -> Device:
         clock = clock or SystemClock()
         if (directory / "device.json").exists():
             raise DeviceError(f"{directory} already holds a device")
@@ -117,7 +116,7 @@ class Device:
         return device
 
     @classmethod
-    def load(cls, directory: Path, clock: Clock | None = None) -> "Device":
+    def load(cls, directory: Path, clock: Clock | None = None) -> Device:
         path = directory / "device.json"
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))

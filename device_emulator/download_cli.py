@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from license_server.protocols.downloads import DownloadAnswer
 from device_emulator.device import Device
 from device_emulator.downloader import DownloadError, DownloadRefused, download
 from device_emulator.transport import TransportError
+from license_server.protocols.downloads import DownloadAnswer
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 3
 

@@ -21,22 +21,23 @@ import json
 import shutil
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
-from license_server.core.model import LicenseKind
-from license_server.protocols.downloads import DownloadAnswer
-from license_server.errors import ERROR_CODE_HEADER
 from device_emulator import transport
 from device_emulator.acquire import acquire
-from device_emulator.errors import CdmError
 from device_emulator.device import Device
+from device_emulator.errors import CdmError
 from device_emulator.license_store import LicenseStore
 from device_emulator.offline import adapter_for
 from device_emulator.transport import USER_AGENT, TransportError
+from license_server.core.model import LicenseKind
+from license_server.errors import ERROR_CODE_HEADER
+from license_server.protocols.downloads import DownloadAnswer
 
 MANIFEST = "download.json"
 FORMAT_VERSION = 1

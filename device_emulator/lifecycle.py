@@ -21,18 +21,18 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from license_server import crypto, dialects
-from license_server.clock import to_iso
-from license_server.core.model import Hdcp, LicenseKind, Robustness
 from device_emulator import player, transport
 from device_emulator.acquire import acquire, license_url
-from device_emulator.errors import CdmError, LifecycleError
 from device_emulator.device import Device
+from device_emulator.errors import CdmError, LifecycleError
 from device_emulator.license_store import LicenseStore, StoredLicense
 from device_emulator.offline import OfflineLicense, adapter_for, no_renewal
 from device_emulator.offline.playback import PlaybackFailure, plan_download, play_download
 from device_emulator.offline.widevine import apply_renewal_reply  # noqa: F401 - part of this module's API
 from device_emulator.player import PlaybackDecision
+from license_server import crypto, dialects
+from license_server.clock import to_iso
+from license_server.core.model import Hdcp, LicenseKind, Robustness
 
 ROLLBACK_TOLERANCE = 300  # seconds the device clock may go back before playback stops
 SYSTEMS = dialects.NAMES  # dialects whose stored licenses this lifecycle handles: every one of the registry

@@ -16,17 +16,16 @@ Crypto goes through :mod:`license_server.crypto`, the one crypto boundary.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
+from device_emulator.errors import TeeError
 from license_server import crypto
-from license_server.crypto import cenc
 from license_server.core.model import Hdcp, Robustness
+from license_server.crypto import cenc
 from license_server.protocols.fairplay.fields import HdcpType
 from license_server.protocols.widevine import license_protocol_pb2 as pb
-from device_emulator.errors import TeeError
-
 
 SEAL_CONTEXT = b"drm-license-emulator tee device key v1"
 
@@ -275,7 +274,7 @@ class EmulatedTee(_KeyHolder):
         return crypto.unseal(self.__huk, blob, SEAL_CONTEXT + b"|blob")
 
     @classmethod
-    def provision(cls, directory: Path) -> "EmulatedTee":
+    def provision(cls, directory: Path) -> EmulatedTee:
         directory.mkdir(parents=True, exist_ok=True)
         huk = crypto.random_bytes(32)
         key_pem = crypto.generate_rsa_private_key()
@@ -284,7 +283,7 @@ class EmulatedTee(_KeyHolder):
         return cls(key_pem, huk)
 
     @classmethod
-    def open(cls, directory: Path) -> "EmulatedTee":
+    def open(cls, directory: Path) -> EmulatedTee:
         huk = (directory / "hardware_unique_key.bin").read_bytes()
         try:
             key_pem = crypto.unseal(huk, (directory / "device_key.sealed").read_bytes(), SEAL_CONTEXT)
@@ -297,14 +296,14 @@ class SoftwareKeystore(_KeyHolder):
     """L3: a software keystore; the app can read the keys it holds."""
 
     @classmethod
-    def provision(cls, directory: Path) -> "SoftwareKeystore":
+    def provision(cls, directory: Path) -> SoftwareKeystore:
         directory.mkdir(parents=True, exist_ok=True)
         key_pem = crypto.generate_rsa_private_key()
         (directory / "device_key.pem").write_bytes(key_pem)
         return cls(key_pem)
 
     @classmethod
-    def open(cls, directory: Path) -> "SoftwareKeystore":
+    def open(cls, directory: Path) -> SoftwareKeystore:
         return cls((directory / "device_key.pem").read_bytes())
 
     def export_content_keys(self, handle: int) -> dict[bytes, bytes]:

@@ -6,9 +6,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from license_server.errors import ERROR_CODE_HEADER
 from device_emulator.errors import TransportError
-
+from license_server.errors import ERROR_CODE_HEADER
 
 USER_AGENT = "drm-license-emulator-device/0.1"
 

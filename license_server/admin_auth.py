@@ -21,8 +21,8 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from aiohttp import web
 

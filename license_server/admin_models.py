@@ -58,7 +58,7 @@ class ClockChange(_Request):
     reset: bool | None = Field(None, description="true: undo every move (back to the wall clock).")
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "ClockChange":
+    def _exactly_one(self) -> ClockChange:
         if [self.advance is not None, self.set is not None, bool(self.reset)].count(True) != 1:
             raise ValueError('give exactly one of "advance", "set" or "reset": true')
         return self
@@ -170,7 +170,7 @@ class RevocationRequest(_Request):
     reason: str | None = Field(None, max_length=500)
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "RevocationRequest":
+    def _exactly_one(self) -> RevocationRequest:
         given = [n for n in ("device_id", "system_id", "model", "key_id") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError('give exactly one of "device_id", "system_id", "model" or "key_id"')
@@ -206,7 +206,7 @@ class FaultSpec(_Request):
     duration: str | int | None = Field(None, description='Apply during a window of the server clock ("30s", "10m").')
 
     @model_validator(mode="after")
-    def _consistent(self) -> "FaultSpec":
+    def _consistent(self) -> FaultSpec:
         if self.action == "latency" and self.latency_ms is None:
             raise ValueError('"latency" needs latency_ms')
         if self.action == "error" and self.error_code is None:

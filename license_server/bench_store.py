@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from license_server.core.model import (
-    Grant, Hdcp, LicenseKind, LicensePolicy, PlatformVerification, Robustness, SecurityLevel, Track, TrackKey,
+    Grant,
+    Hdcp,
+    LicenseKind,
+    LicensePolicy,
+    PlatformVerification,
+    Robustness,
+    SecurityLevel,
+    Track,
+    TrackKey,
     VerifiedDevice,
 )
 from license_server.core.ports import Holder, UsageRules

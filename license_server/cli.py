@@ -112,7 +112,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     _preflight(settings, keyring)  # nothing is written before every check passed
     try:
         Store.open(settings.database_path).close()  # create and migrate once, before any worker starts
-    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+    except Exception as exc:
         _startup_failed(f"cannot open the store {settings.database_path}: {exc}")
     try:
         _admin_token(settings, admin_token)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 _DURATION = re.compile(r"^\s*(-?\d+)\s*([smhdw]?)\s*$")
@@ -94,12 +94,12 @@ def to_iso(ts: int | None) -> str | None:
     """UNIX seconds to an ISO-8601 UTC string (``None`` stays ``None``)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def from_iso(text: str) -> int:
     """An ISO-8601 date or datetime (UTC if no zone) to UNIX seconds."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return int(value.timestamp())

@@ -16,7 +16,7 @@ ERROR_CODE_HEADER = "X-DRM-Error-Code"
 class ErrorCode(str, Enum):
     """Stable error codes. The value is the code; ``status`` the HTTP status."""
 
-    def __new__(cls, value: str, status: int, summary: str) -> "ErrorCode":
+    def __new__(cls, value: str, status: int, summary: str) -> ErrorCode:
         member = str.__new__(cls, value)
         member._value_ = value
         member.status = status  # type: ignore[attr-defined]

@@ -5,7 +5,7 @@ native shape."""
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -73,7 +73,7 @@ async def error_middleware(
         return _RENDERERS.get(_dialect(request), json_error)(error)
     except web.HTTPException:
         raise
-    except Exception:  # noqa: BLE001 - the one place that turns bugs into a clean 500
+    except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         error = DrmError(ErrorCode.INTERNAL_ERROR)
         return _RENDERERS.get(_dialect(request), json_error)(error)

@@ -84,7 +84,7 @@ class Catalog:
         return next((t for t in self.titles.values() if t.track_for(kid)), None)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Catalog":
+    def from_json(cls, data: dict) -> Catalog:
         titles = {}
         for content_id, entry in data["contents"].items():
             tracks = tuple(
@@ -147,8 +147,8 @@ class Keyring:
 
 def load_keyring(directory: Path | str | None = None) -> Keyring:
     """Read and cross-check ``keys/``; raise :class:`KeyringError` with a fix."""
-    from license_server.protocols.widevine import license_protocol_pb2 as pb
     from license_server.playready_keys import load_playready_keys
+    from license_server.protocols.widevine import license_protocol_pb2 as pb
 
     base = Path(directory) if directory else default_keys_dir()
     wv = base / "widevine"

@@ -19,9 +19,25 @@ from pydantic.json_schema import models_json_schema
 
 from license_server import __version__
 from license_server.admin_models import (
-    ClearKeyLicense, ClearKeyRequest, ClockChange, ClockState, DeviceDetail, DeviceList, ErrorBody, Fault,
-    FaultList, FaultSpec, FaultsCleared, ForceExpire, Health, LicenseDetail, LicenseList, LicenseQuery,
-    RevocationList, RevocationRequest, Revocation,
+    ClearKeyLicense,
+    ClearKeyRequest,
+    ClockChange,
+    ClockState,
+    DeviceDetail,
+    DeviceList,
+    ErrorBody,
+    Fault,
+    FaultList,
+    FaultsCleared,
+    FaultSpec,
+    ForceExpire,
+    Health,
+    LicenseDetail,
+    LicenseList,
+    LicenseQuery,
+    Revocation,
+    RevocationList,
+    RevocationRequest,
 )
 from license_server.downloads import DownloadAnswer, DownloadRequest
 from license_server.errors import ERROR_CODE_HEADER

@@ -39,7 +39,7 @@ class SignedUrl:
 
 
 def _canonical(path: str, expires_at: int) -> bytes:
-    return f"GET\n{path}\n{expires_at}".encode("utf-8")
+    return f"GET\n{path}\n{expires_at}".encode()
 
 
 def _b64url(data: bytes) -> str:

@@ -73,12 +73,12 @@ class Store:
         self._migrate()
 
     @classmethod
-    def open(cls, path: Path | str, *, retention: AuditRetention | None = None) -> "Store":
+    def open(cls, path: Path | str, *, retention: AuditRetention | None = None) -> Store:
         """Open (creating if needed) the store at ``path``; ``":memory:"`` for tests."""
         return cls(connect(path, synchronous="NORMAL"), retention=retention)
 
     @classmethod
-    def memory(cls) -> "Store":
+    def memory(cls) -> Store:
         return cls.open(":memory:")
 
     def close(self) -> None:

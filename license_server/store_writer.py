@@ -79,7 +79,7 @@ class GroupCommitStore(Store):
             for write, future in batch:
                 try:
                     outcomes.append((future, None, write(writer)))
-                except Exception as exc:  # noqa: BLE001 - handed to the caller, not swallowed
+                except Exception as exc:
                     outcomes.append((future, exc, None))
             writer.in_batch = False
             writer.db.execute("COMMIT")

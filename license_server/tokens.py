@@ -119,7 +119,7 @@ class TokenKeys:
             self._keys[kid] = jwt.PyJWK(entry, algorithm=algorithm)
 
     @classmethod
-    def from_file(cls, path: Path) -> "TokenKeys":
+    def from_file(cls, path: Path) -> TokenKeys:
         return cls(json.loads(path.read_text(encoding="utf-8")))
 
     @property

@@ -11,19 +11,19 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
+from device_emulator.cdm.widevine import CdmError, LoadedLicense, PendingRequest, WidevineCdm
+from device_emulator.device import Device, DeviceFlags
 from license_server.app import create_app
 from license_server.clock import ControlledClock
 from license_server.core.model import Hdcp, LicenseKind
 from license_server.keyring import Keyring, load_keyring
 from license_server.settings import Settings
 from license_server.store import Store
-from device_emulator.cdm.widevine import CdmError, LoadedLicense, PendingRequest, WidevineCdm
-from device_emulator.device import Device, DeviceFlags
 
 PROJECT = Path(__file__).resolve().parent.parent
 KEYS = PROJECT / "keys"

@@ -9,12 +9,12 @@ import stat
 
 import pytest
 
+from device_emulator.cdm.widevine import CdmError, WidevineCdm
 from license_server import admin_auth
 from license_server.app import create_app
 from license_server.core.model import LicenseKind
 from license_server.revocations import RevocationFile
 from license_server.tokens import TOKEN_HEADER, mint
-from device_emulator.cdm.widevine import CdmError, WidevineCdm
 from tests.admin_support import ADMIN_TOKEN, admin_settings, call, non_loopback_address
 from tests.conftest import KEYS, START
 

@@ -9,13 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from device_emulator.media import (
+    MediaError,
+    WrongKeyError,
+    check_nal_structure,
+    decrypt_rendition,
+    tee_decryptor,
+    verify_decodes,
+)
+from device_emulator.tee import EmulatedTee, TeeError
 from license_server.core.model import LicenseKind
 from license_server.crypto import cenc
 from license_server.crypto.cenc import CencError, ProtectedSample
-from device_emulator.media import (
-    MediaError, WrongKeyError, check_nal_structure, decrypt_rendition, tee_decryptor, verify_decodes,
-)
-from device_emulator.tee import EmulatedTee, TeeError
 from tests.media_support import CONTENT, catalog_keys, packaged_media
 
 KEY = bytes(range(16))

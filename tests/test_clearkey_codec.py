@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from license_server.core.model import Grant, LicenseKind, LicensePolicy, RequestKind, Robustness, Hdcp, Track, TrackKey
+from license_server.core.model import Grant, Hdcp, LicenseKind, LicensePolicy, RequestKind, Robustness, Track, TrackKey
 from license_server.errors import DrmError, ErrorCode
 from license_server.protocols import clearkey
 

@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
+from conformance.catalog import FAILED, NOT_APPLICABLE, PASSED, Context, load_all
+from conformance.runner import run_one
 from license_server.app import create_app
 from license_server.clock import ControlledClock
 from license_server.core import attestation
 from license_server.core.model import PlatformVerification, SecurityLevel, VerifiedDevice
-from conformance.catalog import FAILED, NOT_APPLICABLE, PASSED, Context, load_all
-from conformance.runner import run_one
 from tests.conftest import KEYS
 
 

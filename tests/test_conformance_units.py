@@ -16,8 +16,19 @@ from pathlib import Path
 import pytest
 
 from conformance import checks_device, checks_robustness
-from conformance.catalog import (ERROR, FAILED, NOT_APPLICABLE, PASSED, REGISTRY, Context, NotApplicable, Outcome,
-                                 check, implements, load_all)
+from conformance.catalog import (
+    ERROR,
+    FAILED,
+    NOT_APPLICABLE,
+    PASSED,
+    REGISTRY,
+    Context,
+    NotApplicable,
+    Outcome,
+    check,
+    implements,
+    load_all,
+)
 from conformance.device_adapter import Acquired, Decision
 from conformance.relay import Relay
 from conformance.report import to_html, to_junit
@@ -134,7 +145,7 @@ def test_vectors_describe_buildable_bodies(system, ctx):
 class _Fake(http.server.BaseHTTPRequestHandler):
     answer: tuple[int, dict, bytes] = (500, {}, b"")
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         status, headers, body = self.answer
         self.send_response(status)
@@ -307,9 +318,9 @@ def test_screenshot_of_a_report_in_headless_chromium(temporary_check, tmp_path):
 
 def test_devices_follow_the_server_clock_and_run_slightly_ahead(ctx):
     """A device behind the server would see a fresh license start in its future (NOT_YET_VALID)."""
-    from license_server.clock import wall_clock_now
     from conformance.dialects import make_device
     from conformance.target import DEVICE_LEAD
+    from license_server.clock import wall_clock_now
 
     ctx.capabilities = {"server_clock_offset": -86400}  # a test clock moved a day back
     device = make_device(ctx, "L3")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import struct
 
+from device_emulator.export import FORMATS, ExportError, export_device
 from license_server import crypto
 from license_server.protocols.widevine import license_protocol_pb2 as pb
 from license_server.protocols.widevine.certificates import CertType, issue_certificate
-from device_emulator.export import FORMATS, ExportError, export_device
 from tests.conftest import cli_json, run_cli
 
 
@@ -92,10 +92,10 @@ def test_export_cli_refuses_to_overwrite_and_unknown_formats(tmp_path):
 def test_keys_init_and_create_agree_on_system_ids(tmp_path, clock):
     """Freshly generated keys: every model certificate carries its models.json system id, and so does the
     leaf of a device provisioned from it."""
-    from license_server.keygen import MODELS, init_keys
-    from license_server.keyring import load_keyring
     from device_emulator.device import Device, DeviceFlags
     from license_server.core.model import Hdcp
+    from license_server.keygen import MODELS, init_keys
+    from license_server.keyring import load_keyring
 
     init_keys(tmp_path / "keys", force=False, now=clock.now())
     ring = load_keyring(tmp_path / "keys")

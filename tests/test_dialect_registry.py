@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from license_server import dialects
 from conformance.catalog import DEVICE_SYSTEMS, SYSTEMS, load_all
 from device_emulator.cdm.base import Cdm
 from device_emulator.errors import CdmError, NotSupported
 from device_emulator.offline import OfflineAdapter, adapter_for
+from license_server import dialects
 
 PROJECT = Path(__file__).resolve().parent.parent
 PARTS = ("codec", "cfg_grammar", "routes", "device_cdm", "offline_adapter", "conformance_client")

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from device_emulator.cdm.widevine import CdmError
 from license_server.core.model import LicenseKind, Track
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.settings import Settings
 from license_server.tokens import TokenKeys, TokenVerifier
-from device_emulator.cdm.widevine import CdmError
 from tests.conftest import KEYS, START, tracks
 from tests.tokens_support import claims, confused_token, tampered, token, unsigned_token
 

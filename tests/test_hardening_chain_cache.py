@@ -56,10 +56,10 @@ def test_cache_is_bounded_by_bytes():
 
 
 async def test_over_http_unsigned_requests_leave_the_cache_empty(client, make_device):
+    from device_emulator.cdm.widevine import WidevineCdm
     from license_server.core.model import LicenseKind
     from license_server.handlers.widevine import TRUST
     from license_server.protocols.widevine import license_protocol_pb2 as pb
-    from device_emulator.cdm.widevine import WidevineCdm
 
     cdm = WidevineCdm(make_device("L1"))
     trust = client.server.app[TRUST]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from device_emulator.cdm.widevine import WidevineCdm
 from license_server.core.model import LicenseKind
 from license_server.protocols.widevine import codec
 from license_server.tokens import MAX_TOKEN_BYTES, TOKEN_HEADER
-from device_emulator.cdm.widevine import WidevineCdm
 
 
 async def raw_exchange(client, request: bytes | list[bytes]) -> tuple[int, dict[str, str], bytes]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from device_emulator.cdm.widevine import WidevineCdm
+from device_emulator.device import Device, DeviceFlags
 from license_server.clock import ControlledClock
 from license_server.core.freshness import skew_message
 from license_server.core.model import Hdcp, LicenseKind, SecurityLevel
-from device_emulator.cdm.widevine import WidevineCdm
-from device_emulator.device import Device, DeviceFlags
 from tests.conftest import START
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from device_emulator.cdm.widevine import WidevineCdm
 from license_server.core.model import LicenseKind
 from license_server.protocols.widevine import license_protocol_pb2 as pb
-from device_emulator.cdm.widevine import WidevineCdm
 
 
 async def test_privacy_request_for_another_service_certificate(client, widevine, make_device, caplog):

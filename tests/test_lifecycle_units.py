@@ -2,12 +2,12 @@
 
 import pytest
 
+from device_emulator import player
 from license_server.core import lifecycle
 from license_server.core.lifecycle import Event, State
+from license_server.errors import DrmError, ErrorCode
 from license_server.protocols.cfg import OVERRIDE_KEYS as KEYS
 from license_server.protocols.cfg import parse_overrides as overrides_from_query
-from license_server.errors import DrmError, ErrorCode
-from device_emulator import player
 
 DAY, HOUR = 86400, 3600
 POLICY = {"can_play": True, "rental_duration": 30 * DAY, "playback_duration": 48 * HOUR, "license_duration": 0}

@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import shutil
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from license_server.clock import parse_duration
-from license_server.store import Store
 from device_emulator import lifecycle, transport
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore
+from license_server.clock import parse_duration
+from license_server.store import Store
 from tests.conftest import ServerProcess, cli_json, run_cli
 from tests.device_cli import device_cli, device_json
 
@@ -301,7 +301,7 @@ def test_playready_firstexp_expires_60_seconds_after_first_play(server, device):
 
 
 def _gmt(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y%m%d%H%M%S")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y%m%d%H%M%S")
 
 
 def test_playready_end_date_is_the_storage_window(server, device):

@@ -5,10 +5,10 @@ import urllib.request
 
 import pytest
 
-from license_server.store import Store
 from device_emulator import lifecycle, transport
 from device_emulator.device import Device
 from device_emulator.license_store import LicenseStore
+from license_server.store import Store
 from tests.conftest import cli_json, run_cli
 
 CFG_RENEW = "/widevine/license?cfg=(persist:true,rental:2592000,playback:172800,renew:true,renewdelay:3600)"

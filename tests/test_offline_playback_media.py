@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from license_server.keyring import load_keyring
 from device_emulator.device import Device
 from device_emulator.offline import playback
+from license_server.keyring import load_keyring
 from tests.conftest import KEYS, ServerProcess, run_cli
 from tests.device_cli import device_cli, device_json
 from tests.media_support import CONTENT, packaged_media

@@ -17,14 +17,14 @@ import pytest
 
 pytest.importorskip("pywidevine", reason="pywidevine (GPL-3.0, test-only) is not installed: pip install -e '.[test]'")
 
-from pywidevine import license_protocol_pb2 as theirs  # noqa: E402
-from pywidevine.cdm import Cdm  # noqa: E402
-from pywidevine.device import Device as WvdDevice  # noqa: E402
-from pywidevine.exceptions import SignatureMismatch  # noqa: E402
-from pywidevine.pssh import PSSH  # noqa: E402
+from pywidevine import license_protocol_pb2 as theirs
+from pywidevine.cdm import Cdm
+from pywidevine.device import Device as WvdDevice
+from pywidevine.exceptions import SignatureMismatch
+from pywidevine.pssh import PSSH
 
-from license_server.protocols.widevine import license_protocol_pb2 as ours  # noqa: E402
-from tests.conftest import KEYS, ServerProcess, cli_json, run_cli  # noqa: E402
+from license_server.protocols.widevine import license_protocol_pb2 as ours
+from tests.conftest import KEYS, ServerProcess, cli_json, run_cli
 
 CATALOG = json.loads((KEYS / "catalog.json").read_text())["contents"]["demo-movie"]["tracks"]
 SOFTWARE_KEYS = {CATALOG[t]["kid"]: CATALOG[t]["key"] for t in ("AUDIO", "SD")}

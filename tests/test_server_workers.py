@@ -8,7 +8,7 @@ import urllib.request
 
 from license_server.core.model import LicenseKind
 from license_server.store import Store
-from tests.conftest import ServerProcess, cli_json, run_cli
+from tests.conftest import cli_json, run_cli
 
 
 def health(server) -> dict:

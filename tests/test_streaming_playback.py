@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from license_server.store import Store
 from device_emulator import lifecycle, transport
 from device_emulator.device import Device
+from license_server.store import Store
 from tests.conftest import ServerProcess
 from tests.device_cli import device_cli, device_json
 

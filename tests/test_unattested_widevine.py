@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 
+from device_emulator.cdm.widevine import PendingRequest, WidevineCdm
+from device_emulator.device import Device
 from license_server.app import create_app
 from license_server.core.model import LicenseKind
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.protocols.widevine import license_protocol_pb2 as pb
 from license_server.protocols.widevine.certificates import CertType, issue_certificate, verify_chain
-from device_emulator.cdm.widevine import PendingRequest, WidevineCdm
-from device_emulator.device import Device
 from tests.tokens_support import token
 
 TEMPORARY, PERSISTENT = LicenseKind.TEMPORARY, LicenseKind.PERSISTENT

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from device_emulator.cdm.widevine import CdmError, WidevineCdm
 from license_server.core.model import Hdcp, LicenseKind
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.protocols.widevine import license_protocol_pb2 as pb
-from device_emulator.cdm.widevine import CdmError, WidevineCdm
 from tests.conftest import tracks
 
 PERSISTENT = LicenseKind.PERSISTENT
@@ -147,9 +147,9 @@ async def test_attestation_evidence_from_another_request_is_refused(widevine, ma
 
 
 async def test_certificate_not_chained_to_the_root_is_refused(widevine, tmp_path, clock):
+    from device_emulator.device import Device, DeviceFlags
     from license_server.keygen import init_keys
     from license_server.keyring import load_keyring
-    from device_emulator.device import Device, DeviceFlags
 
     init_keys(tmp_path / "rogue", force=False, now=clock.now())  # a root nobody trusts
     rogue = load_keyring(tmp_path / "rogue")

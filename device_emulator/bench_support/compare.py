@@ -22,10 +22,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from device_emulator.bench import prepare_challenges
 from license_server.bench import fire, spawn_server
 from license_server.protocols import clearkey
-
-from device_emulator.bench import prepare_challenges
 
 
 def _hello() -> tuple[subprocess.Popen, str]:

@@ -28,8 +28,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from license_server.core.model import LicenseKind
 from device_emulator.errors import NotSupported
+from license_server.core.model import LicenseKind
 
 if TYPE_CHECKING:
     from device_emulator.device import Device

@@ -21,17 +21,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-from license_server.core.model import Hdcp, LicenseKind, Robustness
-from license_server.crypto import cenc
-from license_server.keyring import Keyring, load_keyring
-from license_server.protocols import clearkey as codec
 from device_emulator.cdm.base import Cdm, Outgoing, Persisted
 from device_emulator.device import Device
 from device_emulator.errors import CdmError, TeeError
 from device_emulator.tee import KeyInfo
+from license_server.core.model import Hdcp, LicenseKind, Robustness
+from license_server.crypto import cenc
+from license_server.keyring import Keyring, load_keyring
+from license_server.protocols import clearkey as codec
 
 SYSTEM = codec.SYSTEM
 CONTENT_TYPE = "application/json"

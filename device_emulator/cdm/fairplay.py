@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from device_emulator.cdm.base import Cdm, Link, Outgoing, Persisted
+from device_emulator.device import Device
+from device_emulator.errors import CdmError, TeeError
 from license_server import crypto
 from license_server.core.model import Evidence, Hdcp, LicenseKind
 from license_server.crypto import fairplay as fpcrypto
@@ -27,9 +30,6 @@ from license_server.protocols.fairplay import ckc as fp_ckc
 from license_server.protocols.fairplay import fields
 from license_server.protocols.fairplay.fields import Capability, EmuCapability, SecurityLevel
 from license_server.protocols.fairplay.tllv import Tag
-from device_emulator.cdm.base import Cdm, Link, Outgoing, Persisted
-from device_emulator.device import Device
-from device_emulator.errors import CdmError, TeeError
 
 if TYPE_CHECKING:
     from device_emulator.transport import HttpReply

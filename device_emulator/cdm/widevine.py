@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from device_emulator.cdm.base import Cdm, Link, Persisted
+from device_emulator.device import Device
+from device_emulator.errors import CdmError, TeeError
 from license_server import crypto
 from license_server.core.model import LicenseKind, RequestKind, SecurityLevel
 from license_server.errors import DrmError
@@ -15,9 +18,6 @@ from license_server.protocols.common import attestation_nonce
 from license_server.protocols.widevine import codec
 from license_server.protocols.widevine import license_protocol_pb2 as pb
 from license_server.protocols.widevine.certificates import CertificateError, CertType, verify_chain
-from device_emulator.cdm.base import Cdm, Link, Persisted
-from device_emulator.device import Device
-from device_emulator.errors import CdmError, TeeError
 
 __all__ = ["CdmError", "LoadedLicense", "PendingRequest", "SYSTEM", "WidevineCdm"]
 

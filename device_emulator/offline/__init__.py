@@ -31,10 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from license_server import dialects
 from device_emulator.errors import CdmError, NotSupported
 from device_emulator.media import Decryptor, tee_decryptor
 from device_emulator.tee import KeyInfo
+from license_server import dialects
 
 if TYPE_CHECKING:
     from device_emulator.device import Device
@@ -84,32 +84,32 @@ class OfflineAdapter:
     system: str = ""
     renewable = False
 
-    def load(self, device: "Device", lic: "StoredLicense") -> OfflineLicense:
+    def load(self, device: Device, lic: StoredLicense) -> OfflineLicense:
         """Re-verify a stored license in a TEE session; CdmError (LICENSE_NOT_BOUND, ...) if it does not load."""
         raise NotImplementedError
 
-    def wrap(self, device: "Device", native: Any, holder: Any) -> OfflineLicense:
+    def wrap(self, device: Device, native: Any, holder: Any) -> OfflineLicense:
         """The neutral view of a license the dialect's CDM just loaded (session owned by the caller)."""
         raise NotImplementedError
 
-    def destruction(self, device: "Device", lic: "StoredLicense", loaded: OfflineLicense | None,
+    def destruction(self, device: Device, lic: StoredLicense, loaded: OfflineLicense | None,
                     now: int) -> Destruction:
         raise NotImplementedError
 
-    def report_destruction(self, device: "Device", record: dict[str, Any], *, server: str, url: str,
+    def report_destruction(self, device: Device, record: dict[str, Any], *, server: str, url: str,
                            headers: dict[str, str] | None) -> Acknowledgement:
         """Raises TransportError if unreachable and CdmError (the server's code) if refused."""
         raise NotImplementedError
 
-    def renew(self, device: "Device", store: "LicenseStore", lic: "StoredLicense", loaded: OfflineLicense, *,
+    def renew(self, device: Device, store: LicenseStore, lic: StoredLicense, loaded: OfflineLicense, *,
               url: str, headers: dict[str, str] | None) -> dict[str, Any]:
         raise no_renewal(self.system)
 
-    def playback_report(self, device: "Device", loaded: OfflineLicense, *, start: int, stop: int) -> bytes | None:
+    def playback_report(self, device: Device, loaded: OfflineLicense, *, start: int, stop: int) -> bytes | None:
         """What to report at the end of a streaming playback (PlayReady Secure Stop); None: nothing."""
         return None
 
-    def report_playback(self, device: "Device", record: dict[str, Any], *, server: str, url: str,
+    def report_playback(self, device: Device, record: dict[str, Any], *, server: str, url: str,
                         headers: dict[str, str] | None) -> Acknowledgement:
         raise NotSupported("UNSUPPORTED_REQUEST", f"{self.system} has no end-of-playback report")
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from license_server.errors import DrmError
-from license_server.protocols import clearkey as codec
 from device_emulator import transport
 from device_emulator.cdm.clearkey import SYSTEM, ClearKeyCdm, LoadedLicense
 from device_emulator.device import Device
 from device_emulator.errors import CdmError
 from device_emulator.license_store import StoredLicense
 from device_emulator.offline import Acknowledgement, Destruction, OfflineAdapter, OfflineLicense
+from license_server.errors import DrmError
+from license_server.protocols import clearkey as codec
 
 
 class ClearKeyAdapter(OfflineAdapter):

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from license_server.errors import DrmError
-from license_server.protocols.fairplay import fields
 from device_emulator.acquire_fairplay import report_deleted
 from device_emulator.cdm.fairplay import SYSTEM, FairPlayCdm, LoadedKey
-from device_emulator.errors import CdmError
 from device_emulator.device import Device
+from device_emulator.errors import CdmError
 from device_emulator.license_store import StoredLicense
 from device_emulator.offline import Acknowledgement, Destruction, OfflineAdapter, OfflineLicense
+from license_server.errors import DrmError
+from license_server.protocols.fairplay import fields
 
 
 class FairPlayAdapter(OfflineAdapter):

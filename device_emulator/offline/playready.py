@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from license_server.protocols.playready import SYSTEM
 from device_emulator.acquire_playready import secure_delete, secure_stop
 from device_emulator.cdm.playready import LoadedLicense, PlayReadyCdm
-from device_emulator.errors import CdmError
 from device_emulator.device import Device
+from device_emulator.errors import CdmError
 from device_emulator.license_store import StoredLicense
 from device_emulator.offline import Acknowledgement, Destruction, OfflineAdapter, OfflineLicense
+from license_server.protocols.playready import SYSTEM
 
 
 class PlayReadyAdapter(OfflineAdapter):

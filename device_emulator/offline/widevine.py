@@ -12,8 +12,8 @@ from typing import Any
 
 from device_emulator import transport
 from device_emulator.cdm.widevine import SYSTEM, LoadedLicense, WidevineCdm
-from device_emulator.errors import CdmError
 from device_emulator.device import Device
+from device_emulator.errors import CdmError
 from device_emulator.license_store import LicenseStore, StoredLicense
 from device_emulator.offline import Acknowledgement, Destruction, OfflineAdapter, OfflineLicense
 

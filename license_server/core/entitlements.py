@@ -12,13 +12,13 @@ the store takes inside the grant's transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from license_server.core import lifecycle
 from license_server.core.lifecycle import State
 from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel, Track
-from license_server.core.ports import Holding, UsageRules, UsageSnapshot
 from license_server.core.policy import DEFAULT_TRACK_REQUIREMENTS, PolicyOverrides, TrackRequirement
+from license_server.core.ports import Holding, UsageRules, UsageSnapshot
 from license_server.errors import DrmError, ErrorCode
 from license_server.rights import Rights, TitleRights
 from license_server.tokens import TokenClaims, TrackRule
@@ -169,7 +169,7 @@ def usage_rules(rights: Rights, entitlement: Entitlement, device_id: str) -> Usa
 
 def month_start(now: int) -> int:
     """Start of the calendar month (UTC) that contains ``now``."""
-    day = datetime.fromtimestamp(now, tz=timezone.utc)
+    day = datetime.fromtimestamp(now, tz=UTC)
     return int(day.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
 
 

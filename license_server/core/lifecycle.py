@@ -14,8 +14,8 @@ other event is applied.
 
 from __future__ import annotations
 
-from enum import Enum
 from collections.abc import Mapping
+from enum import Enum
 
 from license_server.core.model import LicensePolicy
 from license_server.errors import DrmError, ErrorCode

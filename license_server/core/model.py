@@ -29,7 +29,7 @@ class Robustness(IntEnum):
     HW_SECURE_ALL = 5
 
     @classmethod
-    def of_level(cls, level: SecurityLevel) -> "Robustness":
+    def of_level(cls, level: SecurityLevel) -> Robustness:
         """The strongest robustness a device of ``level`` can honour."""
         return cls.HW_SECURE_ALL if level is SecurityLevel.L1 else cls.SW_SECURE_CRYPTO
 
@@ -45,7 +45,7 @@ class Hdcp(IntEnum):
     V2_3 = 5
     NO_DIGITAL_OUTPUT = 0xFF
 
-    def satisfies(self, required: "Hdcp") -> bool:
+    def satisfies(self, required: Hdcp) -> bool:
         """A device with this output capability meets ``required``."""
         return self is Hdcp.NO_DIGITAL_OUTPUT or self >= required
 
@@ -182,7 +182,7 @@ class LicensePolicy:
         return value
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> "LicensePolicy":
+    def from_dict(cls, data: Mapping[str, object]) -> LicensePolicy:
         """The typed policy from its stored JSON form (unknown keys are ignored, missing ones default)."""
         known = cls.__dataclass_fields__
         return cls(**{name: value for name, value in data.items() if name in known})  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from license_server.errors import DrmError
 
 def _typed_policy(record: object) -> None:
     """Read a stored JSON policy back into :class:`LicensePolicy` (frozen dataclass helper)."""
-    policy = getattr(record, "policy")
+    policy = record.policy
     if isinstance(policy, Mapping):
         object.__setattr__(record, "policy", LicensePolicy.from_dict(policy))
 

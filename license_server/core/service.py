@@ -16,16 +16,16 @@ Storage is the core's port (:class:`~license_server.core.ports.LicenseRepository
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from license_server import crypto
 from license_server.clock import Clock
-from license_server.core import attestation, entitlements, policy
+from license_server.core import attestation, entitlements, lifecycle, policy
 from license_server.core.attestation import AttestationRules, GenuineApp, ModelInfo, TrustAnchor
 from license_server.core.entitlements import Access, Entitlement
-from license_server.core import lifecycle
 from license_server.core.freshness import skew_message
 from license_server.core.lifecycle import Event, State
 from license_server.core.model import Grant, LicenseChallenge, LicenseKind, LicensePolicy, VerifiedDevice

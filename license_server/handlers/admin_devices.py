@@ -18,7 +18,12 @@ from typing import Any
 from aiohttp import web
 
 from license_server.admin_models import (
-    DeviceDetail, DeviceList, DeviceSummary, Revocation, RevocationList, RevocationRequest,
+    DeviceDetail,
+    DeviceList,
+    DeviceSummary,
+    Revocation,
+    RevocationList,
+    RevocationRequest,
 )
 from license_server.core.attestation import Revocations
 from license_server.errors import DrmError, ErrorCode

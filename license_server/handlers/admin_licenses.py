@@ -16,7 +16,12 @@ from contextlib import closing
 from aiohttp import web
 
 from license_server.admin_models import (
-    AuditEntry, ForceExpire, LicenseDetail, LicenseList, LicenseQuery, LicenseSummary,
+    AuditEntry,
+    ForceExpire,
+    LicenseDetail,
+    LicenseList,
+    LicenseQuery,
+    LicenseSummary,
 )
 from license_server.core.lifecycle import Event, State, current_state, transition
 from license_server.core.ports import LicenseRecord

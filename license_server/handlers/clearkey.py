@@ -16,10 +16,10 @@ from aiohttp import web
 
 from license_server import crypto
 from license_server.core.model import Grant
-from license_server.protocols.cfg import parse_overrides
 from license_server.errors import ERROR_CODE_HEADER, DrmError
 from license_server.http import CLOCK, SERVICE, access_of, error_renderer, json_error, read_body
 from license_server.protocols import clearkey
+from license_server.protocols.cfg import parse_overrides
 
 log = logging.getLogger(__name__)
 

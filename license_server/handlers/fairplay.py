@@ -17,8 +17,8 @@ from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malfor
 from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
 from license_server.keyring import Keyring
 from license_server.protocols.fairplay import ckc, fields, spc
-from license_server.protocols.fairplay.transport import Answer, answer_shape, encode_answer, read_spc
 from license_server.protocols.fairplay import policy as fp_policy
+from license_server.protocols.fairplay.transport import Answer, answer_shape, encode_answer, read_spc
 from license_server.protocols.widevine.trust import WidevineTrust
 
 TRUST = web.AppKey("fairplay_trust", WidevineTrust)

@@ -35,7 +35,7 @@ def _data_view(system: str | None, data: bytes) -> Any:
             from license_server.inspect.playready import header_view
 
             return {"PlayReadyObject": {"wrmheader": header_view(header)}}
-    except Exception:  # noqa: BLE001 - undecodable data is shown raw below
+    except Exception:
         log.debug("pssh data of %s does not decode", system)
     try:
         return {"text": data.decode("utf-8")} if data.isascii() else {"hex": data.hex()}

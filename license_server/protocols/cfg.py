@@ -19,8 +19,7 @@ seconds.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 from license_server.core.model import SecurityLevel
 from license_server.core.policy import PolicyOverrides

@@ -152,7 +152,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
                       ".mpd": "application/dash+xml", ".m4s": "video/iso.segment", ".mp4": "video/mp4",
                       ".m3u8": "application/vnd.apple.mpegurl", ".js": "text/javascript"}
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args) -> None:
         pass
 
 

@@ -12,10 +12,9 @@ import json
 import os
 
 import pytest
+from conftest import CONTENT, KEYS
 
 from license_server.keyring import load_keyring
-
-from conftest import CONTENT, KEYS
 
 pytestmark = pytest.mark.skipif(os.environ.get("DRM_SKIP_BROWSER") == "1", reason="DRM_SKIP_BROWSER=1")
 

@@ -8,10 +8,22 @@ import pytest
 
 from license_server.core import attestation
 from license_server.core.attestation import (
-    AttestationRules, CertifiedKey, GenuineApp, ModelInfo, Revocations, attestation_nonce,
+    AttestationRules,
+    CertifiedKey,
+    GenuineApp,
+    ModelInfo,
+    Revocations,
+    attestation_nonce,
 )
 from license_server.core.model import (
-    DeviceClaims, Evidence, Hdcp, LicenseChallenge, LicenseKind, PlatformVerification, RequestKind, SecurityLevel,
+    DeviceClaims,
+    Evidence,
+    Hdcp,
+    LicenseChallenge,
+    LicenseKind,
+    PlatformVerification,
+    RequestKind,
+    SecurityLevel,
 )
 from license_server.errors import DrmError, ErrorCode
 

@@ -6,8 +6,16 @@ import pytest
 
 from license_server.core import policy
 from license_server.core.model import (
-    Hdcp, LicenseChallenge, LicenseKind, LicensePolicy, PlatformVerification, RequestKind, Robustness, SecurityLevel,
-    Track, VerifiedDevice,
+    Hdcp,
+    LicenseChallenge,
+    LicenseKind,
+    LicensePolicy,
+    PlatformVerification,
+    RequestKind,
+    Robustness,
+    SecurityLevel,
+    Track,
+    VerifiedDevice,
 )
 from license_server.core.policy import PolicyOverrides, TrackRequirement
 from license_server.errors import DrmError, ErrorCode

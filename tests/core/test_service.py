@@ -17,11 +17,26 @@ from license_server.core import entitlements
 from license_server.core.attestation import AttestationRules, CertifiedKey, ModelInfo, attestation_nonce
 from license_server.core.entitlements import DEVELOPMENT_DEFAULT, Entitlement
 from license_server.core.model import (
-    DeviceClaims, Evidence, Grant, Hdcp, LicenseChallenge, LicenseKind, LicensePolicy, RequestKind, SecurityLevel,
+    DeviceClaims,
+    Evidence,
+    Grant,
+    Hdcp,
+    LicenseChallenge,
+    LicenseKind,
+    LicensePolicy,
+    RequestKind,
+    SecurityLevel,
 )
 from license_server.core.policy import PolicyOverrides
 from license_server.core.ports import (
-    DownloadRecord, Holder, Holding, LicenseRecord, LicenseRepository, TokenSpend, UsageRules, UsageSnapshot,
+    DownloadRecord,
+    Holder,
+    Holding,
+    LicenseRecord,
+    LicenseRepository,
+    TokenSpend,
+    UsageRules,
+    UsageSnapshot,
 )
 from license_server.core.service import DeviceReport, LicenseService, ReportKind
 from license_server.errors import DrmError, ErrorCode

@@ -8,10 +8,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from license_server.core.model import LicenseKind
 from device_emulator.cdm.fairplay import FairPlayCdm, LoadedKey, PendingSpc, decode_answer
 from device_emulator.cdm.widevine import CdmError
 from device_emulator.device import Device
+from license_server.core.model import LicenseKind
 
 
 class FairPlayExchange:

@@ -4,6 +4,8 @@ import base64
 
 import pytest
 
+from device_emulator.cdm.fairplay import FairPlayCdm, decode_answer
+from device_emulator.cdm.widevine import CdmError
 from license_server import crypto
 from license_server.core.model import Grant, Hdcp, LicenseKind, LicensePolicy, Robustness, Track, TrackKey
 from license_server.crypto import fairplay as fpcrypto
@@ -12,8 +14,6 @@ from license_server.protocols.common import attestation_nonce
 from license_server.protocols.fairplay import ckc, fields, spc
 from license_server.protocols.fairplay.policy import TRACK_REQUIREMENTS
 from license_server.protocols.fairplay.tllv import Tag
-from device_emulator.cdm.fairplay import FairPlayCdm, decode_answer
-from device_emulator.cdm.widevine import CdmError
 from tests.conftest import START
 
 

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
+from device_emulator.cdm.fairplay import FairPlayCdm, decode_answer
+from device_emulator.cdm.widevine import CdmError
 from license_server.core.model import Hdcp, LicenseKind
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.protocols.fairplay import fields
-from device_emulator.cdm.fairplay import FairPlayCdm, decode_answer
-from device_emulator.cdm.widevine import CdmError
 from tests.fairplay.conftest import track_names
 
 PERSISTENT = LicenseKind.PERSISTENT

@@ -1,14 +1,13 @@
 """Bad input to /fairplay/license: a clear FairPlay-shaped 4xx with a stable code, nothing stored."""
 
 import base64
-import json
 import struct
 
 import pytest
 
+from device_emulator.cdm.fairplay import FairPlayCdm
 from license_server.crypto import fairplay as fpcrypto
 from license_server.errors import ERROR_CODE_HEADER
-from device_emulator.cdm.fairplay import FairPlayCdm
 
 
 async def post(client, data, content_type="application/octet-stream", query=""):

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
+from device_emulator.acquire import acquire
+from device_emulator.acquire_fairplay import acquire_fairplay, report_deleted
+from device_emulator.cdm.fairplay import FairPlayCdm
+from device_emulator.cdm.widevine import CdmError
+from device_emulator.license_store import LicenseStore
 from license_server.core.model import Hdcp, LicenseKind
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.protocols.fairplay import fields
-from device_emulator.acquire import acquire
-from device_emulator.acquire_fairplay import acquire_fairplay, report_deleted
-from device_emulator.cdm.fairplay import FairPlayCdm, decode_answer
-from device_emulator.cdm.widevine import CdmError
-from device_emulator.license_store import LicenseStore
 from tests.conftest import START
 
 PERSISTENT = LicenseKind.PERSISTENT

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from license_server.core.model import LicenseKind
-from license_server.protocols.playready import PROTOCOLS_NS, faults
 from device_emulator.cdm.playready import LoadedLicense, PendingLicense, PendingReport, PlayReadyCdm
 from device_emulator.cdm.widevine import CdmError
 from device_emulator.device import Device
+from license_server.core.model import LicenseKind
+from license_server.protocols.playready import PROTOCOLS_NS, faults
 
 PATH = "/playready/rightsmanager.asmx"
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import re
 
+from device_emulator.cdm.playready import PlayReadyCdm
+from device_emulator.cdm.widevine import CdmError
 from license_server import crypto
 from license_server.core.model import LicenseKind
 from license_server.crypto import elgamal
 from license_server.protocols.playready import SL150, SL2000, SL3000, challenge, soap, xmr
-from device_emulator.cdm.playready import PlayReadyCdm
-from device_emulator.cdm.widevine import CdmError
 
 PERSISTENT = LicenseKind.PERSISTENT
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
+from device_emulator.cdm.widevine import CdmError
 from license_server.core.model import LicenseKind
 from license_server.protocols.playready import reports, soap
-from device_emulator.cdm.widevine import CdmError
 
 PERSISTENT = LicenseKind.PERSISTENT
 

@@ -346,8 +346,8 @@ def test_readme_documents_every_playready_cfg_key_with_an_example():
 
 def test_a_software_security_level_in_cfg_lets_an_unattested_client_persist():
     """sl:150/sl:2000 name a software level as enough; sl:3000 and no sl keep the default refusal."""
-    from license_server.core.policy import check_unattested
     from license_server.core.model import LicenseKind
+    from license_server.core.policy import check_unattested
     from license_server.errors import DrmError
 
     assert testcfg.parse_cfg("(persist:true,sl:2000)", now=0).overrides(0).unattested_persistence is True

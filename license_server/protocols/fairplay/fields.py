@@ -110,7 +110,7 @@ class Capabilities:
         return struct.pack(">QQ", int(self.emu), int(self.flags))
 
     @classmethod
-    def decode(cls, value: bytes) -> "Capabilities":
+    def decode(cls, value: bytes) -> Capabilities:
         high, low = _unpack(">QQ", value, "capabilities")
         return cls(Capability(low & 0x3F), EmuCapability(high & 0x3))
 
@@ -127,7 +127,7 @@ class MediaPlaybackState:
         return struct.pack(">IIQ", self.date, self.state, self.playback_id)
 
     @classmethod
-    def decode(cls, value: bytes) -> "MediaPlaybackState":
+    def decode(cls, value: bytes) -> MediaPlaybackState:
         return cls(*_unpack(">IIQ", value, "media playback state"))
 
 
@@ -141,7 +141,7 @@ class KeyDuration:
         return struct.pack(">IIII", self.lease, self.rental, int(self.type), KEY_DURATION_RESERVED)
 
     @classmethod
-    def decode(cls, value: bytes) -> "KeyDuration":
+    def decode(cls, value: bytes) -> KeyDuration:
         lease, rental, kind, _ = _unpack(">IIII", value, "key duration")
         try:
             return cls(lease, rental, KeyDurationType(kind))
@@ -162,7 +162,7 @@ class OfflineKey:
                            self.playback_duration)
 
     @classmethod
-    def decode(cls, value: bytes) -> "OfflineKey":
+    def decode(cls, value: bytes) -> OfflineKey:
         version, _, content_id, storage, playback = _unpack(">II16sII", value[:32], "offline key")
         if version not in (1, 2):
             raise malformed(f"offline key version {version} is not supported")
@@ -209,7 +209,7 @@ class OfflineSync:
         return head + b"".join(self.deleted)
 
     @classmethod
-    def decode(cls, value: bytes) -> "OfflineSync":
+    def decode(cls, value: bytes) -> OfflineSync:
         _, _, challenge, flags, title, expiry, count = _unpack(">IIQQ16sII", value[:48], "offline sync")
         ids = value[48:]
         if len(ids) != 16 * count:
@@ -254,7 +254,7 @@ class ContentKeyEntry:
                            int(self.security_level), self.iv, self.encrypted_key)
 
     @classmethod
-    def decode(cls, value: bytes) -> "ContentKeyEntry":
+    def decode(cls, value: bytes) -> ContentKeyEntry:
         kid, track, hdcp, level, iv, key = _unpack(">16sB7xQQ16s16s", value, "content key entry")
         if track not in _TRACK_BY_CODE:
             raise malformed(f"content key entry: unknown track code {track}")
@@ -278,7 +278,7 @@ class LicenseInfo:
                            verification)
 
     @classmethod
-    def decode(cls, value: bytes) -> "LicenseInfo":
+    def decode(cls, value: bytes) -> LicenseInfo:
         lid, issued, version, kind, verification = _unpack(">16sQIBB2x", value, "license info")
         by_code = {v: k for k, v in _VERIFICATION_CODES.items()}
         return cls(lid, issued, version, LicenseKind.PERSISTENT if kind else LicenseKind.TEMPORARY,
@@ -353,7 +353,7 @@ class DestructionRecord:
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
-    def decode(cls, value: bytes) -> "DestructionRecord":
+    def decode(cls, value: bytes) -> DestructionRecord:
         what = "destruction record"
         doc = _json(value, what)
         ids = _field(doc, "license_ids", list, what)
@@ -377,7 +377,7 @@ class InvalidationAck:
                           separators=(",", ":")).encode()
 
     @classmethod
-    def decode(cls, value: bytes) -> "InvalidationAck":
+    def decode(cls, value: bytes) -> InvalidationAck:
         doc = _json(value, "invalidation acknowledgement")
         released = _field(doc, "released", list, "invalidation acknowledgement")
         not_found = _field(doc, "not_found", list, "invalidation acknowledgement")

@@ -15,8 +15,8 @@ evidence, certificate chain and destruction records are covered.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from license_server import crypto
 from license_server.core.model import DeviceClaims, Hdcp, LicenseChallenge, LicenseKind, RequestKind

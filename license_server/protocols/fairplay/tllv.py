@@ -15,9 +15,9 @@ malformed framing raises ``MALFORMED_CHALLENGE`` with the offset and the reason.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Iterable
 
 from license_server import crypto
 from license_server.errors import malformed

@@ -94,7 +94,7 @@ def build_fault(error: DrmError, *, actor: str = "") -> bytes:
         f"<detail><Exception><StatusCode>0x{status:08x}</StatusCode>"
         f"<EmulatorErrorCode>{e(error.code.value)}</EmulatorErrorCode></Exception></detail>"
         "</soap:Fault></soap:Body></soap:Envelope>"
-    ).encode("utf-8")
+    ).encode()
 
 
 @dataclass(frozen=True)

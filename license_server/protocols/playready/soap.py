@@ -18,7 +18,11 @@ from license_server import crypto
 from license_server.core.model import Evidence
 from license_server.errors import malformed
 from license_server.protocols.playready import (
-    MAX_BODY_BYTES, MESSAGES_NS, PROTOCOLS_NS, SOAP_ENV_NS, xmlsafe,
+    MAX_BODY_BYTES,
+    MESSAGES_NS,
+    PROTOCOLS_NS,
+    SOAP_ENV_NS,
+    xmlsafe,
 )
 from license_server.protocols.playready.xmlsafe import Element
 
@@ -34,7 +38,7 @@ def envelope(body_xml: str) -> bytes:
     return ('<?xml version="1.0" encoding="utf-8"?>'
             f'<soap:Envelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
             f'xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:soap="{SOAP_ENV_NS}">'
-            f"<soap:Body>{body_xml}</soap:Body></soap:Envelope>").encode("utf-8")
+            f"<soap:Body>{body_xml}</soap:Body></soap:Envelope>").encode()
 
 
 def signed_request(action: str, signed_xml: str, signature: bytes) -> bytes:

@@ -14,7 +14,7 @@ import binascii
 import re
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from license_server.core.model import Hdcp, SecurityLevel, Track
 from license_server.core.policy import DEFAULT_TRACK_REQUIREMENTS, PolicyOverrides, TrackRequirement
@@ -92,7 +92,7 @@ def parse_date(key: str, value: str) -> int:
         raise CfgError(f"cfg: key {key!r} needs a date yyyymmdd[hhmmss] (GMT), not {value!r}", key=key)
     fmt = "%Y%m%d%H%M%S" if len(value) == 14 else "%Y%m%d"
     try:
-        return int(datetime.strptime(value, fmt).replace(tzinfo=timezone.utc).timestamp())
+        return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp())
     except ValueError as exc:
         raise CfgError(f"cfg: key {key!r}: {value!r} is not a valid date", key=key) from exc
 
