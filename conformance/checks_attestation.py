@@ -10,7 +10,16 @@ from __future__ import annotations
 from conformance import checks_widevine  # noqa: F401  (registers SEC-002 before the generic implementation below)
 from conformance import references as ref
 from conformance.catalog import CLEARKEY_NO_IDENTITY, DEVICE_SYSTEMS, SYSTEMS, Context, Outcome, check, implements
-from conformance.dialects import CONTENT, PERSISTENT, STREAM_ONLY, TEMPORARY, Attempt, dialect, make_device
+from conformance.dialects import (
+    CONTENT,
+    PERSISTENT,
+    STREAM_ONLY,
+    TEMPORARY,
+    Attempt,
+    PlayReadyDialect,
+    dialect,
+    make_device,
+)
 from conformance.target import revoked
 from license_server.core.model import Hdcp, Robustness
 
@@ -39,7 +48,7 @@ def expect_refusal(ctx: Context, attempt: Attempt, device, code: str) -> Outcome
 
 
 def _flagged(ctx: Context, code: str, **flags: bool) -> Outcome:
-    device = make_device(ctx, "L1", **flags)
+    device = make_device(ctx, "L1", hdcp=Hdcp.V2_2, model=None, **flags)  # the defaults, named so only flags remain
     return expect_refusal(ctx, dialect(ctx).acquire(ctx, device), device, code)
 
 # ----------------------------------------------------------------- attestation
@@ -87,7 +96,7 @@ def rogue_chain_refused(ctx: Context) -> Outcome:
     rogue = load_keyring(rogue_dir)
     device = make_device(ctx, "L1", keyring=rogue)
     client = dialect(ctx)
-    cdm = client.cdm(ctx, device, keyring=rogue) if ctx.system == "playready" else None
+    cdm = client.cdm(ctx, device, keyring=rogue) if isinstance(client, PlayReadyDialect) else None
     return expect_refusal(ctx, client.acquire(ctx, device, cdm=cdm), device, "CERTIFICATE_INVALID")
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import re
 import struct
+from typing import Any
 
 from conformance import checks_attestation, checks_lifecycle, checks_widevine  # noqa: F401  (registered first)
 from conformance.catalog import Context, Outcome, implements
@@ -50,7 +51,7 @@ def replayed_challenge(ctx: Context) -> Outcome:
     cdm = client.cdm(ctx, device)
     body = cdm.build_spc(CONTENT).body if ctx.system == "fairplay" else cdm.build_challenge(CONTENT, TEMPORARY).body
     first, second = client.post(ctx, body), client.post(ctx, body)
-    evidence = {"first": _wire(ctx, first, "fresh signed challenge", len(body)),
+    evidence: dict[str, Any] = {"first": _wire(ctx, first, "fresh signed challenge", len(body)),
                 "second": _wire(ctx, second, "the same challenge again", len(body))}
     if first.status != 200:
         evidence["expected"] = "first 200"
@@ -193,6 +194,8 @@ def copied_license(ctx: Context) -> Outcome:
         stored = store.get(result.key_set_id)
     finally:
         store.close()
+    if stored is None:
+        return Outcome.failed("the owner's device did not keep the persistent license", **evidence)
     evidence["copy"] = {"expected": "LICENSE_NOT_BOUND"}
     try:
         if ctx.system == "fairplay":
@@ -228,10 +231,11 @@ def modified_license(ctx: Context) -> Outcome:
     if ctx.system == "fairplay":
         pending = cdm.build_spc(CONTENT)
         reply = client.post(ctx, pending.body)
-        tampered, what = bytearray(reply.body), "one byte of the CKC payload flipped"
+        flipped, what = bytearray(reply.body), "one byte of the CKC payload flipped"
         if reply.status == 200:
-            tampered[-40] ^= 0x01
-        load = lambda: cdm.process_ckc(pending, bytes(tampered))  # noqa: E731
+            flipped[-40] ^= 0x01
+        tampered = bytes(flipped)
+        load = lambda: cdm.process_ckc(pending, tampered)  # noqa: E731
     else:
         from license_server.protocols.playready import soap
 
@@ -272,9 +276,9 @@ def server_marks_released_fairplay(ctx: Context) -> Outcome:
                      headers=default_headers(ctx))
     evidence = {"acquire": {"status": result.status, "error": result.error, "license_id": result.license_id},
                 "expected": [{"released": [result.license_id]}, {"released": [result.license_id]}]}
-    if result.status != "granted":
+    if result.status != "granted" or not result.license_id:
         return Outcome.failed("the persistent key was refused", **evidence)
-    acks = []
+    acks: list[dict[str, Any]] = []
     for _ in range(2):
         try:
             ack = report_deleted(device, server=ctx.server, license_ids=[result.license_id], content_id=CONTENT,

@@ -109,7 +109,7 @@ class Dialect:
 
     def refusal_status(self, code: str) -> int:
         """The HTTP status a refusal with stable ``code`` has in this dialect."""
-        return ErrorCode(code).status
+        return ErrorCode[code].status  # every member is named after its code
 
     def post(self, ctx: Context, body: bytes, *, query: str = "",
              headers: dict[str, str] | None = None) -> transport.HttpReply:
@@ -118,6 +118,15 @@ class Dialect:
     def acquire(self, ctx: Context, device: Device | None, content_id: str = CONTENT, kind: LicenseKind = TEMPORARY,
                 *, query: str = "", cdm: Any = None, headers: dict[str, str] | None = None) -> Attempt:
         """Request a license (extra request ``headers``, e.g. an entitlement token) and load the answer."""
+        raise NotImplementedError
+
+    def cdm(self, ctx: Context, device: Device, cls: Any = None) -> Any:
+        """The emulated CDM (of class ``cls``, default the dialect's own) checks build messages with."""
+        raise NotImplementedError(f"the {self.name} conformance client builds no CDM")
+
+    def complete(self, ctx: Context, device: Device, cdm: Any, pending: Any, *, query: str = "",
+                 headers: dict[str, str] | None = None) -> Attempt:
+        """Send an already built (possibly altered) challenge and load the answer."""
         raise NotImplementedError
 
 
@@ -135,7 +144,7 @@ class WidevineDialect(Dialect):
         return self.complete(ctx, device, cdm, cdm.build_challenge(content_id, kind, privacy=False), query=query,
                              headers=headers)
 
-    def complete(self, ctx: Context, device: Device, cdm, pending, *, query: str = "",
+    def complete(self, ctx: Context, device: Device, cdm: Any, pending: Any, *, query: str = "",
                  headers: dict[str, str] | None = None) -> Attempt:
         """Send an already built (possibly altered) challenge and load the answer."""
         reply = self.post(ctx, pending.body, query=query, headers=headers)
@@ -161,7 +170,7 @@ class FairPlayDialect(Dialect):
         return transport.post(self.url(ctx, query), body, headers={"Accept": "application/octet-stream",
                                                                    **self.headers(ctx, headers)})
 
-    def cdm(self, ctx: Context, device: Device, cls=None):
+    def cdm(self, ctx: Context, device: Device, cls: Any = None) -> Any:
         from device_emulator.acquire_fairplay import ensure_certificate
         from device_emulator.cdm.fairplay import FairPlayCdm
 
@@ -173,7 +182,7 @@ class FairPlayDialect(Dialect):
         cdm = cdm or self.cdm(ctx, device)
         return self.complete(ctx, device, cdm, cdm.build_spc(content_id, kind), query=query, headers=headers)
 
-    def complete(self, ctx: Context, device: Device, cdm, pending, *, query: str = "",
+    def complete(self, ctx: Context, device: Device, cdm: Any, pending: Any, *, query: str = "",
                  headers: dict[str, str] | None = None) -> Attempt:
         from device_emulator.cdm.fairplay import decode_answer
 
@@ -212,7 +221,7 @@ class PlayReadyDialect(Dialect):
 
         return post_soap(self.url(ctx, query), operation, body, self.headers(ctx, headers))
 
-    def cdm(self, ctx: Context, device: Device, cls=None, keyring=None):
+    def cdm(self, ctx: Context, device: Device, cls: Any = None, keyring: Any = None) -> Any:
         from device_emulator.cdm.playready import PlayReadyCdm
 
         if ctx.keyring.playready is None:
@@ -223,7 +232,7 @@ class PlayReadyDialect(Dialect):
         cdm = cdm or self.cdm(ctx, device)
         return self.complete(ctx, device, cdm, cdm.build_challenge(content_id, kind), query=query, headers=headers)
 
-    def complete(self, ctx: Context, device: Device, cdm, pending, *, query: str = "",
+    def complete(self, ctx: Context, device: Device, cdm: Any, pending: Any, *, query: str = "",
                  headers: dict[str, str] | None = None) -> Attempt:
         sent = pending.body
         reply = self.post(ctx, sent, query=query, headers=headers)

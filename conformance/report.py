@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from conformance.catalog import ERROR, FAILED, NOT_APPLICABLE, PASSED
-from conformance.runner import RunReport
+from conformance.catalog import ERROR, FAILED, NOT_APPLICABLE, PASSED, Check
+from conformance.runner import Result, RunReport
 from license_server import __version__, dialects
 
 COLOURS = {PASSED: "#2e7d32", FAILED: "#c62828", ERROR: "#6a1b9a", NOT_APPLICABLE: "#9e9e9e"}
@@ -19,7 +19,8 @@ def to_json(report: RunReport) -> dict:
     return {"tool": "drm-conformance", "version": __version__, "target": report.target,
             "started_at": report.started_at, "target_info": report.target_info,
             "capabilities": report.capabilities, "counts": report.counts(), "ok": report.ok,
-            "verdict": report.verdict, "skipped_critical": [f"{r.check.id}/{r.system}" for r in report.skipped_critical],
+            "verdict": report.verdict,
+            "skipped_critical": [f"{r.check.id}/{r.system}" for r in report.skipped_critical],
             "incomplete": report.incomplete_explanation() or None,
             "results": [r.as_dict() for r in report.results]}
 
@@ -57,7 +58,7 @@ dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{font-weig
 details{margin:4px 0;border-left:4px solid #ccc;padding-left:8px}summary{cursor:pointer}"""
 
 
-def _cell(r, check_id: str, system: str) -> str:
+def _cell(r: Result | None, check_id: str, system: str) -> str:
     e = html.escape
     if r is None:
         return f"<td class='none' data-check='{e(check_id)}' data-system='{e(system)}'>-</td>"
@@ -72,9 +73,11 @@ def to_html(report: RunReport) -> str:
     order = dialects.NAMES
     present = {r.system for r in report.results}
     systems = [s for s in order if s in present] + sorted(present - set(order))
-    by_check: dict[str, dict[str, object]] = {}
+    checks: dict[str, Check] = {}
+    by_check: dict[str, dict[str, Result]] = {}
     for r in report.results:
-        by_check.setdefault(r.check.id, {"check": r.check})[r.system] = r
+        checks.setdefault(r.check.id, r.check)
+        by_check.setdefault(r.check.id, {})[r.system] = r
     counts = report.counts()
     info = report.target_info
     facts = {"Target": report.target, "Server version": info.get("version", "?"),
@@ -99,9 +102,9 @@ def to_html(report: RunReport) -> str:
            + "".join(f"<th>{e(s)}</th>" for s in systems) + "</tr>"]
     family = None
     for check_id, row in by_check.items():
-        check = row["check"]
-        if check.family != family:  # type: ignore[attr-defined]
-            family = check.family  # type: ignore[attr-defined]
+        check = checks[check_id]
+        if check.family != family:
+            family = check.family
             out.append(f"<tr><th class='family' colspan='{3 + len(systems)}'>{e(family.capitalize())}</th></tr>")
         cells = "".join(_cell(row.get(s), check_id, s) for s in systems)
         out.append(f"<tr><td class='id'>{e(check_id)}</td><td>{e(check.severity)}</td><td>{e(check.title)}</td>"

@@ -76,7 +76,7 @@ def main(report: Path | None, spawn: bool, out: Path) -> None:
     if bool(report) == spawn:
         raise click.UsageError("give exactly one of --report FILE or --spawn")
     with tempfile.TemporaryDirectory(prefix="drm-conformance-shot-") as work:
-        if spawn:
+        if report is None:  # --spawn: make the report first
             from conformance.catalog import load_all
             from conformance.report import write_reports
             from conformance.runner import run_checks, spawned_server

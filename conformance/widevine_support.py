@@ -43,8 +43,8 @@ class Exchange:
                         "content_id": self.pending.content_id, "license_type": self.pending.kind.value},
             "response": {"status": self.reply.status, "error_code": self.reply.error_code,
                          "bytes": len(self.reply.body)},
-            "device_outcome": (f"granted license {self.outcome.license_id}" if self.granted
-                               else f"refused: {self.outcome.code}"),  # type: ignore[union-attr]
+            "device_outcome": (f"granted license {self.outcome.license_id}"
+                               if isinstance(self.outcome, LoadedLicense) else f"refused: {self.outcome.code}"),
         }
         if device is not None:
             ev["device"] = {"level": device.record.level, "model": device.record.model,

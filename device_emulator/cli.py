@@ -183,8 +183,8 @@ def licenses(device_dir: Path, as_json: bool) -> None:
         rows = [lic.public() for lic in store.all()]
     finally:
         store.close()
-    lines = [f"{r['key_set_id']}  {r.get('license_id') or '-'}  {r['system']:9} {r['content_id']:14} {r['type']:10} {r['state']:8} "
-             f"{','.join(k['track'] for k in r['keys'])}" for r in rows]
+    lines = [f"{r['key_set_id']}  {r.get('license_id') or '-'}  {r['system']:9} {r['content_id']:14} "
+             f"{r['type']:10} {r['state']:8} {','.join(k['track'] for k in r['keys'])}" for r in rows]
     emit(rows, as_json, "\n".join(lines) or "no stored licenses")
 
 

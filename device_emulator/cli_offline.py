@@ -170,7 +170,8 @@ def _destinations(report: lifecycle.SyncReport | None) -> str:
 def sync(device_dir: Path, server: str, token: str | None, region: str | None, as_json: bool) -> None:
     """Re-sync trusted time, send pending destruction reports (until acknowledged) and due renewals."""
     try:
-        report = lifecycle.sync(load_device(device_dir, as_json), server=server, headers=entitlement_headers(token, region))
+        report = lifecycle.sync(load_device(device_dir, as_json), server=server,
+                                headers=entitlement_headers(token, region))
     except TransportError as exc:
         fail(str(exc), as_json=as_json)
     except lifecycle.LifecycleError as exc:

@@ -290,8 +290,8 @@ def _fetch(url: str, target: Path, size: int, on_progress: Callable[[int], None]
             response = urllib.request.urlopen(request, timeout=60)
         except urllib.error.HTTPError as exc:
             code, message = _error(exc.read(), exc.headers.get(ERROR_CODE_HEADER), exc.code)
-            raise DownloadRefused(code, f"{target.name}: {message}") if exc.code < 500 else \
-                DownloadError(f"{target.name}: {code}: {message}")
+            raise (DownloadRefused(code, f"{target.name}: {message}") if exc.code < 500
+                   else DownloadError(f"{target.name}: {code}: {message}")) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise TransportError(f"cannot reach {url.split('?')[0]}: {getattr(exc, 'reason', exc)}") from exc
         with response:

@@ -10,9 +10,10 @@ device's store does not load there.
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 from license_server.sqlite_support import connect, migrate, transaction
 
@@ -96,7 +97,7 @@ class LicenseStore:
     def close(self) -> None:
         self.db.conn.close()
 
-    def transaction(self) -> ContextManager[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         return transaction(self.db)
 
     def _migrate(self) -> None:

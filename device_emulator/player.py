@@ -56,7 +56,9 @@ def viewer_message(seconds_left: int, *, played: bool) -> str:
     if played:
         return f"Expires in {remaining_text(seconds_left)}"
     text = remaining_text(seconds_left)
-    return "Available for less than a minute" if text.startswith("less") else f"Available for {text.replace(' ', ' more ', 1)}"
+    if text.startswith("less"):
+        return "Available for less than a minute"
+    return f"Available for {text.replace(' ', ' more ', 1)}"
 
 
 # A device clock may run a little behind the server's: a license that starts up to this
@@ -103,14 +105,14 @@ def decide(
     if now + CLOCK_SKEW_TOLERANCE < license_start or now < (not_before or 0):
         return refused("NOT_YET_VALID", "usable-in-future", "Not available yet")
     found = deadlines(policy, license_start, first_played_at if first_played_at is not None else None)
+    clock: str | None = None
+    expires_at: int | None = None
     if found:
         clock, expires_at = min(found.items(), key=lambda item: (item[1], item[0] != "playback"))
-    else:
-        clock, expires_at = None, None
-    if expires_at is not None and now >= expires_at:
-        reason = {"storage": "STORAGE_WINDOW_EXPIRED", "playback": "PLAYBACK_WINDOW_EXPIRED",
-                  "license": "LICENSE_EXPIRED"}[clock]
-        return refused(reason, "expired", "This download has expired", expires_at, clock)
+        if now >= expires_at:
+            reason = {"storage": "STORAGE_WINDOW_EXPIRED", "playback": "PLAYBACK_WINDOW_EXPIRED",
+                      "license": "LICENSE_EXPIRED"}[clock]
+            return refused(reason, "expired", "This download has expired", expires_at, clock)
     statuses = {k: ("output-restricted" if k in restricted_kids else "usable") for k in kids}
     if all(status == "output-restricted" for status in statuses.values()):
         return PlaybackDecision("refused", "OUTPUT_RESTRICTED", expires_at, clock,

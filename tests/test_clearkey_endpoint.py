@@ -24,7 +24,8 @@ def key_of(keyring, content_id: str, track: str) -> bytes:
 
 async def post(client, payload, **headers):
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    response = await client.post(URL, data=data, headers={"Origin": ORIGIN, "Content-Type": "application/json", **headers})
+    response = await client.post(URL, data=data,
+                                 headers={"Origin": ORIGIN, "Content-Type": "application/json", **headers})
     return response, await response.read()
 
 

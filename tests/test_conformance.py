@@ -115,7 +115,7 @@ def test_spawned_server_passes_every_applicable_check_and_reports_agree(tmp_path
     for check_id in ("OFF-001", "OFF-005", "OFF-006", "DES-003", "DES-004", "DES-006", "LIC-005"):
         assert statuses[(check_id, "widevine")] == "passed"
     assert statuses[("ATT-001", "clearkey")] == "not_applicable"
-    assert {statuses[("ROB-00%d" % n, d)] for n in range(1, 5) for d in (*DEVICE_DIALECTS, "clearkey")} == {"passed"}
+    assert {statuses[(f"ROB-00{n}", d)] for n in range(1, 5) for d in (*DEVICE_DIALECTS, "clearkey")} == {"passed"}
 
 
 def test_the_suite_fails_against_a_server_that_lets_compromised_devices_through(server_process, tmp_path):

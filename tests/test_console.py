@@ -86,7 +86,8 @@ async def test_devices_clock_conformance_and_inspector_pages(admin, make_device)
 
 
 def test_clock_skew_is_explained_in_days():
-    explanation, fix = explain("REPLAYED_CHALLENGE", "challenge time is -1814400 s from the server clock (window ±300 s)")
+    explanation, fix = explain("REPLAYED_CHALLENGE",
+                               "challenge time is -1814400 s from the server clock (window ±300 s)")
     assert explanation == "device clock 21 days ahead of the server" and "device-emulator sync" in fix
     assert explain("DEVICE_ROOTED")[0] == EXPLANATIONS[ErrorCode.DEVICE_ROOTED][0]
     assert explain("NO_SUCH_CODE")[0] == "unknown code"

@@ -156,7 +156,8 @@ async def test_reused_single_use_token_is_refused(widevine, make_device, store) 
     assert store.licenses()[0].token_jti == "order-42"
 
 
-async def test_used_token_ids_survive_a_restart(tmp_path, keyring, clock, aiohttp_client, make_device, settings) -> None:
+async def test_used_token_ids_survive_a_restart(tmp_path, keyring, clock, aiohttp_client, make_device,
+                                                settings) -> None:
     from license_server.app import create_app
     from license_server.store import Store
     from tests.conftest import WidevineExchange

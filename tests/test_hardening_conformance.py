@@ -37,7 +37,8 @@ def test_verdicts():
 def test_stale_admin_token_is_incomplete_and_allow_incomplete_opts_out(server_process, tmp_path):
     server = server_process("--test-clock")
     stale = conformance("run", "--server", server.url, "--admin-token", "stale-token-" + "0" * 20,
-                        "--systems", "widevine", "--only", "ATT-008,ROB-001", "--quiet", "--report", str(tmp_path / "r"))
+                        "--systems", "widevine", "--only", "ATT-008,ROB-001", "--quiet",
+                        "--report", str(tmp_path / "r"))
     assert stale.returncode == 3, stale.stdout + stale.stderr
     assert "INCOMPLETE" in stale.stdout and "ATT-008/widevine" in stale.stderr and "admin token" in stale.stderr
     doc = json.loads((tmp_path / "r" / "report.json").read_text())

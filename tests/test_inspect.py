@@ -291,7 +291,8 @@ def test_playready_reports_and_their_answers(device, keyring, context, kind):
         operation = reports.SECURE_DELETE
     document = look(pending.body, context)
     assert document["format"] == f"playready.{kind}" and document["fields"]["license_id"] == license_id
-    assert document["fields"]["kids"] == [kid.hex()] and document["fields"]["certificate_chain"]["certificates"][0]["certificate_type"] == "DEVICE (2)"
+    assert document["fields"]["kids"] == [kid.hex()]
+    assert document["fields"]["certificate_chain"]["certificates"][0]["certificate_type"] == "DEVICE (2)"
     answer = reports.build_answer(reports.ReportAnswer(operation, license_id, b"n" * 16, "recorded"))
     decoded = look(answer, context)
     assert decoded["format"] == f"playready.{kind}_answer" and decoded["fields"]["status"] == "recorded"

@@ -72,9 +72,11 @@ async def test_inspect_is_guarded_and_validates_its_input(admin):
     for bad in ({"data": 3}, {"nothing": "x"}, {"data": "CAQ=", "dry_run": "yes"}):
         status, _, doc = await call(admin, "POST", "/admin/inspect", bad)
         assert status == 400 and doc["error"]["code"] == "ADMIN_REQUEST_INVALID"
-    status, _, doc = await call(admin, "POST", "/admin/inspect", b"{broken", headers={"Content-Type": "application/json"})
+    status, _, doc = await call(admin, "POST", "/admin/inspect", b"{broken",
+                                headers={"Content-Type": "application/json"})
     assert status == 400
-    status, _, doc = await call(admin, "POST", "/admin/inspect", b"", headers={"Content-Type": "application/octet-stream"})
+    status, _, doc = await call(admin, "POST", "/admin/inspect", b"",
+                                headers={"Content-Type": "application/octet-stream"})
     assert status == 400 and doc["error"]["code"] == "ADMIN_REQUEST_INVALID"
 
 

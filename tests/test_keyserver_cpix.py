@@ -192,7 +192,8 @@ REFUSALS = [
     ("no content id", speke_request(None), HEADERS, 422, "KEYSERVER_CPIX_CONTENT_ID_MISSING", "Missing CPIX@contentId"),
     ("no cpix version", speke_request(version=None), HEADERS, 422, "KEYSERVER_UNSUPPORTED_VERSION",
      "Missing CPIX@version"),
-    ("cpix 2.2", speke_request(version="2.2"), HEADERS, 422, "KEYSERVER_UNSUPPORTED_VERSION", "Unsupported CPIX@version"),
+    ("cpix 2.2", speke_request(version="2.2"), HEADERS, 422, "KEYSERVER_UNSUPPORTED_VERSION",
+     "Unsupported CPIX@version"),
     ("no scheme", speke_request(scheme=None), HEADERS, 422, "KEYSERVER_CPIX_INVALID",
      "Missing ContentKey@commonEncryptionScheme for KID"),
     ("unknown track", speke_request(tracks=("SD", "8K")), HEADERS, 422, "KEYSERVER_CPIX_INVALID", "intendedTrackType"),
@@ -214,7 +215,8 @@ async def test_speke_refusals(client, body, headers, status, code, message):
 
 
 async def test_mixed_schemes_are_refused(client):
-    body = speke_request(periods=(0,)).replace(b'commonEncryptionScheme="cenc"/>', b'commonEncryptionScheme="cbcs"/>', 1)
+    body = speke_request(periods=(0,)).replace(b'commonEncryptionScheme="cenc"/>',
+                                               b'commonEncryptionScheme="cbcs"/>', 1)
     response = await client.post("/cpix", data=body, headers=HEADERS)
     assert response.status == 422 and "Non compliant ContentKey@commonEncryptionScheme combination" in \
         await response.text()

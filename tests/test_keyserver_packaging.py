@@ -112,7 +112,7 @@ def output_kids(out: Path) -> set[bytes]:
         init, segments = rendition(out, kind)
         kids.update(rendition_kids(init.read_bytes(), [s.read_bytes() for s in segments]))
         for path in (init, *segments):
-            for system, listed, data in pssh_boxes(path.read_bytes()):
+            for system, _listed, data in pssh_boxes(path.read_bytes()):
                 if system == WIDEVINE:
                     kids.update(pb.WidevinePsshData.FromString(data).key_ids)
     return kids

@@ -140,8 +140,8 @@ async def test_a_keys_directory_without_a_seed_turns_the_key_service_off(aiohttp
     keys = tmp_path / "keys"
     shutil.copytree(KEYS, keys, ignore=shutil.ignore_patterns("keyserver"))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    client = await aiohttp_client(create_app(settings, store=store, keyring=dataclasses.replace(keyring, directory=keys),
-                                             clock=clock))
+    app = create_app(settings, store=store, keyring=dataclasses.replace(keyring, directory=keys), clock=clock)
+    client = await aiohttp_client(app)
     response = await client.post(URL, data=challenge(), headers={"Content-Type": "text/xml"})
     assert response.status == 404 and response.headers[ERROR_CODE_HEADER] == "KEYSERVER_NOT_CONFIGURED"
     response = await client.get("/cpix/pr-title")

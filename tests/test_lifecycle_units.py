@@ -34,7 +34,8 @@ def test_release_is_idempotent_and_expiry_is_time_driven():
 
 
 def test_cfg_overrides_parse_every_documented_key():
-    overrides = overrides_from_query({"cfg": "(persist:true,rental:2592000,playback:172800,renew:true,renewdelay:3600)"})
+    cfg = "(persist:true,rental:2592000,playback:172800,renew:true,renewdelay:3600)"
+    overrides = overrides_from_query({"cfg": cfg})
     assert overrides.persist is True and overrides.rental_duration == 2592000
     assert overrides.playback_duration == 172800 and overrides.can_renew and overrides.renewal_delay == 3600
     assert set(KEYS) >= {"persist", "rental", "playback", "license", "renew", "renewdelay", "renewretry",

@@ -331,7 +331,8 @@ async def test_traversal_is_refused_even_when_signed(client, signed, settings, t
         f"/media/{CONTENT}/cenc/%2e%2e/%2e%2e/%2e%2e/outside.txt": f"/media/{CONTENT}/cenc/../../../outside.txt",
         f"/media/{CONTENT}/cenc/..%2f..%2f..%2foutside.txt": f"/media/{CONTENT}/cenc/../../../outside.txt",
         f"/media/{CONTENT}/cenc/escape.m4s": f"/media/{CONTENT}/cenc/escape.m4s",
-        "/media//" + quote(str(tmp_path / "outside.txt").lstrip("/")): "/media//" + str(tmp_path / "outside.txt").lstrip("/"),
+        "/media//" + quote(str(tmp_path / "outside.txt").lstrip("/")):
+            "/media//" + str(tmp_path / "outside.txt").lstrip("/"),
         "/media/" + quote(str(tmp_path / "outside.txt"), safe=""): "/media/" + str(tmp_path / "outside.txt"),
         "/media/server-data/media-url-signing.key": "/media/server-data/media-url-signing.key",
     }

@@ -10,6 +10,7 @@ import json
 import threading
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,7 +184,8 @@ def test_two_servers_on_one_store_cannot_both_take_the_last_slot(server_process,
         barrier = threading.Barrier(2)
         results: list[str] = []
 
-        def race(device, server) -> None:
+        def race(device: Device, server: Any, *, barrier: threading.Barrier = barrier, value: str = value,
+                 results: list[str] = results) -> None:
             barrier.wait()
             outcome = acquire(device, server=server.url, content_id="demo-movie", kind=LicenseKind.PERSISTENT,
                               headers={"X-DRM-Token": value})

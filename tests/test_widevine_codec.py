@@ -12,8 +12,11 @@ def field_number(message, name: str) -> int:
 
 
 def test_public_field_numbers_and_enum_values():
-    assert [field_number(pb.SignedMessage, n) for n in ("type", "msg", "signature", "session_key", "remote_attestation")] == [1, 2, 3, 4, 5]
-    assert [field_number(pb.LicenseRequest, n) for n in ("client_id", "content_id", "type", "request_time", "protocol_version", "key_control_nonce", "encrypted_client_id")] == [1, 2, 3, 4, 6, 7, 8]
+    signed = ("type", "msg", "signature", "session_key", "remote_attestation")
+    assert [field_number(pb.SignedMessage, n) for n in signed] == [1, 2, 3, 4, 5]
+    request = ("client_id", "content_id", "type", "request_time", "protocol_version", "key_control_nonce",
+               "encrypted_client_id")
+    assert [field_number(pb.LicenseRequest, n) for n in request] == [1, 2, 3, 4, 6, 7, 8]
     policy = pb.License.Policy
     names = ["can_play", "can_persist", "can_renew", "rental_duration_seconds", "playback_duration_seconds",
              "license_duration_seconds", "renewal_recovery_duration_seconds", "renewal_server_url",

@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     from license_server.keyring import default_keys_dir, load_keyring
 
     keyring = load_keyring(default_keys_dir())
-    kids = [t.kid for t in keyring.catalog.title("demo-movie").tracks]
+    title = keyring.catalog.title("demo-movie")
+    if title is None:
+        parser.error("the keys directory has no demo-movie in its catalog")
+    kids = [t.kid for t in title.tracks]
     ck_body = clearkey.build_license_request(kids)
     with tempfile.TemporaryDirectory(prefix="drm-compare-") as tmp:
         work = Path(tmp)

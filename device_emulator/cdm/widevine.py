@@ -115,7 +115,8 @@ class WidevineCdm(Cdm):
         parsed = self._reply(reply)
         if parsed.type != pb.SignedMessage.SERVICE_CERTIFICATE:
             raise CdmError("UNEXPECTED_REPLY", "the server did not answer with a service certificate")
-        root = pb.DrmCertificate.FromString(pb.SignedDrmCertificate.FromString(self.device.trusted_root).drm_certificate)
+        signed_root = pb.SignedDrmCertificate.FromString(self.device.trusted_root)
+        root = pb.DrmCertificate.FromString(signed_root.drm_certificate)
         try:
             info = verify_chain(parsed.msg, root.public_key, now=self.device.now())
         except CertificateError as exc:
@@ -158,7 +159,8 @@ class WidevineCdm(Cdm):
         client.client_info.add(name="company_name", value="drm-license-emulator")
         client.client_info.add(name="model_name", value=self.device.record.model)
         client.client_info.add(name="security_level", value=self.device.level.value)
-        client.client_capabilities.max_hdcp_version = self.device.record.max_hdcp
+        hdcp = pb.ClientIdentification.ClientCapabilities.HdcpVersion.ValueType(self.device.record.max_hdcp)
+        client.client_capabilities.max_hdcp_version = hdcp
         client.client_capabilities.oem_crypto_api_version = 18 if self.device.level is SecurityLevel.L1 else 0
         return client
 

@@ -31,7 +31,8 @@ class FairPlayExchange:
             fields = {"spc": encoded, **({"assetId": asset_id} if asset_id else {})}
             data, ctype = urlencode(fields), "application/x-www-form-urlencoded"
         elif shape == "json":
-            data, ctype = json.dumps({"spc": encoded, **({"assetId": asset_id} if asset_id else {})}), "application/json"
+            doc = {"spc": encoded, **({"assetId": asset_id} if asset_id else {})}
+            data, ctype = json.dumps(doc), "application/json"
         else:
             data, ctype = spc, "application/octet-stream"
         response = await self.client.post("/fairplay/license" + query, data=data,
@@ -49,7 +50,8 @@ class FairPlayExchange:
         if status != 200:
             return status, headers, CdmError(headers.get("X-DRM-Error-Code", "?"), body.decode()), pending
         try:
-            outcome: LoadedKey | CdmError = cdm.process_ckc(pending, decode_answer(body, headers["Content-Type"].split(";")[0]))
+            ckc = decode_answer(body, headers["Content-Type"].split(";")[0])
+            outcome: LoadedKey | CdmError = cdm.process_ckc(pending, ckc)
         except CdmError as exc:
             outcome = exc
         return status, headers, outcome, pending

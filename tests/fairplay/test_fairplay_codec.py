@@ -120,7 +120,7 @@ def test_answer_shapes_decode_to_the_same_ckc():
     text = base64.b64encode(ckc_bytes).decode()
     assert decode_answer(f"<ckc>{text}</ckc>".encode(), "application/xml") == ckc_bytes
     assert decode_answer(text.encode(), "text/plain") == ckc_bytes
-    assert decode_answer(('{"ckc": "%s"}' % text).encode(), "application/json") == ckc_bytes
+    assert decode_answer(f'{{"ckc": "{text}"}}'.encode(), "application/json") == ckc_bytes
     assert decode_answer(ckc_bytes, "application/octet-stream") == ckc_bytes
     with pytest.raises(CdmError):
         decode_answer(b'{"code": "X"}', "application/json")

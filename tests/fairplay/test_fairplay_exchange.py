@@ -48,13 +48,15 @@ async def test_persistent_key_carries_the_offline_key_block(fairplay, make_devic
     assert offline.content_id.hex() == loaded.license_id
     assert loaded.contents.key_duration.type is fields.KeyDurationType.PERSISTENCE_AND_RENTAL
     policy = loaded.policy()
-    assert policy["can_persist"] and policy["rental_duration"] == 30 * 86400 and policy["playback_duration"] == 48 * 3600
+    assert policy["can_persist"]
+    assert policy["rental_duration"] == 30 * 86400 and policy["playback_duration"] == 48 * 3600
     assert store.license(loaded.license_id).kind == "persistent"
 
 
 @pytest.mark.parametrize("shape, content_type, unwrap", [
     ("raw", "text/plain", lambda body: base64.b64decode(body)),
-    ("form", "application/xml", lambda body: base64.b64decode(body.decode().removeprefix("<ckc>").removesuffix("</ckc>"))),
+    ("form", "application/xml",
+     lambda body: base64.b64decode(body.decode().removeprefix("<ckc>").removesuffix("</ckc>"))),
     ("json", "application/json", lambda body: base64.b64decode(json.loads(body)["ckc"])),
 ])
 async def test_each_transport_shape_gets_its_answer_shape(fairplay, make_device, shape, content_type, unwrap):
@@ -109,10 +111,12 @@ async def test_cfg_lease_rental_and_hdcp(fairplay, make_device):
 
 async def test_cfg_persist_with_storage_and_playback_windows(fairplay, make_device):
     device = make_device("L1")
-    status, _, loaded, _ = await fairplay.acquire(device, "demo-episode", query="?cfg=(persist:true,rental:86400,playback:3600)")
+    status, _, loaded, _ = await fairplay.acquire(device, "demo-episode",
+                                                  query="?cfg=(persist:true,rental:86400,playback:3600)")
     assert status == 200, loaded
     assert loaded.kind is PERSISTENT
-    assert (loaded.contents.offline_key.storage_duration, loaded.contents.offline_key.playback_duration) == (86400, 3600)
+    offline = loaded.contents.offline_key
+    assert (offline.storage_duration, offline.playback_duration) == (86400, 3600)
 
 
 # ---------------------------------------------------------------- refusals

@@ -80,7 +80,8 @@ def test_a_public_tag_twice_is_refused_but_our_repeatable_tags_are_not():
         Blocks(decode(data), what="SPC payload")
     assert "appears 2 times" in caught.value.message
     keys = encode_all([(Tag.EMU_CONTENT_KEY, b"a"), (Tag.EMU_CONTENT_KEY, b"b")])
-    assert len(Blocks(decode(keys), what="CKC", repeatable=frozenset({Tag.EMU_CONTENT_KEY})).all(Tag.EMU_CONTENT_KEY)) == 2
+    blocks = Blocks(decode(keys), what="CKC", repeatable=frozenset({Tag.EMU_CONTENT_KEY}))
+    assert len(blocks.all(Tag.EMU_CONTENT_KEY)) == 2
 
 
 def test_required_block_missing_and_wrong_size_are_refused():
