@@ -215,7 +215,8 @@ class FaultSpec(_Request):
             raise ValueError('"status" needs http_status')
         if self.count is None and self.duration is None:
             raise ValueError('give "count" (next N requests) or "duration" (a time window), or both')
-        if self.duration is not None and not 0 < self.window_seconds <= MAX_FAULT_WINDOW:
+        window = self.window_seconds
+        if window is not None and not 0 < window <= MAX_FAULT_WINDOW:
             raise ValueError(f"duration must be between 1 s and {MAX_FAULT_WINDOW} s")
         return self
 

@@ -69,14 +69,12 @@ async def error_middleware(
     except DrmError as error:
         return _RENDERERS.get(_dialect(request), json_error)(error)
     except web.HTTPRequestEntityTooLarge:
-        error = DrmError(ErrorCode.CHALLENGE_TOO_LARGE)
-        return _RENDERERS.get(_dialect(request), json_error)(error)
+        return _RENDERERS.get(_dialect(request), json_error)(DrmError(ErrorCode.CHALLENGE_TOO_LARGE))
     except web.HTTPException:
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        error = DrmError(ErrorCode.INTERNAL_ERROR)
-        return _RENDERERS.get(_dialect(request), json_error)(error)
+        return _RENDERERS.get(_dialect(request), json_error)(DrmError(ErrorCode.INTERNAL_ERROR))
 
 
 MODE_HEADER = "X-DRM-Mode"

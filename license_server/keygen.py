@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TypedDict
 
 from license_server import crypto
 from license_server.protocols.widevine.certificates import CertType, issue_certificate
@@ -17,7 +18,17 @@ from license_server.rights import RIGHTS_FILE, default_rights
 
 CONTENT_KEY_LABEL = b"drm-license-emulator PUBLIC TEST CONTENT KEY v1"
 
-MODELS = (
+
+class DeviceModel(TypedDict):
+    """One emulated device model the Widevine-style root signs."""
+
+    name: str
+    system_id: int
+    security_level: str
+    device_type: str
+
+
+MODELS: tuple[DeviceModel, ...] = (
     {"name": "emulated-phone-l1", "system_id": 7001, "security_level": "L1", "device_type": "mobile"},
     {"name": "emulated-tablet-l1", "system_id": 7002, "security_level": "L1", "device_type": "tablet"},
     {"name": "emulated-phone-l3", "system_id": 7101, "security_level": "L3", "device_type": "mobile"},

@@ -42,7 +42,7 @@ def rendition_kids(init: bytes, segments: list[bytes]) -> list[bytes]:
         if kind == b"tenc":
             kids.append(init[body + 8:body + 24])
     for segment in segments:
-        for kind, body, end in _boxes(segment):
+        for kind, body, _end in _boxes(segment):
             if kind == b"sgpd" and segment[body + 4:body + 8] == b"seig":
                 version = segment[body]
                 pos = body + 8 + (4 if version >= 1 else 0)

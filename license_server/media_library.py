@@ -82,7 +82,8 @@ class MediaLibrary:
         except (OSError, ValueError, ValidationError) as exc:
             raise DrmError(ErrorCode.MEDIA_NOT_PACKAGED, f"the {scheme} package of {content_id} is unreadable") from exc
         if package.content_id != content_id or package.scheme != scheme:
-            raise DrmError(ErrorCode.MEDIA_NOT_PACKAGED, f"the {scheme} package of {content_id} describes another title")
+            raise DrmError(ErrorCode.MEDIA_NOT_PACKAGED,
+                           f"the {scheme} package of {content_id} describes another title")
         return package
 
     def file_size(self, content_id: str, scheme: str, relative: str) -> int:

@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from license_server import __version__
 from license_server.admin_models import (
@@ -114,7 +114,7 @@ OPERATIONS: tuple[Operation, ...] = (
 @cache
 def build_document() -> dict[str, Any]:
     """The whole OpenAPI document, built once per process (treat it as read-only)."""
-    wanted: list[tuple[type[BaseModel], str]] = [(ErrorBody, "serialization")]
+    wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorBody, "serialization")]
     for op in OPERATIONS:
         wanted.append((op.response, "serialization"))
         if op.body is not None:

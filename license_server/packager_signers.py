@@ -81,7 +81,8 @@ def init_packager_keys(keys_dir: Path) -> list[Path]:
             "aes_key": WIDEVINE_TEST_AES_KEY, "aes_iv": WIDEVINE_TEST_AES_IV}, indent=2) + "\n",
         "rsa_test.json": json.dumps({
             "signer": "rsa_test",
-            "comment": "PUBLIC TEST CREDENTIALS: rsa_test.key.der (PKCS#1 DER, for --rsa_signing_key_path) is published.",
+            "comment": ("PUBLIC TEST CREDENTIALS: rsa_test.key.der (PKCS#1 DER, for --rsa_signing_key_path) "
+                        "is published."),
             "rsa_public_key": "rsa_test.pub.pem"}, indent=2) + "\n",
     }
     written = []

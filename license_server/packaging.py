@@ -197,7 +197,8 @@ class KeyServer:
 
 
 def packager_command(inputs: dict[Track, Path], *, keys: dict[Track, tuple[bytes, bytes]] | None,
-                     scheme: str, segment_seconds: int = SEGMENT_SECONDS, key_server: KeyServer | None = None) -> list[str]:
+                     scheme: str, segment_seconds: int = SEGMENT_SECONDS,
+                     key_server: KeyServer | None = None) -> list[str]:
     """Shaka Packager arguments; paths relative to the output directory (the working directory)."""
     command = [find_packager()]
     encrypted = keys is not None or key_server is not None

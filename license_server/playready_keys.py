@@ -19,8 +19,10 @@ SL150. Certificates are BCerts (:mod:`license_server.protocols.playready.certifi
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from license_server import crypto
 from license_server.core.model import SecurityLevel
@@ -66,7 +68,7 @@ class PlayReadyKeys:
     server_public_key: bytes = b""  # 65-byte point
 
 
-def model_table(widevine_models: tuple[dict, ...]) -> list[dict]:
+def model_table(widevine_models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """PlayReady models mirroring the Widevine-style ones, plus the SL150 test model."""
     table = [
         {"name": m["name"], "system_id": m["system_id"],
@@ -76,7 +78,7 @@ def model_table(widevine_models: tuple[dict, ...]) -> list[dict]:
     return table + [dict(TEST_MODEL)]
 
 
-def init_playready_keys(directory: Path, *, widevine_models: tuple[dict, ...], now: int) -> list[Path]:
+def init_playready_keys(directory: Path, *, widevine_models: Sequence[Mapping[str, Any]], now: int) -> list[Path]:
     (directory / "models").mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import sqlite_utils
 
@@ -86,7 +87,7 @@ class Store:
 
     # -------------------------------------------------------------- plumbing
 
-    def transaction(self) -> ContextManager[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """One atomic write: a transaction, or a savepoint inside a group-commit batch (:mod:`store_writer`)."""
         return savepoint(self.db) if self.in_batch else transaction(self.db)
 
@@ -341,7 +342,8 @@ class Store:
         """Licenses matching every given filter, oldest first, at most ``limit`` of them."""
         return list(self.iter_licenses(limit=limit, **filters))
 
-    def iter_licenses(self, *, limit: int | None = None, **filters: str | None) -> Iterator[LicenseRecord]:
+    def iter_licenses(self, *, limit: int | None = None,
+                      **filters: str | None) -> Generator[LicenseRecord, None, None]:
         """:meth:`licenses` lazily: rows are read as they are consumed (admin pages stop early)."""
         params = {k: v for k, v in filters.items() if k in _FILTERS and v is not None}
         # Only the most selective filter may use its index (the others are written "+column", which

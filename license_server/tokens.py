@@ -95,7 +95,8 @@ class TokenClaims(BaseModel):
     tracks: dict[Literal[TRACK_NAMES], TrackRule] = {}  # type: ignore[valid-type]
     regions: list[str] | None = Field(None, description="Regions the entitlement is valid in (ISO 3166 alpha-2).")
     region: str | None = Field(None, description="The viewer's region, as the backend determined it.")
-    device_cap: int | None = Field(None, ge=0, le=1_000_000, description="Overrides the tier's device cap for this account.")
+    device_cap: int | None = Field(None, ge=0, le=1_000_000,
+                                   description="Overrides the tier's device cap for this account.")
     jti: str | None = Field(None, min_length=1, max_length=128, description="Present: the token is single-use.")
     exp: int = Field(ge=0, le=MAX_NUMERIC_DATE)
     nbf: int | None = Field(None, ge=0, le=MAX_NUMERIC_DATE)

@@ -119,7 +119,8 @@ async def clock(request: web.Request) -> dict[str, Any]:
     clock_, now = request.app[CLOCK], request.app[CLOCK].now()
     book = request.app.get(FAULTS)
     faults = [plain(f) for f in book.active(now)] if book is not None else []
-    return {"now": now, "iso": to_iso(now), "controlled": hasattr(clock_, "advance") and request.app[SETTINGS].test_clock,
+    controlled = hasattr(clock_, "advance") and request.app[SETTINGS].test_clock
+    return {"now": now, "iso": to_iso(now), "controlled": controlled,
             "faults": faults, "dialects": NAMES, "codes": [c.value for c in ErrorCode]}
 
 
@@ -150,7 +151,8 @@ async def report(request: web.Request) -> dict[str, Any]:
     wanted = (base / name).resolve()
     if not wanted.is_relative_to(base.resolve()) or wanted not in {p.resolve() for p in report_files(base)}:
         raise web.HTTPNotFound()
-    return {"name": name, "html": wanted.suffix == ".html", "text": wanted.read_text(encoding="utf-8", errors="replace")}
+    return {"name": name, "html": wanted.suffix == ".html",
+            "text": wanted.read_text(encoding="utf-8", errors="replace")}
 
 
 @aiohttp_jinja2.template("inspector.html")
@@ -163,4 +165,5 @@ def setup(app: web.Application) -> None:
               ("licenses/{license_id}", license_page), ("devices", devices), ("clock", clock),
               ("conformance", conformance), ("conformance/report", report), ("inspector", inspector)]
     for path, handler in routes:
-        app.router.add_get(f"{PREFIX}/{path}", handler, name="console." + path.replace("/", ".").replace("{", "").replace("}", ""))
+        route_name = "console." + path.replace("/", ".").replace("{", "").replace("}", "")
+        app.router.add_get(f"{PREFIX}/{path}", handler, name=route_name)

@@ -29,7 +29,14 @@ from license_server.core.model import Grant, LicensePolicy
 from license_server.errors import DrmError
 
 
-def _typed_policy(record: object) -> None:
+class _HasPolicy(Protocol):
+    """A record carrying a policy (possibly still the stored JSON mapping)."""
+
+    @property
+    def policy(self) -> LicensePolicy | Mapping[str, Any]: ...
+
+
+def _typed_policy(record: _HasPolicy) -> None:
     """Read a stored JSON policy back into :class:`LicensePolicy` (frozen dataclass helper)."""
     policy = record.policy
     if isinstance(policy, Mapping):

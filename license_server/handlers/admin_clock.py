@@ -12,13 +12,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from license_server.admin_models import ClockChange, ClockState
-from license_server.clock import ClockRangeError, ControlledClock, from_iso, parse_duration, to_iso
+from license_server.clock import Clock, ClockRangeError, ControlledClock, from_iso, parse_duration, to_iso
 from license_server.errors import DrmError, ErrorCode
 from license_server.handlers.admin_common import body_model, invalid, reply
 from license_server.http import CLOCK, SETTINGS
 
 
-def _state(clock: ControlledClock) -> ClockState:
+def _state(clock: Clock) -> ClockState:
     now = clock.now()
     return ClockState(now=now, iso=to_iso(now) or "")
 
@@ -29,6 +29,8 @@ async def get_clock(request: web.Request) -> web.Response:
 
 async def move_clock(request: web.Request) -> web.Response:
     clock = request.app[CLOCK]
+    if not isinstance(clock, ControlledClock):  # setup() adds the route for a controlled clock only
+        raise web.HTTPNotFound()
     change = await body_model(request, ClockChange)
     try:
         if change.reset:

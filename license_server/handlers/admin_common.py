@@ -15,7 +15,7 @@ MAX_ADMIN_BODY = 64 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 
-def invalid(exc: ValidationError | ValueError, what: str) -> DrmError:
+def invalid(exc: ValidationError | ValueError | OverflowError, what: str) -> DrmError:
     """ADMIN_REQUEST_INVALID naming the first problem (field path and pydantic's message)."""
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]

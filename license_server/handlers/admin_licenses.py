@@ -65,7 +65,7 @@ async def list_licenses(request: web.Request) -> web.Response:
     if query.state is None:  # the page is the first ``limit`` rows, read through an index
         views = [summary(r, now) for r in store.licenses(limit=query.limit, **filters)]
     else:  # the state is computed (a deadline may have passed): read lazily until the page is full
-        with closing(store.iter_licenses(**filters)) as records:
+        with closing(store.iter_licenses(limit=None, **filters)) as records:
             matching = (v for v in (summary(r, now) for r in records) if v.state == query.state)
             views = list(itertools.islice(matching, query.limit))
     return reply(LicenseList(count=len(views), licenses=views))

@@ -23,7 +23,8 @@ async def healthz(request: web.Request) -> web.Response:
             "process": os.getpid(),
             "public_test_keys": app[KEYRING].is_public_test_keyring,
             "schema_version": app[STORE].schema_version,
-            "systems": sorted({n.split(".")[0] for n in app.router.named_resources() if "." in n} - {"health", "admin"}),
+            "systems": sorted({n.split(".")[0] for n in app.router.named_resources() if "." in n}
+                              - {"health", "admin"}),
         }
     )
 

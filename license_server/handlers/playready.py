@@ -95,8 +95,8 @@ def _client_info(request: web.Request, challenge: LicenseChallenge, parsed: Pars
                  now: int) -> web.Response:
     """``msg:clientinfo``: verify the device like a license request, then echo what we know."""
     trust = request.app[TRUST]
-    device = request.app[SERVICE].verify_device(challenge, trust)
-    chain = trust.chain_info(challenge.device.certificate_chain, now=now)
+    device = request.app[SERVICE].verify_device(challenge, trust)  # refuses a challenge without device claims
+    chain = trust.chain_info(challenge.device.certificate_chain if challenge.device else b"", now=now)
     return _xml(soap.build_client_info_response({
         "DeviceID": device.device_id, "Model": device.model, "SystemID": str(device.system_id),
         "CertificateSecurityLevel": str(chain.security_level),

@@ -70,7 +70,8 @@ def decode_xml(root: Any) -> Decoded:
         else:
             lists[name] = [{xmlsafe.local(c.tag): dict(c.attrib)} for c in items] or [dict(section.attrib)]
     keys, systems = len(lists.get("ContentKeyList", [])), len(lists.get("DRMSystemList", []))
-    return Decoded("cpix", f"CPIX document: {keys} content key(s), {systems} DRM system entr{'y' if systems == 1 else 'ies'}",
+    entries = "entry" if systems == 1 else "entries"
+    return Decoded("cpix", f"CPIX document: {keys} content key(s), {systems} DRM system {entries}",
                    {"attributes": dict(root.attrib), **lists},
                    notes=["content key values are never shown"])
 

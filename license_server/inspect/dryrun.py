@@ -69,8 +69,8 @@ def what_would_happen(challenge: LicenseChallenge, service: Any, *, trust: Trust
         kind = policy.requested_kind(challenge, overrides)
         entitlements.authorize(entitlement, content_id=title.content_id, rights=title_rights, kind=kind,
                                device_id=device.device_id if device else None, region_header=access.region)
-        grant = policy.decide(challenge, device, title, overrides=entitlements.terms(title_rights, entitlement, overrides),
-                              license_id="0" * 32, now=now)
+        terms = entitlements.terms(title_rights, entitlement, overrides)
+        grant = policy.decide(challenge, device, title, overrides=terms, license_id="0" * 32, now=now)
         attestation.check_key_ids(tuple(key.kid for key in grant.keys), service.revocations.current())
     except DrmError as error:
         return {"outcome": "refusal", "code": error.code.value, "reason": error.message, "device": _device(device),

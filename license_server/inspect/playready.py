@@ -54,8 +54,9 @@ def decode_xml(data: bytes, context: Context) -> Decoded:
     if op == "Fault":
         fault = faults.parse_fault(data)
         assert fault is not None
-        return Decoded("playready.fault", f"PlayReady SOAP Fault {faults.status_name(fault.status_code)} (0x{fault.status_code:08X})",
-                       {"status_code": f"0x{fault.status_code:08X}", "status_name": faults.status_name(fault.status_code),
+        status_name = faults.status_name(fault.status_code)
+        return Decoded("playready.fault", f"PlayReady SOAP Fault {status_name} (0x{fault.status_code:08X})",
+                       {"status_code": f"0x{fault.status_code:08X}", "status_name": status_name,
                         "message": fault.message, "emulator_error_code": fault.error_code}, dialect="playready")
     if op in reports.SIGNED_ELEMENT:
         report = reports.parse_report(operation, data)

@@ -17,7 +17,9 @@ plaintext byte before it, so a CKC altered in transit is refused.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from license_server import crypto
 from license_server.core.model import Grant, Hdcp, LicenseKind, Robustness, Track, TrackKey
@@ -31,6 +33,7 @@ from license_server.protocols.fairplay.tllv import Blocks, Tag, decode, encode, 
 CKC_VERSION = 1
 MAX_CKC_BYTES = 64 * 1024
 _HEAD = struct.Struct(">II16sI")
+_T = TypeVar("_T")
 
 def security_level(key: TrackKey) -> SecurityLevel:
     """The FairPlay level a key requires, from the requirement the policy applied to it:
@@ -163,7 +166,7 @@ def open_ckc(body: bytes, secrets: SessionSecrets) -> CkcContents:
     entries = tuple(fields.ContentKeyEntry.decode(b.value) for b in blocks.all(Tag.EMU_CONTENT_KEY))
     values = {e.kid: fpcrypto.ecb_decrypt(secrets.sk, e.encrypted_key) for e in entries}
 
-    def opt(tag: Tag, parse):
+    def opt(tag: Tag, parse: Callable[[bytes], _T]) -> _T | None:
         value = blocks.optional(tag)
         return parse(value) if value is not None else None
 
@@ -179,7 +182,7 @@ def open_ckc(body: bytes, secrets: SessionSecrets) -> CkcContents:
     )
 
 
-def neutral_policy(contents: CkcContents) -> dict:
+def neutral_policy(contents: CkcContents) -> dict[str, Any]:
     """The neutral policy keys (seconds; 0 = unlimited) the generic offline player enforces."""
     info = contents.license_info
     persistent = bool(info and info.kind is LicenseKind.PERSISTENT)

@@ -92,7 +92,7 @@ class SyncFlag(IntFlag):
     OBJ_EXPIRED = 1 << 18
 
 
-def _unpack(fmt: str, value: bytes, what: str) -> tuple:
+def _unpack(fmt: str, value: bytes, what: str) -> tuple[Any, ...]:
     try:
         return struct.unpack(fmt, value)
     except struct.error as exc:

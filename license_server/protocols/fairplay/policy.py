@@ -12,6 +12,7 @@ FairPlay's suggested rules, in neutral terms (``core/policy.py`` applies them):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from license_server.core.model import Hdcp, LicenseKind, Robustness, Track
 from license_server.core.policy import PolicyOverrides, TrackRequirement
@@ -54,7 +55,7 @@ def overrides_for(query: Mapping[str, str], *, license_kind: LicenseKind, audio_
     """
     requirements = dict(TRACK_REQUIREMENTS)
     raised: dict[Track, TrackRequirement] = {}
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # PolicyOverrides fields by name
     text = query.get("cfg")
     try:
         cfg = _parse_cfg(text) if text is not None else {}

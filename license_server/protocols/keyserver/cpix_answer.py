@@ -72,7 +72,8 @@ def pssh_box(system_id: str, data: bytes, kids: tuple[bytes, ...] | None = None)
     return struct.pack(">I", 8 + len(payload)) + b"pssh" + payload
 
 
-def signalling(system_id: str, key: AnswerKey, pssh_content_id: bytes | None) -> dict[str, list[tuple[dict[str, str], bytes]]]:
+def signalling(system_id: str, key: AnswerKey,
+               pssh_content_id: bytes | None) -> dict[str, list[tuple[dict[str, str], bytes]]]:
     """Every signalling element that applies to ``system_id`` for ``key``: name -> [(attributes, bytes)].
     ``pssh_content_id``: the content id the Widevine PSSH names (None: KIDs only)."""
     kid_hex = key.kid.hex()

@@ -162,7 +162,8 @@ def issue(*, cert_type: CertType, security_level: int, cert_id: bytes, keys: lis
     objects = [_obj(Tag.BASIC, basic)]
     if cert_type is CertType.DEVICE:
         objects.append(_obj(Tag.DEVICE, struct.pack(">III", 10240, 15360, 2)))
-    objects.append(_obj(Tag.FEATURE, struct.pack(">I", len(features)) + b"".join(struct.pack(">I", f) for f in features)))
+    feature_list = b"".join(struct.pack(">I", f) for f in features)
+    objects.append(_obj(Tag.FEATURE, struct.pack(">I", len(features)) + feature_list))
     key_list = b"".join(struct.pack(">HHI", 1, 512, 0) + key + struct.pack(">I", len(usages))
                         + b"".join(struct.pack(">I", u) for u in usages) for key, usages in keys)
     objects.append(_obj(Tag.KEY, struct.pack(">I", len(keys)) + key_list))

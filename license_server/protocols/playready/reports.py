@@ -19,6 +19,7 @@ ProcessSecureDelete       ProcessSecureDelete     ``SecureDelete``  ``SecureDele
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from license_server.errors import malformed
 from license_server.protocols.playready import MESSAGES_NS, PROTOCOLS_NS, wrmheader, xmlsafe
@@ -46,6 +47,17 @@ class Report:
     deleted_at: int = 0  # SECURE_DELETE
     signed_payload: bytes = b""
     signature: bytes = b""
+
+
+class _Common(TypedDict):
+    """The fields every report carries (parsed once, then spread into :class:`Report`)."""
+
+    operation: str
+    client_time: int
+    nonce: bytes
+    certificate_chain: bytes
+    signed_payload: bytes
+    signature: bytes
 
 
 def build_signed_element(report: Report) -> str:
@@ -97,7 +109,7 @@ def parse_report(operation: Element, body: bytes) -> Report:
     el = part.element
     if xmlsafe.text(el, "Version") != "1":
         raise malformed("unsupported report version")
-    common = dict(
+    common = _Common(
         operation=name,
         client_time=xmlsafe.integer(xmlsafe.text(el, "ClientTime"), "ClientTime"),
         nonce=xmlsafe.b64decode(xmlsafe.text(el, "ReportNonce"), "ReportNonce", size=16),

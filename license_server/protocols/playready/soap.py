@@ -1,9 +1,10 @@
 """SOAP 1.1 envelopes, license responses and the signed report messages.
 
-The license challenge itself is :mod:`.challenge`. Every report request is ``Envelope/Body/<Action>/challenge/Challenge`` holding one
-signed element (``LA`` for AcquireLicense) and an XML-DSig-shaped
-``Signature``: ``SignedInfo/Reference/DigestValue`` is SHA-256 of the signed
-element and ``SignatureValue`` is ECDSA-SHA256 (raw r||s, base64) by the
+The license challenge itself is :mod:`.challenge`. Every report request is
+``Envelope/Body/<Action>/challenge/Challenge`` holding one signed element
+(``LA`` for AcquireLicense) and an XML-DSig-shaped ``Signature``:
+``SignedInfo/Reference/DigestValue`` is SHA-256 of the signed element and
+``SignatureValue`` is ECDSA-SHA256 (raw r||s, base64) by the
 device key over the signed element's exact bytes as transmitted (UTF-8, no
 canonicalization). Everything a server must trust — the WRMHEADER, the nonce,
 the time, the certificate chain and the attestation evidence — sits inside

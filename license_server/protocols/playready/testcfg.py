@@ -15,6 +15,7 @@ import re
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from license_server.core.model import Hdcp, SecurityLevel, Track
 from license_server.core.policy import DEFAULT_TRACK_REQUIREMENTS, PolicyOverrides, TrackRequirement
@@ -66,7 +67,7 @@ class TestServerCfg:
 
     def overrides(self, now: int) -> PolicyOverrides:
         """The neutral policy changes these keys ask for."""
-        changes: dict = {"persist": self.persist, "playback_duration": self.first_play_expiration}
+        changes: dict[str, Any] = {"persist": self.persist, "playback_duration": self.first_play_expiration}
         if self.deadline is not None:
             changes["rental_duration"] = changes["license_duration"] = self.deadline - now
         if self.min_security_level is not None:
@@ -157,14 +158,14 @@ def _interpret(group: dict[str, str], now: int) -> TestServerCfg:
     for name, (given, value) in pairs.items():
         if name in ("persist", "realtime", "revoked"):
             field = {"persist": "persist", "realtime": "real_time", "revoked": "revoked"}[name]
-            cfg = replace(cfg, **{field: parse_bool(given, value)})
+            cfg = _with(cfg, field, parse_bool(given, value))
         elif name == "playright":
             cfg = replace(cfg, play_right=parse_bool(given, value))
         elif name == "firstexp":
             cfg = replace(cfg, first_play_expiration=parse_seconds(given, value))
         elif name in ("begindate", "enddate", "removaldate"):
-            cfg = replace(cfg, **{f"{name[:-4]}_date" if name != "removaldate" else "removal_date":
-                                  parse_date(given, value)})
+            cfg = _with(cfg, f"{name[:-4]}_date" if name != "removaldate" else "removal_date",
+                        parse_date(given, value))
         elif name == "sl":
             if not (value.isascii() and value.isdigit()) or int(value) not in SECURITY_LEVELS:
                 raise CfgError(f"cfg: key 'sl' must be one of {', '.join(map(str, SECURITY_LEVELS))}", key=given)
@@ -190,6 +191,12 @@ def _interpret(group: dict[str, str], now: int) -> TestServerCfg:
     if opl:
         cfg = replace(cfg, output_protection=OutputProtection(**opl))
     return _check(cfg, now)
+
+
+def _with(cfg: TestServerCfg, field: str, value: object) -> TestServerCfg:
+    """``cfg`` with the field named at run time set to ``value``."""
+    changes: dict[str, Any] = {field: value}
+    return replace(cfg, **changes)
 
 
 def _check(cfg: TestServerCfg, now: int) -> TestServerCfg:

@@ -112,6 +112,7 @@ def parse_wrmheader_element(root: Element) -> WrmHeader:
     if version not in VERSIONS:
         raise malformed(f"WRMHEADER version {version!r} is not one of {', '.join(VERSIONS)}")
     data = xmlsafe.require(root, "DATA")
+    keys: tuple[HeaderKey, ...]
     if version == "4.0.0.0":
         keys = (_keys_40(data),)
     else:

@@ -35,12 +35,13 @@ def parse(data: bytes | str, *, what: str, limit: int) -> Element:
     if not size:
         raise malformed(f"{what} is empty")
     try:
-        return SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root: Element = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise malformed(f"{what}: DTDs, entity declarations and external references are refused "
                         f"({type(exc).__name__})") from exc
     except (ParseError, ValueError, UnicodeError, LookupError) as exc:  # LookupError: unknown declared encoding
         raise malformed(f"{what} is not well-formed XML") from exc
+    return root
 
 
 def local(tag: str) -> str:

@@ -174,7 +174,8 @@ def encode(lic: XmrLicense, integrity_key: bytes) -> bytes:
                             _obj(Obj.ECC_DEVICE_KEY, struct.pack(">HH", CURVE_ECC256, 64) + lic.device_key)))
     body = b"".join(parts)
     signature_size = _HEADER.size + 4 + 16
-    outer = _HEADER.pack(MUST_UNDERSTAND | CONTAINER, int(Obj.OUTER_CONTAINER), _HEADER.size + len(body) + signature_size)
+    outer = _HEADER.pack(MUST_UNDERSTAND | CONTAINER, int(Obj.OUTER_CONTAINER),
+                         _HEADER.size + len(body) + signature_size)
     signed = MAGIC + struct.pack(">I", VERSION) + lic.rights_id + outer + body
     tag = crypto.aes_cmac(integrity_key, signed)
     return signed + _obj(Obj.SIGNATURE, struct.pack(">HH", SIGNATURE_AES_OMAC1, len(tag)) + tag)
