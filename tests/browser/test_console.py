@@ -98,7 +98,8 @@ def test_console_end_to_end(server_process, browser, shots, tmp_path):
     browser("click", selector=f'a[href="#licenses/{license_id}"]')
     browser("waitText", selector="#clocks", text="Playback clock")
     clocks = browser("text", selector="#clocks")
-    assert "License (storage) clock" in clocks and "29d 23h" in clocks and "not played yet" in clocks
+    assert "License (storage) clock" in clocks and "not played yet" in clocks
+    assert "29d 23h" in clocks or "30d" in clocks  # 30 days, less the seconds since the grant (wall clock)
     browser("screenshot", path=str(shots / "console-license.png"), fullPage=True)
 
     # force-expire from the console: the state changes, and the device's next renewal fails
