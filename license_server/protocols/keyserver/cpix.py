@@ -20,12 +20,10 @@ import binascii
 import re
 import uuid
 from dataclasses import dataclass, field
-from xml.etree.ElementTree import Element, ParseError
-
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
+from xml.etree.ElementTree import Element
 
 from license_server.errors import DrmError, ErrorCode
+from license_server.protocols.keyserver.xmlbody import parse_body
 
 CPIX_NS = "urn:dashif:org:cpix"
 PSKC_NS = "urn:ietf:params:xml:ns:keyprov:pskc"
@@ -99,13 +97,7 @@ def check_speke_version(header: str | None) -> None:
 
 def parse_request(body: bytes) -> CpixRequest:
     """The keys a SPEKE v2 CPIX request asks for; refusals carry SPEKE's messages."""
-    if not body:
-        raise DrmError(ErrorCode.KEYSERVER_MALFORMED_REQUEST, "the body is empty")
-    try:
-        root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (DefusedXmlException, ParseError, ValueError) as exc:
-        raise DrmError(ErrorCode.KEYSERVER_MALFORMED_REQUEST, "the body is not well-formed XML "
-                       "(DTDs and entities are refused)") from exc
+    root = parse_body(body)
     if root.tag != _q("CPIX"):
         raise DrmError(ErrorCode.KEYSERVER_MALFORMED_REQUEST, f"the root element is not {{{CPIX_NS}}}CPIX")
     content_id = (root.get("contentId") or "").strip()

@@ -22,13 +22,11 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
-
 from license_server.errors import DrmError, ErrorCode
+from license_server.protocols.keyserver.xmlbody import parse_body
 
 MAX_BODY_BYTES = 64 * 1024
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -54,13 +52,7 @@ def _find(element: Element, name: str) -> Element | None:
 
 def parse_request(body: bytes) -> PackagingRequest:
     """The program identifier (our content id) an AcquirePackagingData request asks keys for."""
-    if not body:
-        raise DrmError(ErrorCode.KEYSERVER_MALFORMED_REQUEST, "the body is empty")
-    try:
-        root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (DefusedXmlException, ParseError, ValueError) as exc:
-        raise DrmError(ErrorCode.KEYSERVER_MALFORMED_REQUEST, "the body is not well-formed XML "
-                       "(DTDs and entities are refused)") from exc
+    root = parse_body(body)
     operation = _find(root, "AcquirePackagingData")
     if _local(root.tag) != "Envelope" or operation is None:
         raise DrmError(ErrorCode.KEYSERVER_MALFORMED_REQUEST, "expected a SOAP Envelope with AcquirePackagingData")
