@@ -34,7 +34,7 @@ from license_server.core.ports import DownloadRecord, Holder, LicenseRecord, Lic
 from license_server.errors import DrmError, ErrorCode
 from license_server.keyring import Keyring, Title
 from license_server.revocations import RevocationFile
-from license_server.rights import RightsBook
+from license_server.rights import Rights, RightsBook
 from license_server.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,14 @@ class DeviceReport:
 
 
 @dataclass
-class _Pending:
-    """What a failing grant knows for its refusal's audit entry."""
+class Pending:
+    """What a grant's walk learned so far: the verified device survives a later refusal (audit, dry run)."""
 
-    device_id: str | None = None
+    device: VerifiedDevice | None = None
+
+    @property
+    def device_id(self) -> str | None:
+        return self.device.device_id if self.device is not None else None
 
 
 class LicenseService:
@@ -126,7 +130,7 @@ class LicenseService:
     ) -> bytes:
         """Walk a NEW request through token, attestation, rights, policy, encoding and the store."""
         now = self.clock.now()
-        pending = _Pending()
+        pending = Pending()
         try:
             grant, body, record = self._decide(challenge, trust, overrides, build, access, now, pending)
             self.store.record_grant(grant, **record)
@@ -150,7 +154,7 @@ class LicenseService:
         if record_async is None:
             return self.acquire(challenge, trust=trust, overrides=overrides, build=build, access=access)
         now = self.clock.now()
-        pending = _Pending()
+        pending = Pending()
         try:
             grant, body, record = self._decide(challenge, trust, overrides, build, access, now, pending)
             await record_async(grant, **record)
@@ -166,26 +170,13 @@ class LicenseService:
 
     def _decide(self, challenge: LicenseChallenge, trust: TrustAnchor | None, overrides: PolicyOverrides,
                 build: BuildLicense, access: Access, now: int,
-                pending: _Pending) -> tuple[Grant, bytes, dict[str, Any]]:
+                pending: Pending) -> tuple[Grant, bytes, dict[str, Any]]:
         """Everything of a grant but the store write: the grant, its bytes and the record_grant arguments."""
         entitlement = self.entitlement(access, now)
-        device: VerifiedDevice | None = None
-        if trust is not None:
-            device = attestation.verify(
-                challenge, trust=trust, rules=self.rules, revocations=self.revocations.current(), now=now
-            )
-            pending.device_id = device.device_id
-        title = self.resolve_title(challenge)
         rights = self.rights.current()
-        title_rights = rights.title(title.content_id)
-        kind = policy.requested_kind(challenge, overrides)
-        entitlements.authorize(entitlement, content_id=title.content_id, rights=title_rights, kind=kind,
-                               device_id=device.device_id if device else None, region_header=access.region)
-        grant = policy.decide(
-            challenge, device, title, overrides=entitlements.terms(title_rights, entitlement, overrides),
-            license_id=crypto.random_bytes(16).hex(), now=now,
-        )
-        attestation.check_key_ids(tuple(key.kid for key in grant.keys), self.revocations.current())
+        grant = self.evaluate(challenge, trust=trust, overrides=overrides, access=access, entitlement=entitlement,
+                              rights=rights, license_id=crypto.random_bytes(16).hex(), now=now, pending=pending)
+        device = pending.device
         body, secrets = build(grant)
         request_key = f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
         caps = None
@@ -194,6 +185,31 @@ class LicenseService:
         holder = Holder(entitlement.account, entitlement.tier, entitlement.jti, entitlement.expires_at)
         return grant, body, dict(system=challenge.system, request_key=request_key, secrets=secrets, now=now,
                                  holder=holder, caps=caps)
+
+    def evaluate(self, challenge: LicenseChallenge, *, trust: TrustAnchor | None, overrides: PolicyOverrides,
+                 access: Access, entitlement: Entitlement, rights: Rights, license_id: str, now: int,
+                 pending: Pending) -> Grant:
+        """The decision of a NEW request, writing nothing: attestation, rights, policy, revoked keys.
+
+        The grant path and the inspector's dry run both walk exactly this; ``pending.device``
+        holds the verified device even when a later step refuses.
+        """
+        if trust is not None:
+            pending.device = attestation.verify(
+                challenge, trust=trust, rules=self.rules, revocations=self.revocations.current(), now=now
+            )
+        device = pending.device
+        title = self.resolve_title(challenge)
+        title_rights = rights.title(title.content_id)
+        kind = policy.requested_kind(challenge, overrides)
+        entitlements.authorize(entitlement, content_id=title.content_id, rights=title_rights, kind=kind,
+                               device_id=device.device_id if device else None, region_header=access.region)
+        grant = policy.decide(
+            challenge, device, title, overrides=entitlements.terms(title_rights, entitlement, overrides),
+            license_id=license_id, now=now,
+        )
+        attestation.check_key_ids(tuple(key.kid for key in grant.keys), self.revocations.current())
+        return grant
 
     @staticmethod
     def _log_grant(challenge: LicenseChallenge, grant: Grant) -> None:

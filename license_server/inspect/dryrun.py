@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from license_server.core import attestation, entitlements, policy
 from license_server.core.attestation import TrustAnchor
 from license_server.core.entitlements import Access
 from license_server.core.model import LicenseChallenge, RequestKind, VerifiedDevice
 from license_server.core.policy import PolicyOverrides
+from license_server.core.service import Pending
 from license_server.errors import DrmError
 from license_server.inspect.model import Decoded
 
@@ -57,27 +57,17 @@ def what_would_happen(challenge: LicenseChallenge, service: Any, *, trust: Trust
         return {"outcome": "not_evaluated", "code": None, "reason": f"a {challenge.kind.value} request refers to an "
                 "issued license; its checks need the license's stored MAC keys", "device": None, "keys": []}
     access = access or Access()
-    device: VerifiedDevice | None = None
+    pending = Pending()
     try:
-        entitlement = service.entitlement(access, now)
-        if trust is not None:
-            device = attestation.verify(challenge, trust=trust, rules=service.rules,
-                                        revocations=service.revocations.current(), now=now)
-        title = service.resolve_title(challenge)
-        rights = service.rights.current()
-        title_rights = rights.title(title.content_id)
-        kind = policy.requested_kind(challenge, overrides)
-        entitlements.authorize(entitlement, content_id=title.content_id, rights=title_rights, kind=kind,
-                               device_id=device.device_id if device else None, region_header=access.region)
-        terms = entitlements.terms(title_rights, entitlement, overrides)
-        grant = policy.decide(challenge, device, title, overrides=terms, license_id="0" * 32, now=now)
-        attestation.check_key_ids(tuple(key.kid for key in grant.keys), service.revocations.current())
+        grant = service.evaluate(challenge, trust=trust, overrides=overrides, access=access,
+                                 entitlement=service.entitlement(access, now), rights=service.rights.current(),
+                                 license_id="0" * 32, now=now, pending=pending)
     except DrmError as error:
-        return {"outcome": "refusal", "code": error.code.value, "reason": error.message, "device": _device(device),
-                "keys": [], "not_evaluated": NOT_EVALUATED}
+        return {"outcome": "refusal", "code": error.code.value, "reason": error.message,
+                "device": _device(pending.device), "keys": [], "not_evaluated": NOT_EVALUATED}
     return {
         "outcome": "grant", "code": None, "reason": f"a {grant.kind.value} license for {grant.content_id}",
-        "device": _device(device), "content_id": grant.content_id, "kind": grant.kind.value,
+        "device": _device(pending.device), "content_id": grant.content_id, "kind": grant.kind.value,
         "keys": [{"track": key.track.value, "kid": key.kid.hex(), "robustness": key.robustness.name,
                   "hdcp": key.hdcp.name} for key in grant.keys],
         "policy": grant.policy.as_dict(), "not_evaluated": NOT_EVALUATED,
