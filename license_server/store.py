@@ -31,6 +31,7 @@ from license_server.core.ports import (
 )
 from license_server.errors import DrmError, ErrorCode
 from license_server.sqlite_support import connect, migrate, savepoint, transaction
+from license_server.store_documents import SqliteStateDocuments
 from license_server.store_schema import MIGRATIONS
 
 # Admin filters, most selective first (each of the first four has an index ending in issued_at).
@@ -63,8 +64,8 @@ class AuditRetention:
     batch: int = 1000
 
 
-class Store:
-    """Devices, licenses, replay records and the audit trail."""
+class Store(SqliteStateDocuments):
+    """Devices, licenses, replay records, the audit trail and the namespace's state documents."""
 
     def __init__(self, db: sqlite_utils.Database, *, retention: AuditRetention | None = None) -> None:
         self.db = db

@@ -25,6 +25,7 @@ CLOCK_DOCUMENT = "clock"
 FAULTS_DOCUMENT = "faults"
 REVOCATIONS_DOCUMENT = "revocations"
 RIGHTS_DOCUMENT = "rights"
+DELETED_DOCUMENT = "deleted"  # set by StoreFactory.delete: the namespace is not listed until it is used again
 
 StoreT = TypeVar("StoreT", covariant=True)
 

@@ -93,4 +93,17 @@ MIGRATIONS: tuple[str, ...] = (
         WITHOUT ROWID;
     INSERT OR IGNORE INTO license_kids SELECT j.value, l.license_id FROM licenses l, json_each(l.kids) j
     """,
+    # 8: a namespace's state documents (test clock, fault plans, revocations, rights overlay), shared by
+    # every worker; the generation row moves on every document write so processes re-read cheaply
+    """
+    CREATE TABLE state_documents (name TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at INTEGER NOT NULL);
+    CREATE TABLE state_generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+    INSERT INTO state_generation VALUES (1, 0)
+    """,
 )
+
+RESET_TABLES: tuple[str, ...] = (
+    "devices", "licenses", "license_kids", "audit", "seen_requests", "downloads", "used_tokens", "reports",
+    "report_subjects", "state_documents",
+)
+"""Every table a namespace reset empties (new tables that hold namespace data must be listed here)."""

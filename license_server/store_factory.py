@@ -1,0 +1,77 @@
+"""One SQLite store per namespace under the data directory (see :mod:`license_server.store_api`).
+
+``default`` keeps today's file, ``<data_dir>/license-server.db``; namespace ``x`` lives in
+``<data_dir>/namespaces/x/license-server.db``. A reset empties the tables rather than removing
+the file, so that the other workers' open connections stay valid; a delete resets and marks the
+namespace as unlisted (its file stays, empty, until the namespace is used again).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from license_server.store import Store
+from license_server.store_api import DEFAULT_NAMESPACE, DELETED_DOCUMENT, valid_namespace
+
+DATABASE_NAME = "license-server.db"
+NAMESPACES_DIR = "namespaces"
+
+OpenStore = Callable[[Path], Store]
+
+
+class SqliteStores:
+    """Opens and caches the SQLite store of each namespace for this process."""
+
+    def __init__(self, data_dir: Path, *, open_store: OpenStore = Store.open) -> None:
+        self.data_dir = data_dir
+        self._open_store = open_store
+        self._stores: dict[str, Store] = {}
+        self._lock = threading.Lock()
+
+    def path(self, namespace: str) -> Path:
+        """Where the namespace's database file lives."""
+        if namespace == DEFAULT_NAMESPACE:
+            return self.data_dir / DATABASE_NAME
+        return self.data_dir / NAMESPACES_DIR / namespace / DATABASE_NAME
+
+    def open(self, namespace: str) -> Store:
+        store = self._stores.get(namespace)
+        if store is not None:
+            return store
+        if not valid_namespace(namespace):
+            raise ValueError(f"not a namespace name: {namespace!r}")
+        with self._lock:
+            store = self._stores.get(namespace)
+            if store is None:
+                path = self.path(namespace)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                store = self._stores[namespace] = self._open_store(path)
+        return store
+
+    def names(self) -> list[str]:
+        root = self.data_dir / NAMESPACES_DIR
+        found = [entry.name for entry in root.iterdir() if valid_namespace(entry.name)] if root.is_dir() else []
+        return sorted({DEFAULT_NAMESPACE, *(name for name in found if self._listed(name))})
+
+    def reset(self, namespace: str) -> None:
+        self.open(namespace).reset_namespace()
+
+    def delete(self, namespace: str) -> None:
+        if namespace == DEFAULT_NAMESPACE:
+            raise ValueError("the default namespace can be reset, never deleted")
+        self.reset(namespace)
+        self.open(namespace).update_document(DELETED_DOCUMENT, lambda _: json.dumps({"deleted": True}))
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores.values():
+                store.close()
+            self._stores.clear()
+
+    def _listed(self, namespace: str) -> bool:
+        if not self.path(namespace).exists():
+            return False
+        return self.open(namespace).document(DELETED_DOCUMENT) is None
