@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from device_emulator import lifecycle
+from device_emulator import cli_stream, lifecycle
+from device_emulator.cli_stream import stream_options
 from device_emulator.cli_support import (
     EXIT_REFUSED,
     EXIT_USAGE,
@@ -44,10 +45,12 @@ system_option = click.option("--system", type=click.Choice(lifecycle.SYSTEMS), d
 @click.option("--license-url", help="With --stream: replaces the dialect's default path (query string included).")
 @system_option
 @license_option
+@stream_options
 @entitlement_options
 @json_option
 def play(device_dir: Path, content_id: str, offline: bool, stream: bool, server: str | None,
-         license_url: str | None, system: str | None, license_id: str | None, token: str | None,
+         license_url: str | None, system: str | None, license_id: str | None, seconds: int | None, end_mode: str,
+         resume: bool, time_travel: bool, admin_token: str | None, fail_heartbeats: int, token: str | None,
          region: str | None, as_json: bool) -> None:
     """Decide from the stored license alone whether playback may start (records the first play).
 
@@ -57,9 +60,16 @@ def play(device_dir: Path, content_id: str, offline: bool, stream: bool, server:
     """
     device = load_device(device_dir, as_json)
     report = None
+    if seconds is not None and not stream:
+        fail("--seconds plays a stream: add --stream and --server", EXIT_USAGE, as_json=as_json)
     if stream:
         if offline or not server:
             fail("--stream needs --server and cannot be combined with --offline", EXIT_USAGE, as_json=as_json)
+        if seconds is not None:
+            return cli_stream.run(device, content_id=content_id, server=server, system=system or "widevine",
+                                  url=license_url, headers=entitlement_headers(token, region), seconds=seconds,
+                                  end_mode=end_mode, resume=resume, time_travel=time_travel, admin_token=admin_token,
+                                  fail_heartbeats=fail_heartbeats, as_json=as_json)
         try:
             decision, report = lifecycle.stream(device, content_id, server=server, system=system or "widevine",
                                                 url=license_url, headers=entitlement_headers(token, region))

@@ -59,7 +59,10 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
         rights=RightsBook(keyring.rights_path, settings.rights_overlay_path),
         tokens=token_verifier(settings, keyring),
         require_token=settings.require_token,
+        stream_limits=settings.stream_limits,
     )
+    if not settings.stream_limits:
+        log.warning("NEGATIVE-TESTING MODE: concurrent-stream limits are off (--no-stream-limits)")
     if settings.allow_compromised_devices:
         log.warning("NEGATIVE-TESTING MODE: rooted and tampered devices are served (as TAMPERED, software keys only)")
     health.setup(app)

@@ -59,6 +59,8 @@ def main() -> None:
               help="Let non-loopback clients use the /admin/ API (the token is still required).")
 @click.option("--require-token", is_flag=True,
               help="Strict mode: every license and download request needs an entitlement token (X-DRM-Token).")
+@click.option("--no-stream-limits", "no_stream_limits", is_flag=True,
+              help="NEGATIVE TESTING ONLY: ignore max_streams (no stream sessions, no STREAM_* refusals).")
 @click.option("--token-jwks", default=None, type=click.Path(path_type=Path, dir_okay=False),
               help="JWK set of the keys that sign entitlement tokens [default: KEYS/tokens/jwks.json].")
 @click.option("--token-audience", default=None, help="Require this `aud` in entitlement tokens.")
@@ -84,7 +86,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
           token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
           token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
           reports_dir: Path | None = None, audit_max_rows: int = 100_000,
-          audit_max_age: int | None = 30 * 86400, store_mode: str = "direct") -> None:
+          audit_max_age: int | None = 30 * 86400, store_mode: str = "direct", no_stream_limits: bool = False) -> None:
     """Run the license server with its embedded SQLite store."""
     from license_server import workers as serving
     from license_server.app import create_app
@@ -104,6 +106,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     settings.token_audience, settings.token_issuer = token_audience, token_issuer
     settings.workers = workers
     settings.require_attestation = require_attestation
+    settings.stream_limits = not no_stream_limits
     settings.reports_dir = reports_dir
     settings.audit_max_rows, settings.audit_max_age = audit_max_rows, audit_max_age or 0
     retention = AuditRetention(max_rows=settings.audit_max_rows, max_age=settings.audit_max_age)

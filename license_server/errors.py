@@ -122,6 +122,15 @@ class ErrorCode(str, Enum):
         "MONTHLY_ALLOWANCE_EXHAUSTED", 403,
         "The tier's monthly download allowance on this device is used up.",
     )
+    # Concurrent streams (stream sessions with heartbeat leases)
+    STREAM_LIMIT_REACHED = (
+        "STREAM_LIMIT_REACHED", 403,
+        "The account already streams on the most devices at once (max_streams); stop one or wait for its lease.",
+    )
+    STREAM_EVICTED = (
+        "STREAM_EVICTED", 403,
+        "This stream session was ended (a newer stream took its slot, or an operator ended it); start a new one.",
+    )
     # Admin API (/admin/...)
     ADMIN_UNAUTHORIZED = (
         "ADMIN_UNAUTHORIZED", 401,

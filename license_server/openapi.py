@@ -42,6 +42,7 @@ from license_server.admin_models import (
 from license_server.downloads import DownloadAnswer, DownloadRequest
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.handlers.admin_rights import CatalogView
+from license_server.handlers.admin_streams import EndStream, StreamList, StreamQuery, StreamView
 from license_server.inspect.schema import InspectDocument, InspectRequest
 from license_server.rights import Rights, TitleRights
 
@@ -98,6 +99,11 @@ OPERATIONS: tuple[Operation, ...] = (
               Rights, body=Rights, errors=(400, 404)),
     Operation("patch", "/admin/rights/titles/{content_id}", "Replace one title's rights", "rights", Rights,
               body=TitleRights, errors=(400, 404)),
+    Operation("get", "/admin/streams", "List stream sessions by account, with their leases", "streams",
+              StreamList, query=StreamQuery, errors=(400,),
+              description="Live sessions hold the account's max_streams slots; ?all=true adds ended ones."),
+    Operation("post", "/admin/streams/{session_id}/end", "End a stream session (its next heartbeat: STREAM_EVICTED)",
+              "streams", StreamView, body=EndStream, body_required=False, errors=(400, 404)),
     Operation("get", "/admin/catalog", "The catalog (titles, tracks, KIDs; never keys) with each title's rights",
               "rights", CatalogView),
     Operation("post", "/admin/inspect", "Decode a DRM message; for a challenge, what the server would do", "inspect",

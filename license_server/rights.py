@@ -9,7 +9,8 @@ Shape (durations are seconds or strings such as ``30d``)::
 
     {
       "max_active_downloads_per_device": 100,
-      "tiers": {"premium": {"downloads": true, "device_cap": 6}, ...},
+      "tiers": {"premium": {"downloads": true, "device_cap": 6, "max_streams": 4,
+                            "stream_mode": "block_new", "stream_lease": 60, "stream_grace": 30}, ...},
       "titles": {"stream-only": {"downloadable": false},
                  "demo-movie": {"rental": "30d", "playback": "48h", "regions": null,
                                 "tracks": {"UHD1": {"min_level": "L1", "hdcp": "V2_2"}}}}
@@ -27,6 +28,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -44,6 +46,16 @@ class TierRights(BaseModel):
     monthly_allowance: int | None = Field(
         None, ge=0, description="Downloads per device per calendar month (server clock, UTC); null: no allowance."
     )
+    max_streams: int | None = Field(
+        None, ge=0, le=1000, description="Concurrent streams of one account (stream sessions); null: no limit."
+    )
+    stream_mode: Literal["block_new", "evict_oldest"] = Field(
+        "block_new", description="Over the limit: refuse the new stream, or end the account's oldest one."
+    )
+    stream_lease: int = Field(60, ge=1, le=86400, description="Seconds a heartbeat (renewal) keeps a stream alive.")
+    stream_grace: int = Field(30, ge=0, le=86400, description="Seconds past the lease before its slot is freed.")
+
+    _stream_durations = field_validator("stream_lease", "stream_grace", mode="before")(duration_seconds)
 
 
 class TitleRights(BaseModel):
@@ -54,8 +66,15 @@ class TitleRights(BaseModel):
     playback: int | None = Field(None, ge=0, description="Playback window (seconds) from first play.")
     regions: list[str] | None = Field(None, description="ISO 3166 alpha-2 codes; null: everywhere.")
     tracks: dict[str, TrackRule] = Field(default_factory=dict)
+    renewal_delay: int | None = Field(None, ge=0, description="Seconds after the license start before renewing.")
+    renewal_retry: int | None = Field(None, ge=0, description="Seconds between attempts of a failed renewal.")
+    renewal_recovery: int | None = Field(None, ge=0, description="Seconds past expiry a renewal is still accepted.")
+    renewal_server_url: str | None = Field(None, max_length=2048, description="Where renewals go (default: the "
+                                           "license URL).")
+    renew_with_usage: bool | None = None
 
-    _durations = field_validator("rental", "playback", mode="before")(duration_seconds)
+    _durations = field_validator("rental", "playback", "renewal_delay", "renewal_retry", "renewal_recovery",
+                                 mode="before")(duration_seconds)
 
     @field_validator("regions")
     @classmethod

@@ -36,6 +36,9 @@ class Settings(BaseModel):
     require_token: bool = Field(
         False, description="Strict mode: no entitlement token (X-DRM-Token), no license. Default: development mode."
     )
+    stream_limits: bool = Field(
+        True, description="Enforce concurrent-stream limits (max_streams); False only for negative testing."
+    )
     token_jwks: Path | None = Field(
         None, description="JWK set of the operator keys that sign entitlement tokens; default: <keys>/tokens/jwks.json."
     )

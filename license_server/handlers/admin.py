@@ -10,7 +10,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from license_server import admin_auth
-from license_server.handlers import admin_clock, admin_devices, admin_faults, admin_licenses, admin_rights
+from license_server.handlers import (
+    admin_clock,
+    admin_devices,
+    admin_faults,
+    admin_licenses,
+    admin_rights,
+    admin_streams,
+)
 from license_server.openapi import build_document
 
 OPENAPI = web.AppKey("openapi_document", dict)
@@ -29,5 +36,6 @@ def setup(app: web.Application) -> None:
     admin_devices.setup(app)
     admin_faults.setup(app)
     admin_rights.setup(app)
+    admin_streams.setup(app)
     app[OPENAPI] = build_document()
     app.router.add_get("/openapi.json", openapi_document, name="health.openapi")

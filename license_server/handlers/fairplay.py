@@ -62,6 +62,9 @@ async def license_exchange(request: web.Request) -> web.Response:
         raise malformed(f"assetId {form_asset!r} does not match the SPC's asset id {parsed.asset_id!r}")
     if parsed.is_invalidation:
         return render(_invalidate(request, parsed), answer)
+    if parsed.playback.state == fields.PlaybackState.STOPPED:  # lease end: the stream session closes at once
+        closed = request.app[SERVICE].end_playback(parsed.challenge, request.app[TRUST])
+        return render(ckc.build_lease_end_ack(parsed.secrets, fields.InvalidationAck(tuple(closed), ())), answer)
     overrides = fp_policy.overrides_for(request.query, license_kind=parsed.challenge.license_kind,
                                         audio_only=parsed.audio_only)
     offline_key = bool(parsed.capabilities.flags & fields.Capability.OFFLINE_KEY)
