@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,7 +282,11 @@ def play_stream(driver: Heartbeats, *, seconds: int, advance: Callable[[int], No
             on_started()
         stop = _heartbeat_loop(driver, timeline, seconds, advance)
         if stop is None and end:
-            timeline.add(device.now(), "end", result=driver.end())
+            try:
+                result = driver.end()
+            except (CdmError, TransportError) as exc:
+                result = f"end refused: {getattr(exc, 'code', 'TRANSPORT_ERROR')}"
+            timeline.add(device.now(), "end", result=result)
         elif stop is None:
             timeline.add(device.now(), "abandoned", message="stopped without ending the session (no more heartbeats)")
         _keep(device, key, driver.state() if stop is None and not end else None)
@@ -353,10 +358,21 @@ def real_time(step: int) -> None:
         time.sleep(step)
 
 
-def inject_heartbeat_failures(server: str, system: str, count: int, admin_token: str) -> None:
-    """Make the next ``count`` requests of the dialect fail (the server's fault injection)."""
+def inject_heartbeat_failures(server: str, system: str, count: int, admin_token: str) -> str:
+    """Make the next ``count`` requests of the dialect fail (the server's fault injection); the fault's id."""
     body = {"dialect": system, "action": "error", "error_code": "INJECTED_FAULT", "count": count}
     reply = transport.post(server.rstrip("/") + "/admin/faults", json.dumps(body).encode(),
                            content_type="application/json", headers={"Authorization": f"Bearer {admin_token}"})
     if reply.status not in (200, 201):
         raise TransportError(f"cannot inject faults (HTTP {reply.status}: {reply.body[:200]!r})")
+    return str(json.loads(reply.body).get("id", ""))
+
+
+def remove_fault(server: str, fault_id: str, admin_token: str) -> None:
+    """Remove an injected fault that is left (best effort)."""
+    request = urllib.request.Request(f"{server.rstrip('/')}/admin/faults/{fault_id}", method="DELETE",
+                                     headers={"Authorization": f"Bearer {admin_token}"})
+    try:
+        urllib.request.urlopen(request, timeout=10).close()
+    except OSError:
+        pass
