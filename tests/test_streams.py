@@ -190,6 +190,17 @@ def test_store_continuation_and_operator_end(store) -> None:
     assert refused.value.code is ErrorCode.STREAM_EVICTED
 
 
+def test_the_per_request_stream_queries_use_an_index(store) -> None:
+    from license_server.store_streams import _SELECT
+
+    for sql, args in ((f"{_SELECT} WHERE account = ? AND (state = 'open' OR lease_until + grace >= ?)", ("a", 1)),
+                      (f"{_SELECT} WHERE session_id = (SELECT session_id FROM stream_licenses WHERE license_id = ?)",
+                       ("x",)),
+                      (f"{_SELECT} WHERE system = ? AND device_id = ? AND state = 'open'", ("widevine", "d"))):
+        plan = " ".join(str(row[-1]) for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}", args).fetchall())
+        assert "SCAN" not in plan.replace("SCAN CONSTANT ROW", ""), (sql, plan)
+
+
 def test_group_commit_store_routes_stream_writes(tmp_path) -> None:
     from license_server.store_writer import GroupCommitStore
 
