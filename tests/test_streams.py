@@ -253,3 +253,25 @@ async def test_playready_refusal_is_a_soap_fault_with_a_real_drm_e_code(client, 
     status, code, body = replies[1]
     assert (status, code) == (500, "STREAM_LIMIT_REACHED")
     assert b"0x8004c602" in body.lower() and b"DRM_E_SERVER_DEVICE_LIMIT_REACHED" in body
+
+
+async def test_the_console_lists_live_streams_with_an_end_button(aiohttp_client, tmp_path, store, keyring,
+                                                                 clock) -> None:
+    from license_server.app import create_app
+    from tests.admin_support import AUTH, admin_settings
+
+    settings = admin_settings(tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    client = await aiohttp_client(create_app(settings, store=store, keyring=keyring, clock=clock))
+    response = await client.get("/admin/console/streams", headers=AUTH)
+    assert response.status == 200 and "no stream is playing" in await response.text()
+    open_stream(store, "a" * 32, now=clock.now())
+    html = await (await client.get("/admin/console/streams", headers=AUTH)).text()
+    assert "a" * 32 in html and f'data-post="/admin/streams/{"a" * 32}/end"' in html
+    assert (await client.get("/admin/console/streams")).status == 401
+    listed = await (await client.get("/admin/streams", headers=AUTH)).json()
+    assert listed["count"] == 1 and listed["accounts"][0]["account"] == "acct"
+    ended = await client.post(f"/admin/streams/{'a' * 32}/end", headers=AUTH)
+    assert ended.status == 200 and (await ended.json())["state"] == "ended"
+    bad = await client.get("/admin/streams?limit=3", headers=AUTH)
+    assert bad.status == 400 and bad.headers[ERROR_CODE_HEADER] == "ADMIN_REQUEST_INVALID"

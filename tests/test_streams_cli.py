@@ -94,7 +94,7 @@ def test_third_stream_is_refused_until_a_lease_lapses_or_a_device_releases(syste
     start(d2, server, token, system)
 
 
-@pytest.mark.parametrize("system", ("widevine", "playready"))
+@pytest.mark.parametrize("system", STREAM_DIALECTS)
 def test_evict_oldest_ends_the_oldest_and_refuses_its_next_heartbeat(system, server_process, tmp_path):
     server = server_process("--test-clock")
     token = issue_token(server, "evictee", "--max-streams", "2", "--stream-mode", "evict_oldest")

@@ -112,6 +112,13 @@ async def devices(request: web.Request) -> dict[str, Any]:
     return {"devices": rows, "revoked_models": sorted(revoked.system_ids)}
 
 
+@aiohttp_jinja2.template("streams.html")
+async def streams(request: web.Request) -> dict[str, Any]:
+    now = request.app[CLOCK].now()
+    sessions = [s.public(now) for s in request.app[STORE].streams(now=now)]
+    return {"sessions": sessions, "count": len(sessions)}
+
+
 @aiohttp_jinja2.template("clock.html")
 async def clock(request: web.Request) -> dict[str, Any]:
     from license_server.handlers.admin_faults import FAULTS
@@ -162,7 +169,7 @@ async def inspector(request: web.Request) -> dict[str, Any]:
 
 def setup(app: web.Application) -> None:
     routes = [("activity", activity), ("activity/rows", activity_rows), ("licenses", licenses),
-              ("licenses/{license_id}", license_page), ("devices", devices), ("clock", clock),
+              ("licenses/{license_id}", license_page), ("devices", devices), ("streams", streams), ("clock", clock),
               ("conformance", conformance), ("conformance/report", report), ("inspector", inspector)]
     for path, handler in routes:
         route_name = "console." + path.replace("/", ".").replace("{", "").replace("}", "")
