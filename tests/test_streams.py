@@ -275,3 +275,74 @@ async def test_the_console_lists_live_streams_with_an_end_button(aiohttp_client,
     assert ended.status == 200 and (await ended.json())["state"] == "ended"
     bad = await client.get("/admin/streams?limit=3", headers=AUTH)
     assert bad.status == 400 and bad.headers[ERROR_CODE_HEADER] == "ADMIN_REQUEST_INVALID"
+
+
+# ------------------------------------------------------- the device's stream loop
+
+
+class FakeBeats:
+    """A dialect driver whose heartbeats fail as scripted, on a device whose clock the loop moves."""
+
+    def __init__(self, outcomes: list[str | None], policy: dict) -> None:
+        from types import SimpleNamespace
+
+        self.device = SimpleNamespace(clock=START, now=lambda: self.device.clock)
+        self.system, self.content_id, self.license_id, self.policy = "widevine", "demo-movie", "lic", policy
+        self.outcomes, self.beats, self.ended = list(outcomes), [], False
+
+    def start(self) -> None:
+        self.started = self.device.clock
+
+    def beat(self) -> None:
+        from device_emulator.streaming import StreamStop
+
+        self.beats.append(self.device.clock - START)
+        code = self.outcomes.pop(0) if self.outcomes else None
+        if code is not None:
+            raise StreamStop(code, "scripted")
+
+    def end(self) -> str:
+        self.ended = True
+        return "released"
+
+    def state(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def run_loop(outcomes: list[str | None], seconds: int, **policy):
+    from device_emulator import streaming
+
+    driver = FakeBeats(outcomes, {"license_duration": 90, **policy})
+
+    def advance(step: int) -> None:
+        driver.device.clock += max(0, step)
+
+    timeline, stop = streaming.play_stream(driver, seconds=seconds, advance=advance)  # type: ignore[arg-type]
+    return driver, timeline, stop
+
+
+def test_the_loop_beats_at_the_delay_and_retries_within_recovery(monkeypatch) -> None:
+    from device_emulator import streaming
+
+    monkeypatch.setattr(streaming, "_keep", lambda *a, **k: None)  # no device directory here
+    driver, timeline, stop = run_loop([], 300, renewal_delay=60)
+    assert stop is None and driver.beats == [60, 120, 180, 240] and driver.ended
+    driver, timeline, stop = run_loop(["INJECTED_FAULT", "TRANSPORT_ERROR", None], 200, renewal_delay=60,
+                                      renewal_retry_interval=10)
+    assert stop is None and driver.beats == [60, 70, 80, 140] and timeline.count("heartbeat_failed") == 2
+    driver, timeline, stop = run_loop(["INJECTED_FAULT"] * 9, 300, renewal_delay=60, renewal_retry_interval=10,
+                                      renewal_recovery_duration=20)
+    assert stop is not None and stop.code == "INJECTED_FAULT" and driver.beats == [60, 70, 80, 90, 100]
+    driver, timeline, stop = run_loop(["STREAM_EVICTED"], 300, renewal_delay=60)
+    assert stop is not None and stop.code == "STREAM_EVICTED" and driver.beats == [60] and not driver.ended
+
+
+def test_without_a_renewal_delay_the_heartbeat_comes_at_half_the_window() -> None:
+    from device_emulator.streaming import heartbeat_interval
+
+    assert heartbeat_interval({"renewal_delay": 0, "lease_duration": 90}, 600) == 45
+    assert heartbeat_interval({"license_duration": 3600}, 600) == 1800
+    assert heartbeat_interval({}, 600) == 600
