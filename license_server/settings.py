@@ -47,6 +47,9 @@ class Settings(BaseModel):
     audit_max_age: int = Field(30 * 86400, ge=0, le=100 * 365 * 86400,
                                description="Seconds refusal audit rows are kept (0: no limit).")
     workers: int = Field(1, ge=1, le=64, description="Server processes sharing the port and the store.")
+    max_namespaces: int = Field(1000, ge=1, le=1_000_000,
+                                description="Namespaces the server creates at most, default included (each is a "
+                                            "store); a new one beyond it is refused with NAMESPACE_LIMIT_REACHED.")
 
     @field_validator("log_level")
     @classmethod
@@ -71,11 +74,12 @@ class Settings(BaseModel):
 
     @property
     def rights_overlay_path(self) -> Path:
-        """Rights changed through the admin API (takes precedence over <keys>/rights.json)."""
+        """Where servers before namespaces kept the admin's rights (imported once into the default namespace)."""
         return self.data_dir / "rights.json"
 
     @property
     def revocations_path(self) -> Path:
+        """Where servers before namespaces kept revocations (imported once into the default namespace)."""
         return self.data_dir / "revocations.json"
 
     @property

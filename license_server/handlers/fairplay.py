@@ -14,12 +14,13 @@ from aiohttp import web
 from license_server.core import invalidation
 from license_server.core.model import Grant
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
-from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
+from license_server.http import KEYRING, access_of, error_renderer, read_body
 from license_server.keyring import Keyring
 from license_server.protocols.fairplay import ckc, fields, spc
 from license_server.protocols.fairplay import policy as fp_policy
 from license_server.protocols.fairplay.transport import Answer, answer_shape, encode_answer, read_spc
 from license_server.protocols.widevine.trust import WidevineTrust
+from license_server.namespaces import namespace_of
 
 TRUST = web.AppKey("fairplay_trust", WidevineTrust)
 MAX_BODY_BYTES = 128 * 1024  # base64 of the largest SPC, plus form or JSON framing
@@ -69,7 +70,7 @@ async def license_exchange(request: web.Request) -> web.Response:
     def build(grant: Grant) -> tuple[bytes, dict[str, str]]:
         return ckc.build_ckc(grant, parsed.secrets, offline_key_supported=offline_key), {}
 
-    answer_bytes = request.app[SERVICE].acquire(parsed.challenge, trust=request.app[TRUST], overrides=overrides,
+    answer_bytes = namespace_of(request).service.acquire(parsed.challenge, trust=request.app[TRUST], overrides=overrides,
                                                 build=build, access=access_of(request))
     return render(answer_bytes, answer)
 
@@ -81,7 +82,7 @@ def _invalidate(request: web.Request, parsed: spc.ParsedSpc) -> bytes:
         raise malformed("an offline-sync SPC must carry the signed destruction record")
     if sorted(d.hex() for d in sync.deleted) != sorted(record.license_ids):
         raise malformed("the offline-sync deleted ids and the destruction record disagree")
-    result = invalidation.invalidate(request.app[SERVICE], parsed.challenge, trust=request.app[TRUST],
+    result = invalidation.invalidate(namespace_of(request).service, parsed.challenge, trust=request.app[TRUST],
                                      license_ids=record.license_ids, content_id=record.content_id,
                                      reason=f"secure invalidation: deleted on the device at {record.deleted_at}")
     ack = fields.InvalidationAck(result.released, result.not_found)
