@@ -118,7 +118,8 @@ def run(server: str | None, spawn: bool, admin_token: str | None, systems: str |
     if spawn:
         with spawned_server(keys_dir=keys_dir) as spawned:
             click.echo(f"spawned license server at {spawned.url} (--test-clock)", err=True)
-            report = run_checks(in_namespace(spawned.url, namespace), checks, systems=wanted, keys_dir=keys_dir, progress=progress,
+            report = run_checks(in_namespace(spawned.url, namespace), checks, systems=wanted, keys_dir=keys_dir,
+                                progress=progress,
                                 admin_token=spawned.admin_token, data_dir=spawned.data_dir,
                                 allow_incomplete=allow_incomplete)
     else:

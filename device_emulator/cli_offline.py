@@ -22,8 +22,8 @@ from device_emulator.cli_support import (
     not_applicable,
 )
 from device_emulator.errors import CdmError
-from device_emulator.transport import TransportError
 from device_emulator.namespaces import namespace_option
+from device_emulator.transport import TransportError
 from license_server.clock import from_iso, parse_duration, to_iso
 
 license_option = click.option("--license", "license_id", default=None, metavar="ID",

@@ -33,9 +33,9 @@ from device_emulator.acquire import acquire
 from device_emulator.device import Device
 from device_emulator.errors import CdmError
 from device_emulator.license_store import LicenseStore
+from device_emulator.namespaces import PREFIXED_MEDIA, resolve
 from device_emulator.offline import adapter_for
 from device_emulator.transport import USER_AGENT, TransportError
-from device_emulator.namespaces import PREFIXED_MEDIA, resolve
 from license_server.core.model import LicenseKind
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.protocols.downloads import DownloadAnswer

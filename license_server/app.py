@@ -17,7 +17,7 @@ from license_server.handlers import media as media_origin
 from license_server.http import CLOCK, KEYRING, SETTINGS, entitlement_mode_middleware, error_middleware
 from license_server.http_limits import handler_args
 from license_server.keyring import Keyring
-from license_server.namespaces import NAMESPACES, MemoryStores, Namespaces, NamespaceRouter, Shared
+from license_server.namespaces import NAMESPACES, MemoryStores, NamespaceRouter, Namespaces, Shared
 from license_server.rights import ShippedRights
 from license_server.settings import Settings
 from license_server.store import Store

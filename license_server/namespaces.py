@@ -166,10 +166,16 @@ def import_legacy_files(store: Store, settings: Settings) -> None:
                            (RIGHTS_DOCUMENT, settings.rights_overlay_path)):
         if store.document(document) is not None or not path.is_file():
             continue
-        text = path.read_text(encoding="utf-8")
-        store.update_document(document, lambda current, text=text: current if current is not None else text)
+        store.update_document(document, _unless_present(path.read_text(encoding="utf-8")))
         log.warning("imported %s into the default namespace's %r document; later edits of the file are not read "
                     "(use the admin API)", path, document)
+
+
+def _unless_present(text: str) -> Callable[[str | None], str | None]:
+    def change(current: str | None) -> str | None:
+        return current if current is not None else text
+
+    return change
 
 
 NAMESPACES = web.AppKey("namespaces", Namespaces)

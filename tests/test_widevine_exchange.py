@@ -1,6 +1,5 @@
 """The Widevine-style exchange over real HTTP: grants, attestation refusals, tampering."""
 
-import json
 
 import pytest
 

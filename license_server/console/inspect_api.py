@@ -19,11 +19,10 @@ from license_server.core.attestation import TrustAnchor
 from license_server.dialects import REGISTRY
 from license_server.errors import DrmError, ErrorCode
 from license_server.http import KEYRING, read_body
-from license_server.namespaces import Namespace, namespace_of
 from license_server.inspect import MAX_INPUT_BYTES, Context, decode
 from license_server.inspect.dryrun import baseline_overrides, what_would_happen
 from license_server.inspect.model import unrecognised
-from license_server.namespaces import namespace_of
+from license_server.namespaces import Namespace, namespace_of
 
 MAX_BODY = 2 * MAX_INPUT_BYTES
 
@@ -69,7 +68,8 @@ def input_bytes(raw: bytes, content_type: str) -> tuple[bytes, bool]:
     return doc["data"].encode("utf-8"), dry_run
 
 
-def inspect_document(app: web.Application, namespace: Namespace, data: bytes, *, dry_run: bool = True) -> dict[str, Any]:
+def inspect_document(app: web.Application, namespace: Namespace, data: bytes, *,
+                     dry_run: bool = True) -> dict[str, Any]:
     """The inspector's document, plus ``server_would`` for a challenge when ``dry_run``."""
     now = namespace.clock.now()
     encoding, found = decode(data, context_of(app, namespace), now=now)

@@ -32,9 +32,9 @@ from license_server.handlers.admin_common import body_model, reply
 from license_server.handlers.admin_licenses import summary
 from license_server.http import KEYRING
 from license_server.keyring import Keyring
+from license_server.namespaces import namespace_of
 from license_server.revocations import RevocationList as StoredRevocations
 from license_server.revocations import note_key, revocation_target, stored_as
-from license_server.namespaces import namespace_of
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ def _document(revocations: StoredRevocations) -> dict[str, Any]:
     try:
         return revocations.document()
     except ValueError as exc:  # hand-edited into something unreadable: say so, do not overwrite it
-        raise DrmError(ErrorCode.INTERNAL_ERROR, f"the revocation list is unreadable ({exc}); fix or replace it") from exc
+        message = f"the revocation list is unreadable ({exc}); fix or replace it"
+        raise DrmError(ErrorCode.INTERNAL_ERROR, message) from exc
 
 
 def _entries(doc: dict[str, Any], keyring: Keyring) -> list[Revocation]:

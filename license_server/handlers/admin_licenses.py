@@ -27,8 +27,8 @@ from license_server.core.lifecycle import Event, State, current_state, transitio
 from license_server.core.ports import LicenseRecord
 from license_server.errors import DrmError, ErrorCode
 from license_server.handlers.admin_common import body_model, query_model, reply
-from license_server.store import Store
 from license_server.namespaces import namespace_of
+from license_server.store import Store
 
 
 def summary(record: LicenseRecord, now: int) -> LicenseSummary:

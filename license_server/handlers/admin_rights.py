@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from license_server.errors import DrmError, ErrorCode
 from license_server.handlers.admin_common import body_model, reply
 from license_server.http import KEYRING
-from license_server.rights import Rights, TitleRights
 from license_server.namespaces import namespace_of
+from license_server.rights import Rights, TitleRights
 
 
 class CatalogTrack(BaseModel):

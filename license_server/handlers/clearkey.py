@@ -18,9 +18,9 @@ from license_server import crypto
 from license_server.core.model import Grant
 from license_server.errors import ERROR_CODE_HEADER, DrmError
 from license_server.http import access_of, error_renderer, json_error, read_body
+from license_server.namespaces import namespace_of
 from license_server.protocols import clearkey
 from license_server.protocols.cfg import parse_overrides
-from license_server.namespaces import namespace_of
 
 log = logging.getLogger(__name__)
 

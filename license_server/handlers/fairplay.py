@@ -16,11 +16,11 @@ from license_server.core.model import Grant
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
 from license_server.http import KEYRING, access_of, error_renderer, read_body
 from license_server.keyring import Keyring
+from license_server.namespaces import namespace_of
 from license_server.protocols.fairplay import ckc, fields, spc
 from license_server.protocols.fairplay import policy as fp_policy
 from license_server.protocols.fairplay.transport import Answer, answer_shape, encode_answer, read_spc
 from license_server.protocols.widevine.trust import WidevineTrust
-from license_server.namespaces import namespace_of
 
 TRUST = web.AppKey("fairplay_trust", WidevineTrust)
 MAX_BODY_BYTES = 128 * 1024  # base64 of the largest SPC, plus form or JSON framing
@@ -70,8 +70,9 @@ async def license_exchange(request: web.Request) -> web.Response:
     def build(grant: Grant) -> tuple[bytes, dict[str, str]]:
         return ckc.build_ckc(grant, parsed.secrets, offline_key_supported=offline_key), {}
 
-    answer_bytes = namespace_of(request).service.acquire(parsed.challenge, trust=request.app[TRUST], overrides=overrides,
-                                                build=build, access=access_of(request))
+    service = namespace_of(request).service
+    answer_bytes = service.acquire(parsed.challenge, trust=request.app[TRUST], overrides=overrides,
+                                   build=build, access=access_of(request))
     return render(answer_bytes, answer)
 
 

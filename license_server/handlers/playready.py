@@ -29,12 +29,12 @@ from license_server.core.ports import LicenseRecord
 from license_server.core.service import DeviceReport, ReportKind
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
 from license_server.http import KEYRING, access_of, error_renderer, read_body
+from license_server.namespaces import namespace_of
 from license_server.protocols.playready import MAX_BODY_BYTES, SYSTEM, faults, reports, soap, testcfg, xmlsafe
 from license_server.protocols.playready.challenge import ParsedChallenge, parse_license_challenge
 from license_server.protocols.playready.dispatch import operation_name
 from license_server.protocols.playready.license import build_license_response, effective_level
 from license_server.protocols.playready.trust import PlayReadyTrust
-from license_server.namespaces import namespace_of
 
 log = logging.getLogger(__name__)
 TRUST = web.AppKey("playready_trust", PlayReadyTrust)

@@ -13,10 +13,10 @@ from license_server.core.model import Grant, RequestKind
 from license_server.core.ports import LicenseRecord
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.http import KEYRING, access_of, error_renderer, read_body
+from license_server.namespaces import namespace_of
 from license_server.protocols.cfg import parse_overrides
 from license_server.protocols.widevine import codec
 from license_server.protocols.widevine.trust import WidevineTrust
-from license_server.namespaces import namespace_of
 
 TRUST = web.AppKey("widevine_trust", WidevineTrust)
 CONTENT_TYPE = "application/octet-stream"

@@ -42,8 +42,8 @@ from license_server.core.service import DeviceReport, LicenseService, ReportKind
 from license_server.errors import DrmError, ErrorCode
 from license_server.keyring import default_keys_dir, load_keyring
 from license_server.revocations import RevocationList
-from license_server.store import Store
 from license_server.rights import Rights
+from license_server.store import Store
 
 NOW = 1_800_000_000
 
