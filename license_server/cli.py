@@ -41,7 +41,7 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", default=8080, show_default=True, type=int, help="TCP port 0-65535 (0 picks a free one).")
 @click.option("--data-dir", default="data", show_default=True, type=click.Path(path_type=Path),
-              help="Directory of the SQLite store and revocations.json (created if missing).")
+              help="Directory of the SQLite stores, one per namespace (created if missing).")
 @click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path),
               help="keys/ directory [default: the project's public test keys].")
 @click.option("--test-clock", is_flag=True, help="Run on a controlled clock that /admin/clock can move.")

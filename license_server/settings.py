@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 class Settings(BaseModel):
     host: str = Field("127.0.0.1", description="Address to bind; loopback unless told otherwise.")
     port: int = Field(8080, ge=0, le=65535)
-    data_dir: Path = Field(Path("data"), description="Where the SQLite store and revocations.json live.")
+    data_dir: Path = Field(Path("data"), description="Where the SQLite stores (one per namespace) live.")
     keys_dir: Path | None = Field(None, description="The keys/ directory; default: the project's test keys.")
     test_clock: bool = Field(False, description="Enable the controlled clock and /admin/clock.")
     allow_compromised_devices: bool = Field(
