@@ -78,7 +78,7 @@ class Context:
 
     ``admin_token`` authenticates calls to the target's ``/admin/`` API;
     ``data_dir`` is set only when the runner spawned the server (it may then
-    write ``revocations.json`` there); ``adapter`` drives devices (device checks).
+    write the revocations document in its store); ``adapter`` drives devices (device checks).
     """
 
     server: str

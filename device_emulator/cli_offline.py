@@ -23,6 +23,7 @@ from device_emulator.cli_support import (
     not_applicable,
 )
 from device_emulator.errors import CdmError
+from device_emulator.namespaces import namespace_option
 from device_emulator.transport import TransportError
 from license_server.clock import from_iso, parse_duration, to_iso
 
@@ -34,6 +35,7 @@ system_option = click.option("--system", type=click.Choice(lifecycle.SYSTEMS), d
 
 
 @click.command()
+@namespace_option
 @device_dir_arg
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--offline", is_flag=True,
@@ -135,6 +137,7 @@ def clock(device_dir: Path, advance: str | None, set_to: str | None, reset: bool
 
 
 @click.command()
+@namespace_option
 @device_dir_arg
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--server", help="Send the release now (omit, or add --offline, to keep it pending).")
@@ -172,6 +175,7 @@ def _destinations(report: lifecycle.SyncReport | None) -> str:
 
 
 @click.command()
+@namespace_option
 @device_dir_arg
 @click.option("--server", required=True, help="License server base URL (time, renewals; releases go to the "
               "license URL stored with each license, and here only if none was stored).")
@@ -195,6 +199,7 @@ def sync(device_dir: Path, server: str, token: str | None, region: str | None, a
 
 
 @click.command()
+@namespace_option
 @device_dir_arg
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--server", required=True, help="License server base URL.")

@@ -29,6 +29,7 @@ from aiohttp import web
 from license_server import crypto
 from license_server.errors import DrmError, ErrorCode
 from license_server.http import SETTINGS, json_error
+from license_server.namespaces import split_path
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 ADMIN_PREFIX = "/admin"
@@ -95,7 +96,7 @@ async def admin_guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     route = request.match_info.route
-    if is_admin_path(request.path) or (route is not None and (route.name or "").startswith("admin.")):
+    if is_admin_path(split_path(request.path)[1]) or (route is not None and (route.name or "").startswith("admin.")):
         error = refusal(request)
         if error is not None:
             response = json_error(error)

@@ -17,6 +17,8 @@ from license_server.eventloop import install_fast_event_loop
 from license_server.keyring import Keyring, KeyringError, default_keys_dir, load_keyring
 from license_server.settings import Settings
 from license_server.store import AuditRetention, Store
+from license_server.store_api import DEFAULT_NAMESPACE
+from license_server.store_factory import SqliteStores
 from license_server.store_writer import GroupCommitStore
 
 log = logging.getLogger("license_server")
@@ -39,7 +41,7 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", default=8080, show_default=True, type=int, help="TCP port 0-65535 (0 picks a free one).")
 @click.option("--data-dir", default="data", show_default=True, type=click.Path(path_type=Path),
-              help="Directory of the SQLite store and revocations.json (created if missing).")
+              help="Directory of the SQLite stores, one per namespace (created if missing).")
 @click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path),
               help="keys/ directory [default: the project's public test keys].")
 @click.option("--test-clock", is_flag=True, help="Run on a controlled clock that /admin/clock can move.")
@@ -72,8 +74,9 @@ def main() -> None:
 @click.option("--audit-max-age", default="30d", show_default=True, callback=lambda _c, _p, v: _audit_age(v),
               help="How long refusal audit rows are kept (e.g. 12h, 30d; 0: no limit).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Processes sharing the port (SO_REUSEPORT) and the store; the test clock and fault "
-                   "injection need 1.")
+              help="Processes sharing the port (SO_REUSEPORT) and the store (the test clock and faults too).")
+@click.option("--max-namespaces", default=1000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Namespaces (/ns/<name>/) the server creates at most, default included (docs/namespaces.md).")
 @click.option("--reports-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
               help="Directory of conformance reports the web console (/console) lists and opens.")
 @click.option("--store-mode", type=click.Choice(["direct", "group"]), default="direct", show_default=True,
@@ -86,13 +89,12 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
           token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
           token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
           reports_dir: Path | None = None, audit_max_rows: int = 100_000,
-          audit_max_age: int | None = 30 * 86400, store_mode: str = "direct", no_stream_limits: bool = False) -> None:
+          audit_max_age: int | None = 30 * 86400, store_mode: str = "direct", no_stream_limits: bool = False,
+          max_namespaces: int = 1000) -> None:
     """Run the license server with its embedded SQLite store."""
     from license_server import workers as serving
     from license_server.app import create_app
 
-    if workers > 1 and test_clock:
-        raise click.UsageError("--test-clock keeps the clock in one process's memory: use --workers 1")
     if workers > 1 and port == 0:
         raise click.UsageError("--workers needs a fixed --port (the workers share it)")
 
@@ -104,7 +106,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     settings.admin_remote = admin_remote
     settings.require_token, settings.token_jwks, settings.token_leeway = require_token, token_jwks, token_leeway
     settings.token_audience, settings.token_issuer = token_audience, token_issuer
-    settings.workers = workers
+    settings.workers, settings.max_namespaces = workers, max_namespaces
     settings.require_attestation = require_attestation
     settings.stream_limits = not no_stream_limits
     settings.reports_dir = reports_dir
@@ -126,9 +128,15 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
 
     def make_app() -> web.Application:
         clock = ControlledClock() if settings.test_clock else SystemClock()
-        store = GroupCommitStore(settings.database_path, retention=retention) if store_mode == "group" \
-            else Store.open(settings.database_path, retention=retention)
-        return create_app(settings, store=store, keyring=keyring, clock=clock)
+
+        def open_store(path: Path) -> Store:
+            if store_mode == "group":
+                return GroupCommitStore(path, retention=retention)
+            return Store.open(path, retention=retention)
+
+        stores = SqliteStores(settings.data_dir, open_store=open_store)  # one store per namespace
+        return create_app(settings, store=stores.open(DEFAULT_NAMESPACE), keyring=keyring, clock=clock,
+                          stores=stores)
 
     log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, settings.database_path,
              ", TEST CLOCK" if settings.test_clock else "")

@@ -187,6 +187,18 @@ class ErrorCode(str, Enum):
         "KEYSERVER_NOT_CONFIGURED", 404,
         "The keys directory has no key seed (keys/keyserver/seed.json): the key service is off.",
     )
+    # Namespaces (issue 15)
+    INVALID_NAMESPACE = (
+        "INVALID_NAMESPACE", 400,
+        "The namespace (/ns/<name>/ or X-DRM-Namespace) is not 1-40 lower-case letters, digits and inner hyphens.",
+    )
+    NAMESPACE_LIMIT_REACHED = (
+        "NAMESPACE_LIMIT_REACHED", 429,
+        "The server already holds as many namespaces as it allows (--max-namespaces); delete one first.",
+    )
+    NAMESPACE_NOT_DELETABLE = (
+        "NAMESPACE_NOT_DELETABLE", 409, "The default namespace can be reset, never deleted.",
+    )
     # Test hooks
     INJECTED_FAULT = ("INJECTED_FAULT", 500, "A fault injected on request by a test hook (e.g. cfg errorcode:).")
     # Server

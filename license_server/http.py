@@ -11,20 +11,16 @@ from aiohttp import web
 
 from license_server.clock import Clock
 from license_server.core.entitlements import Access
-from license_server.core.service import LicenseService
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.keyring import Keyring
 from license_server.settings import Settings
-from license_server.store import Store
 from license_server.tokens import TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 KEYRING = web.AppKey("keyring", Keyring)
-STORE = web.AppKey("store", Store)
-CLOCK = web.AppKey("clock", Clock)
-SERVICE = web.AppKey("service", LicenseService)
+CLOCK = web.AppKey("clock", Clock)  # the base clock; a request's clock is namespace_of(request).clock
 
 ErrorRenderer = Callable[[DrmError], web.Response]
 _RENDERERS: dict[str, ErrorRenderer] = {}

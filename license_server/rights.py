@@ -1,9 +1,10 @@
 """Content-owner rights and the business rules of downloads: ``rights.json``.
 
 The shipped rules live next to the catalog (``keys/rights.json``, written by
-``license-server keys init``). Changes made through the admin API are written
-to ``<data_dir>/rights.json``, which then takes precedence; both files are
-re-read when they change on disk, so a hand edit applies without a restart.
+``license-server keys init``), shared by every namespace and re-read (at most one
+look a second) when the file changes. Changes made through the admin API are a
+namespace's overlay, its ``rights`` state document, which then takes precedence
+(the default namespace imports a pre-namespace ``<data_dir>/rights.json`` once).
 
 Shape (durations are seconds or strings such as ``30d``)::
 
@@ -25,13 +26,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from license_server.clock import monotonic
+from license_server.store_api import RIGHTS_DOCUMENT, StateDocuments
 from license_server.tokens import TrackRule, duration_seconds
 
 RIGHTS_FILE = "rights.json"
@@ -118,60 +120,73 @@ def default_rights(stream_only: tuple[str, ...] = ()) -> Rights:
     )
 
 
-class RightsBook:
-    """The current :class:`Rights`: the shipped file, or the admin's overlay when present."""
+SHIPPED_CHECK_SECONDS = 1.0
 
-    def __init__(self, shipped: Path, overlay: Path) -> None:
-        self.shipped = shipped
-        self.overlay = overlay
+
+class ShippedRights:
+    """The keyring's ``rights.json``, shared by every namespace: re-read when it changes on disk,
+    looking (one ``stat``) at most once a second rather than on every request (issue 14)."""
+
+    def __init__(self, path: Path, *, check_every: float = SHIPPED_CHECK_SECONDS) -> None:
+        self.path = path
+        self.check_every = check_every
         self._lock = threading.Lock()
-        self._loaded: tuple[Path, float] | None = None
-        self._rights = Rights()
+        self._checked_at: float | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._rights: Rights | None = None
 
-    def _source(self) -> Path | None:
-        for path in (self.overlay, self.shipped):
-            if path.exists():
-                return path
-        return None
-
-    def current(self) -> Rights:
-        """Re-read the governing file when it changed; a broken file keeps the last good rules."""
-        source = self._source()
-        if source is None:
+    def current(self) -> Rights | None:
+        """The shipped rules, or ``None`` without a (valid) file; a broken file keeps the last good rules."""
+        now = monotonic()
+        if self._checked_at is not None and now - self._checked_at < self.check_every:
             return self._rights
-        mtime = source.stat().st_mtime
-        if self._loaded != (source, mtime):
-            with self._lock:
+        with self._lock:
+            self._checked_at = now
+            try:
+                stat = self.path.stat()
+            except OSError:
+                self._stamp, self._rights = None, None
+                return None
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if stamp != self._stamp:
+                self._stamp = stamp
                 try:
-                    self._rights = Rights.model_validate(json.loads(source.read_text(encoding="utf-8")))
+                    self._rights = Rights.model_validate(json.loads(self.path.read_text(encoding="utf-8")))
                 except (OSError, ValueError, ValidationError) as exc:
-                    log.error("%s is invalid, keeping the previous rights: %s", source, exc)
-                self._loaded = (source, mtime)
+                    log.error("%s is invalid, keeping the previous rights: %s", self.path, exc)
         return self._rights
 
-    def _shipped_rights(self) -> Rights | None:
+
+class RightsBook:
+    """A namespace's current :class:`Rights`: its overlay (the ``rights`` state document, written
+    by the admin API) when present, else the shipped rules."""
+
+    def __init__(self, shipped: ShippedRights, documents: StateDocuments) -> None:
+        self.shipped = shipped
+        self.documents = documents
+        self._overlay: Rights | None = None
+
+    def load(self, text: str | None) -> None:
+        """Parse the overlay document (called when the store's state generation moved)."""
+        if text is None:
+            self._overlay = None
+            return
         try:
-            return Rights.model_validate(json.loads(self.shipped.read_text(encoding="utf-8")))
-        except (OSError, ValueError, ValidationError):
-            return None
+            self._overlay = Rights.model_validate_json(text)
+        except (ValueError, ValidationError) as exc:
+            log.error("the rights overlay is invalid, keeping the previous rights: %s", exc)
+
+    def current(self) -> Rights:
+        if self._overlay is not None:
+            return self._overlay
+        return self.shipped.current() or Rights()
 
     def replace(self, rights: Rights) -> Rights:
-        """Persist ``rights`` to the overlay file (atomically) and serve them from now on.
+        """Store ``rights`` as the overlay and serve them from now on.
 
         Rights equal to the shipped file remove the overlay instead, so putting the saved rules
-        back (as a conformance run does) leaves no file behind that would shadow the shipped one.
+        back (as a conformance run does) leaves nothing behind that would shadow the shipped file.
         """
-        if rights == self._shipped_rights():
-            with self._lock:
-                self.overlay.unlink(missing_ok=True)
-                self._rights = rights
-                self._loaded = (self.shipped, self.shipped.stat().st_mtime)
-            return rights
-        self.overlay.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.overlay.with_suffix(".json.tmp")
-        temporary.write_text(rights.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, self.overlay)
-        with self._lock:
-            self._rights = rights
-            self._loaded = (self.overlay, self.overlay.stat().st_mtime)
+        body = None if rights == self.shipped.current() else rights.model_dump_json(indent=2)
+        self.load(self.documents.update_document(RIGHTS_DOCUMENT, lambda _: body))
         return rights

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 class Settings(BaseModel):
     host: str = Field("127.0.0.1", description="Address to bind; loopback unless told otherwise.")
     port: int = Field(8080, ge=0, le=65535)
-    data_dir: Path = Field(Path("data"), description="Where the SQLite store and revocations.json live.")
+    data_dir: Path = Field(Path("data"), description="Where the SQLite stores (one per namespace) live.")
     keys_dir: Path | None = Field(None, description="The keys/ directory; default: the project's test keys.")
     test_clock: bool = Field(False, description="Enable the controlled clock and /admin/clock.")
     allow_compromised_devices: bool = Field(
@@ -50,6 +50,9 @@ class Settings(BaseModel):
     audit_max_age: int = Field(30 * 86400, ge=0, le=100 * 365 * 86400,
                                description="Seconds refusal audit rows are kept (0: no limit).")
     workers: int = Field(1, ge=1, le=64, description="Server processes sharing the port and the store.")
+    max_namespaces: int = Field(1000, ge=1, le=1_000_000,
+                                description="Namespaces the server creates at most, default included (each is a "
+                                            "store); a new one beyond it is refused with NAMESPACE_LIMIT_REACHED.")
 
     @field_validator("log_level")
     @classmethod
@@ -74,11 +77,12 @@ class Settings(BaseModel):
 
     @property
     def rights_overlay_path(self) -> Path:
-        """Rights changed through the admin API (takes precedence over <keys>/rights.json)."""
+        """Where servers before namespaces kept the admin's rights (imported once into the default namespace)."""
         return self.data_dir / "rights.json"
 
     @property
     def revocations_path(self) -> Path:
+        """Where servers before namespaces kept revocations (imported once into the default namespace)."""
         return self.data_dir / "revocations.json"
 
     @property

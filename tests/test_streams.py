@@ -17,6 +17,7 @@ from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.protocols.cfg import parse_overrides
 from license_server.protocols.widevine import codec
 from license_server.rights import Rights, TierRights
+from license_server.store_api import RIGHTS_DOCUMENT
 from license_server.store_schema import MIGRATIONS, RESET_TABLES
 from license_server.tokens import TokenClaims
 from tests.conftest import START
@@ -216,14 +217,14 @@ def test_group_commit_store_routes_stream_writes(tmp_path) -> None:
 # ------------------------------------------------------ native refusal shapes
 
 
-def write_rights(settings, **tier) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+def write_rights(store, **tier) -> None:
+    """An admin-style rights overlay (the default namespace's ``rights`` document)."""
     rights = {"tiers": {"premium": {"downloads": True, **tier}}}
-    (settings.data_dir / "rights.json").write_text(json.dumps(rights))
+    store.update_document(RIGHTS_DOCUMENT, lambda _: json.dumps(rights))
 
 
-async def test_widevine_refusal_is_a_license_error_with_the_code(widevine, make_device, settings) -> None:
-    write_rights(settings, max_streams=1)
+async def test_widevine_refusal_is_a_license_error_with_the_code(widevine, make_device, store) -> None:
+    write_rights(store, max_streams=1)
     headers = {"X-DRM-Token": token(policy={})}
     from device_emulator.cdm.widevine import WidevineCdm
 
@@ -238,10 +239,10 @@ async def test_widevine_refusal_is_a_license_error_with_the_code(widevine, make_
     assert codec.parse_server_reply(body).error_code == "STREAM_LIMIT_REACHED"
 
 
-async def test_playready_refusal_is_a_soap_fault_with_a_real_drm_e_code(client, make_device, settings) -> None:
+async def test_playready_refusal_is_a_soap_fault_with_a_real_drm_e_code(client, make_device, store) -> None:
     from device_emulator.cdm.playready import PlayReadyCdm, soap_action
 
-    write_rights(settings, max_streams=1)
+    write_rights(store, max_streams=1)
     headers = {"X-DRM-Token": token(policy={}), "Content-Type": "text/xml; charset=utf-8",
                **soap_action("AcquireLicense")}
     replies = []

@@ -34,7 +34,7 @@ from license_server.core.ports import DownloadRecord, Holder, LicenseRecord, Lic
 from license_server.core.streams import StreamStart
 from license_server.errors import DrmError, ErrorCode
 from license_server.keyring import Keyring, Title
-from license_server.revocations import RevocationFile
+from license_server.revocations import RevocationList
 from license_server.rights import Rights, RightsBook
 from license_server.tokens import TokenVerifier
 
@@ -95,7 +95,7 @@ class LicenseService:
         keyring: Keyring,
         store: LicenseRepository,
         clock: Clock,
-        revocations: RevocationFile,
+        revocations: RevocationList,
         rules: AttestationRules,
         rights: RightsBook,
         tokens: TokenVerifier | None = None,

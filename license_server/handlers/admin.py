@@ -1,8 +1,9 @@
 """Mounts the admin API (``/admin/...``) and ``GET /openapi.json``.
 
-Order matters: the admin guard (bearer token, loopback peers) and the fault
-injector are appended after the error middleware, so they run inside it and
-their refusals and injected errors get the dialects' error shapes.
+Order matters: the admin guard (bearer token, loopback peers), the namespace
+middleware and the fault injector are appended after the error middleware, so
+they run inside it and their refusals and injected errors get the dialects'
+error shapes; an admin request is authorized before its namespace is opened.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from license_server.handlers import (
     admin_devices,
     admin_faults,
     admin_licenses,
+    admin_namespaces,
     admin_rights,
     admin_streams,
 )
+from license_server.namespaces import namespace_middleware, namespace_of
 from license_server.openapi import build_document
 
 OPENAPI = web.AppKey("openapi_document", dict)
@@ -25,11 +28,14 @@ OPENAPI = web.AppKey("openapi_document", dict)
 
 async def openapi_document(request: web.Request) -> web.Response:
     """The OpenAPI document; public (it is documentation, and holds no secrets)."""
-    return web.json_response(request.app[OPENAPI])
+    prefix = namespace_of(request).url_prefix
+    document = request.app[OPENAPI]
+    return web.json_response({**document, "servers": [{"url": prefix}]} if prefix else document)
 
 
 def setup(app: web.Application) -> None:
     admin_auth.setup(app)
+    app.middlewares.append(namespace_middleware)  # after the guard, before the fault injector
     admin_faults.install(app)
     admin_clock.setup(app)
     admin_licenses.setup(app)
@@ -37,5 +43,6 @@ def setup(app: web.Application) -> None:
     admin_faults.setup(app)
     admin_rights.setup(app)
     admin_streams.setup(app)
+    admin_namespaces.setup(app)
     app[OPENAPI] = build_document()
     app.router.add_get("/openapi.json", openapi_document, name="health.openapi")

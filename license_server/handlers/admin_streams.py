@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from license_server.core.streams import StreamSession
 from license_server.errors import DrmError, ErrorCode
 from license_server.handlers.admin_common import body_model, query_model, reply
-from license_server.http import CLOCK, STORE
+from license_server.namespaces import namespace_of
 
 
 class StreamQuery(BaseModel):
@@ -67,8 +67,9 @@ def view(session: StreamSession, now: int) -> StreamView:
 
 async def list_streams(request: web.Request) -> web.Response:
     query = query_model(request, StreamQuery)
-    now = request.app[CLOCK].now()
-    sessions = request.app[STORE].streams(account=query.account, now=now, include_ended=query.all)
+    namespace = namespace_of(request)
+    now = namespace.clock.now()
+    sessions = namespace.store.streams(account=query.account, now=now, include_ended=query.all)
     accounts: dict[str, list[StreamView]] = {}
     for session in sessions:
         accounts.setdefault(session.account, []).append(view(session, now))
@@ -79,10 +80,11 @@ async def list_streams(request: web.Request) -> web.Response:
 
 async def end_stream(request: web.Request) -> web.Response:
     change = await body_model(request, EndStream, optional=True)
-    now = request.app[CLOCK].now()
+    namespace = namespace_of(request)
+    now = namespace.clock.now()
     session_id = request.match_info["session_id"][:128]
     reason = "ended through the admin API" + (f": {change.reason}" if change.reason else "")
-    session = request.app[STORE].end_stream(session_id, now=now, reason=reason)
+    session = namespace.store.end_stream(session_id, now=now, reason=reason)
     if session is None:
         raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no stream session {session_id!r}")
     return reply(view(session, now))
