@@ -2,7 +2,8 @@
 
 Every request whose path is under ``/admin/`` (matched route or not, so an
 unauthenticated caller cannot even probe which admin routes exist), and every
-route named ``admin.*`` whatever its path, passes :func:`admin_guard` first:
+route named ``admin.*`` or ``metrics.*`` (``GET /metrics``) whatever its path,
+passes :func:`admin_guard` first:
 
 1. a peer that is not a loopback address gets ``403 ADMIN_NOT_LOOPBACK``
    unless the server runs with ``--admin-remote``;
@@ -28,10 +29,11 @@ from aiohttp import web
 
 from license_server import crypto
 from license_server.errors import DrmError, ErrorCode
-from license_server.http import SETTINGS, json_error
+from license_server.http import SETTINGS, render_error
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 ADMIN_PREFIX = "/admin"
+GUARDED_ROUTES = ("admin.", "metrics.")  # route-name prefixes the guard protects wherever they are mounted
 TOKEN_BYTES = 32
 WWW_AUTHENTICATE = 'Bearer realm="license-server admin"'
 
@@ -95,10 +97,10 @@ async def admin_guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     route = request.match_info.route
-    if is_admin_path(request.path) or (route is not None and (route.name or "").startswith("admin.")):
+    if is_admin_path(request.path) or (route is not None and (route.name or "").startswith(GUARDED_ROUTES)):
         error = refusal(request)
         if error is not None:
-            response = json_error(error)
+            response = render_error(request, error)
             if error.code is ErrorCode.ADMIN_UNAUTHORIZED:
                 response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
             return response
@@ -106,7 +108,7 @@ async def admin_guard(
             return await handler(request)
         except web.HTTPNotFound:
             error = DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no admin route {request.method} {request.path[:120]}")
-            return json_error(error)
+            return render_error(request, error)
     return await handler(request)
 
 

@@ -13,9 +13,11 @@ from license_server.core.service import LicenseService, attestation_rules
 from license_server.dialects import REGISTRY, unattested_systems
 from license_server.handlers import admin, health, keyserver
 from license_server.handlers import media as media_origin
-from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, entitlement_mode_middleware, error_middleware
+from license_server.http import CLOCK, KEYRING, METRICS, SERVICE, SETTINGS, STORE, error_middleware
 from license_server.http_limits import handler_args
+from license_server.http_observe import observe_middleware
 from license_server.keyring import Keyring
+from license_server.metrics import Metrics
 from license_server.revocations import RevocationFile
 from license_server.rights import RightsBook
 from license_server.settings import Settings
@@ -43,9 +45,10 @@ def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier | None
 def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clock) -> web.Application:
     """Build the server. Tests pass an in-memory store and a controlled clock."""
     keyring = derived_keys.with_derived_titles(keyring, settings.data_dir)  # key-service titles (issue 13)
-    app = web.Application(middlewares=[entitlement_mode_middleware, error_middleware],
-                          client_max_size=settings.max_body_bytes, handler_args=handler_args())
+    app = web.Application(client_max_size=settings.max_body_bytes, handler_args=handler_args())
     app[SETTINGS] = settings
+    app[METRICS] = metrics = Metrics()
+    app.middlewares.extend([observe_middleware(app), error_middleware])  # observe: outermost, sees every answer
     app[STORE] = store
     app[KEYRING] = keyring
     app[CLOCK] = clock
@@ -59,6 +62,7 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
         rights=RightsBook(keyring.rights_path, settings.rights_overlay_path),
         tokens=token_verifier(settings, keyring),
         require_token=settings.require_token,
+        on_grant=metrics.granted,
     )
     if settings.allow_compromised_devices:
         log.warning("NEGATIVE-TESTING MODE: rooted and tampered devices are served (as TAMPERED, software keys only)")

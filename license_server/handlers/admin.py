@@ -1,4 +1,8 @@
-"""Mounts the admin API (``/admin/...``) and ``GET /openapi.json``.
+"""Mounts the admin API (``/admin/...``), ``GET /metrics`` and ``GET /openapi.json``.
+
+``/metrics`` (Prometheus text format, route ``metrics.page``) is guarded by the
+admin guard exactly like the admin API: bearer token, loopback peers
+unless ``--admin-remote``.
 
 Order matters: the admin guard (bearer token, loopback peers) and the fault
 injector are appended after the error middleware, so they run inside it and
@@ -11,6 +15,8 @@ from aiohttp import web
 
 from license_server import admin_auth
 from license_server.handlers import admin_clock, admin_devices, admin_faults, admin_licenses, admin_rights
+from license_server.http import METRICS
+from license_server.metrics import CONTENT_TYPE
 from license_server.openapi import build_document
 
 OPENAPI = web.AppKey("openapi_document", dict)
@@ -19,6 +25,13 @@ OPENAPI = web.AppKey("openapi_document", dict)
 async def openapi_document(request: web.Request) -> web.Response:
     """The OpenAPI document; public (it is documentation, and holds no secrets)."""
     return web.json_response(request.app[OPENAPI])
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Every counter and histogram of this server (summed over the workers with ``--workers N``)."""
+    response = web.Response(body=request.app[METRICS].exposition())
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
 
 
 def setup(app: web.Application) -> None:
@@ -31,3 +44,4 @@ def setup(app: web.Application) -> None:
     admin_rights.setup(app)
     app[OPENAPI] = build_document()
     app.router.add_get("/openapi.json", openapi_document, name="health.openapi")
+    app.router.add_get("/metrics", metrics_page, name="metrics.page")
