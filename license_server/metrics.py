@@ -84,6 +84,7 @@ class Metrics:
         info = Gauge("drm_server_info", "The server version (value 1).", ("version",), registry=reg,
                      multiprocess_mode="max")
         info.labels(__version__).set(1)
+        self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self._multiprocess = multiprocess_dir()
         if self._multiprocess is None:
             ProcessCollector(registry=reg)
@@ -98,8 +99,12 @@ class Metrics:
         self.refusals.labels(dialect, code).inc()
 
     def observe(self, family: str, status: int, seconds: float) -> None:
-        self.requests.labels(family, f"{status // 100}xx").inc()
-        self.latency.labels(family).observe(seconds)
+        key = (family, status // 100)
+        children = self._children.get(key)
+        if children is None:  # label resolution once per (family, status class), then plain attribute calls
+            children = self._children[key] = (self.requests.labels(family, f"{key[1]}xx"), self.latency.labels(family))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def store_error(self, exc: BaseException) -> None:
         self.store_errors.labels(type(exc).__name__[:40]).inc()
