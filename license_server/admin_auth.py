@@ -30,10 +30,10 @@ from aiohttp import web
 from license_server import crypto
 from license_server.errors import DrmError, ErrorCode
 from license_server.http import SETTINGS, render_error
+from license_server.route_table import ADMIN_PREFIX, GUARDED_ROUTES, ROUTES, UNMATCHED, RouteTable, is_admin_path
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
-ADMIN_PREFIX = "/admin"
-GUARDED_ROUTES = ("admin.", "metrics.")  # route-name prefixes the guard protects wherever they are mounted
+__all__ = ["ADMIN_PREFIX", "GUARDED_ROUTES", "admin_guard", "is_admin_path", "refusal", "setup"]
 TOKEN_BYTES = 32
 WWW_AUTHENTICATE = 'Bearer realm="license-server admin"'
 
@@ -54,10 +54,6 @@ def write_token_file(path: Path, token: str) -> None:
     finally:
         os.close(fd)
     os.replace(temp, path)
-
-
-def is_admin_path(path: str) -> bool:
-    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
 
 
 def is_loopback_peer(remote: str | None) -> bool:
@@ -96,8 +92,8 @@ def refusal(request: web.Request) -> DrmError | None:
 async def admin_guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    route = request.match_info.route
-    if is_admin_path(request.path) or (route is not None and (route.name or "").startswith(GUARDED_ROUTES)):
+    info = request.app[ROUTES].info(request.match_info.route)
+    if info.guarded or (info is UNMATCHED and is_admin_path(request.path)):  # unknown /admin/ paths too
         error = refusal(request)
         if error is not None:
             response = render_error(request, error)
@@ -115,4 +111,6 @@ async def admin_guard(
 def setup(app: web.Application) -> None:
     """Install the guard; without a configured token the app gets a random one nobody knows."""
     app[ADMIN_TOKEN] = app[SETTINGS].admin_token or generate_token()
+    if ROUTES not in app:
+        app[ROUTES] = RouteTable()
     app.middlewares.append(admin_guard)

@@ -1,9 +1,8 @@
 """The outermost middleware: request id, mode header, latency metrics and the access log.
 
-Everything a route needs here is decided once per route, the first time it is
-resolved (:class:`RouteTable`), not by string work on every request: its name,
-its family (the route name's prefix: a dialect, ``admin``, ``media``...), and
-whether it is a license dialect. The entitlement mode is fixed at start.
+What a route is (name, family, dialect) comes from the app's
+:class:`~license_server.route_table.RouteTable`, decided once per route; the
+entitlement mode is fixed at start.
 
 Every response carries ``X-Request-Id``: the client's own id when it sends a
 sane short token (letters, digits, ``.``, ``_``, ``-``; at most 64), else a
@@ -15,62 +14,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from time import perf_counter
 
 from aiohttp import web
-from aiohttp.web_urldispatcher import AbstractRoute
+from aiohttp.typedefs import Middleware
 
 from license_server import crypto
-from license_server.dialects import NAMES
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.http import METRICS, MODE_HEADER, SETTINGS
 from license_server.logs import access_log, request_id_var
-from license_server.metrics import NO_ROUTE
+from license_server.route_table import ROUTES, RouteTable
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
-@dataclass(frozen=True, slots=True)
-class RouteInfo:
-    """What the middlewares need to know about one route."""
-
-    name: str
-    family: str
-    dialect: str | None
-
-    @classmethod
-    def of(cls, name: str | None) -> RouteInfo:
-        if not name:
-            return UNMATCHED
-        family = name.split(".", 1)[0]
-        return cls(name=name, family=family, dialect=family if family in NAMES else None)
-
-
-UNMATCHED = RouteInfo(name=NO_ROUTE, family=NO_ROUTE, dialect=None)
-
-
-class RouteTable:
-    """Route facts, computed on a route's first request and then looked up."""
-
-    def __init__(self) -> None:
-        self._routes: dict[AbstractRoute, RouteInfo] = {}
-
-    def info(self, route: AbstractRoute | None) -> RouteInfo:
-        if route is None:
-            return UNMATCHED
-        found = self._routes.get(route)
-        if found is None:
-            if route.resource is None:  # aiohttp's per-request system route (404, 405): never cached
-                return UNMATCHED
-            found = self._routes[route] = RouteInfo.of(route.name)
-        return found
-
-
-ROUTES = web.AppKey("route_table", RouteTable)
 
 
 def request_id(sent: str | None) -> str:
@@ -80,7 +39,7 @@ def request_id(sent: str | None) -> str:
     return crypto.random_bytes(8).hex()
 
 
-def observe_middleware(app: web.Application) -> Middleware:
+def observe_middleware(app: web.Application) -> Middleware:  # aiohttp's middleware protocol
     """Build the middleware for ``app`` (its settings and metrics are fixed by now)."""
     mode = "strict" if app[SETTINGS].require_token else "development"
     access = app[SETTINGS].log_format == "json"
