@@ -14,9 +14,11 @@ from license_server.core.service import attestation_rules
 from license_server.dialects import REGISTRY, unattested_systems
 from license_server.handlers import admin, health, keyserver
 from license_server.handlers import media as media_origin
-from license_server.http import CLOCK, KEYRING, SETTINGS, entitlement_mode_middleware, error_middleware
+from license_server.http import CLOCK, KEYRING, METRICS, SETTINGS, error_middleware
 from license_server.http_limits import handler_args
+from license_server.http_observe import observe_middleware
 from license_server.keyring import Keyring
+from license_server.metrics import Metrics
 from license_server.namespaces import NAMESPACES, MemoryStores, NamespaceRouter, Namespaces, Shared
 from license_server.rights import ShippedRights
 from license_server.settings import Settings
@@ -50,10 +52,11 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
     keyring = derived_keys.with_derived_titles(keyring, settings.data_dir)  # key-service titles (issue 13)
     with warnings.catch_warnings():  # aiohttp deprecates passing a router; a subclass is how /ns/ routes everything
         warnings.simplefilter("ignore", DeprecationWarning)
-        app = web.Application(middlewares=[entitlement_mode_middleware, error_middleware],
-                              client_max_size=settings.max_body_bytes, handler_args=handler_args(),
+        app = web.Application(client_max_size=settings.max_body_bytes, handler_args=handler_args(),
                               router=NamespaceRouter())
     app[SETTINGS] = settings
+    app[METRICS] = metrics = Metrics()
+    app.middlewares.extend([observe_middleware(app), error_middleware])  # observe: outermost, sees every answer
     app[KEYRING] = keyring
     app[CLOCK] = clock
     factory = stores if stores is not None else MemoryStores(store)
@@ -61,7 +64,7 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
                     rules=replace(attestation_rules(keyring, allow_compromised=settings.allow_compromised_devices),
                                   require_attestation=settings.require_attestation,
                                   unattested_systems=unattested_systems()),
-                    tokens=token_verifier(settings, keyring))
+                    tokens=token_verifier(settings, keyring), on_grant=metrics.granted)
     app[NAMESPACES] = Namespaces(factory, shared)
     app[NAMESPACES].get(DEFAULT_NAMESPACE)  # the default namespace (and its upgrade import) opens at start
     if stores is None:

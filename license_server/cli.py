@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import NoReturn
@@ -11,10 +12,11 @@ from typing import NoReturn
 import click
 from aiohttp import web
 
-from license_server import __version__
+from license_server import __version__, logs
 from license_server.clock import ControlledClock, SystemClock, wall_clock_now
 from license_server.eventloop import install_fast_event_loop
 from license_server.keyring import Keyring, KeyringError, default_keys_dir, load_keyring
+from license_server.metrics import disable_multiprocess, enable_multiprocess
 from license_server.settings import Settings
 from license_server.store import AuditRetention, Store
 from license_server.store_api import DEFAULT_NAMESPACE
@@ -52,6 +54,9 @@ def main() -> None:
                    "as unverified, software-only platforms (e.g. stock Widevine CDMs).")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="Log lines as text, or one JSON object per line plus an access line per request "
+                   "(docs/observability.md).")
 @click.option("--media-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
               help="Packaged media served through presigned /media URLs [default: DATA_DIR/media].")
 @click.option("--admin-token", default=None, envvar="DRM_SERVER_ADMIN_TOKEN", show_envvar=True,
@@ -90,7 +95,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
           token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
           reports_dir: Path | None = None, audit_max_rows: int = 100_000,
           audit_max_age: int | None = 30 * 86400, store_mode: str = "direct", no_stream_limits: bool = False,
-          max_namespaces: int = 1000) -> None:
+          max_namespaces: int = 1000, log_format: str = "text") -> None:
     """Run the license server with its embedded SQLite store."""
     from license_server import workers as serving
     from license_server.app import create_app
@@ -101,7 +106,8 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     if not 0 <= port <= 65535:
         _startup_failed(f"port {port} is out of range (0-65535; 0 picks a free one)")
     settings = Settings(host=host, port=port, data_dir=data_dir, keys_dir=keys_dir, test_clock=test_clock,
-                        allow_compromised_devices=allow_compromised_devices, log_level=log_level)
+                        allow_compromised_devices=allow_compromised_devices, log_level=log_level,
+                        log_format=log_format)
     settings.media_dir = media_dir
     settings.admin_remote = admin_remote
     settings.require_token, settings.token_jwks, settings.token_leeway = require_token, token_jwks, token_leeway
@@ -112,7 +118,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     settings.reports_dir = reports_dir
     settings.audit_max_rows, settings.audit_max_age = audit_max_rows, audit_max_age or 0
     retention = AuditRetention(max_rows=settings.audit_max_rows, max_age=settings.audit_max_age)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     keyring = _keyring(settings.keys_dir)
     _preflight(settings, keyring)  # nothing is written before every check passed
     try:
@@ -141,8 +147,24 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, settings.database_path,
              ", TEST CLOCK" if settings.test_clock else "")
     log.info("event loop: %s", install_fast_event_loop())
-    serving.run(make_app, host=settings.host, port=settings.port, workers=workers,
-                print_line=lambda msg: click.echo(msg.replace("(Press CTRL+C to quit)", "").strip(), err=True))
+    metrics_dir = enable_multiprocess() if workers > 1 else None  # a scrape sums every worker's counters
+    try:
+        serving.run(make_app, host=settings.host, port=settings.port, workers=workers, print_line=_printer(settings))
+    finally:
+        if metrics_dir is not None:
+            disable_multiprocess(metrics_dir)
+
+
+def _printer(settings: Settings) -> Callable[[str], None]:
+    """aiohttp's "Running on" banner: a stderr line in text mode, a log record in JSON mode."""
+    def echo(message: str) -> None:
+        line = message.replace("(Press CTRL+C to quit)", "").strip()
+        if settings.log_format == "json":
+            log.info("%s", line.strip("= "))
+        else:
+            click.echo(line, err=True)
+
+    return echo
 
 
 def _audit_age(value: str) -> int:
@@ -193,7 +215,11 @@ def _admin_token(settings: Settings, given: str | None) -> None:
     else:
         settings.admin_token = generate_token()
         write_token_file(settings.admin_token_path, settings.admin_token)
-        click.echo(f"admin token (also in {settings.admin_token_path}, mode 0600): {settings.admin_token}", err=True)
+        if settings.log_format == "json":  # a log is collected and kept: the token goes to the file only
+            log.info("admin token generated and written to %s (mode 0600)", settings.admin_token_path)
+        else:
+            click.echo(f"admin token (also in {settings.admin_token_path}, mode 0600): {settings.admin_token}",
+                       err=True)
     if settings.admin_remote:
         log.warning("the admin API accepts non-loopback clients (--admin-remote); keep the token secret")
 

@@ -26,7 +26,7 @@ from yarl import URL
 
 from license_server.clock import Clock, OffsetClock
 from license_server.core.attestation import AttestationRules
-from license_server.core.service import LicenseService
+from license_server.core.service import GrantListener, LicenseService
 from license_server.errors import DrmError, ErrorCode
 from license_server.faults import StoredFaults
 from license_server.keyring import Keyring
@@ -108,6 +108,7 @@ class Shared:
     rules: AttestationRules
     rights: ShippedRights
     tokens: TokenVerifier | None
+    on_grant: GrantListener | None = None
 
 
 class Namespaces:
@@ -144,7 +145,7 @@ class Namespaces:
         service = LicenseService(keyring=shared.keyring, store=store, clock=clock, revocations=revocations,
                                  rules=shared.rules, rights=rights, tokens=shared.tokens,
                                  require_token=shared.settings.require_token,
-                                 stream_limits=shared.settings.stream_limits)
+                                 stream_limits=shared.settings.stream_limits, on_grant=shared.on_grant)
         return Namespace(name=name, store=store, clock=clock, faults=StoredFaults(store), revocations=revocations,
                          rights=rights, service=service, test_clock=shared.settings.test_clock)
 

@@ -100,10 +100,15 @@ class Rights(BaseModel):
     titles: dict[str, TitleRights] = Field(default_factory=dict)
 
     def tier(self, name: str | None) -> TierRights:
-        return self.tiers.get((name or "").lower(), TierRights())
+        return self.tiers.get((name or "").lower()) or _NO_TIER_RIGHTS
 
     def title(self, content_id: str) -> TitleRights:
-        return self.titles.get(content_id, TitleRights())
+        return self.titles.get(content_id) or _DEFAULT_TITLE_RIGHTS
+
+
+# The defaults handed out for tiers and titles without an entry: built once, not per request (read-only).
+_NO_TIER_RIGHTS = TierRights()
+_DEFAULT_TITLE_RIGHTS = TitleRights()
 
 
 def default_rights(stream_only: tuple[str, ...] = ()) -> Rights:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -27,6 +28,7 @@ class Settings(BaseModel):
     )
     media_url_ttl: int = Field(3600, gt=0, le=7 * 86400, description="Seconds a presigned media URL stays valid.")
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="Server log lines: text, or one JSON object each.")
     admin_token: str | None = Field(
         None, min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$", repr=False,
         description="Bearer token of the /admin/ API; generated at start (and written to <data_dir>/admin-token) "

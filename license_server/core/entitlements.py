@@ -100,12 +100,17 @@ def from_claims(claims: TokenClaims) -> Entitlement:
     )
 
 
+_MERGED_FIELDS = tuple(f.name for f in fields(PolicyOverrides) if f.name != "track_requirements")
+
+
 def merge(base: PolicyOverrides, top: PolicyOverrides) -> PolicyOverrides:
-    """``top``'s set values win; track requirements are combined per track."""
-    changes = {
-        f.name: getattr(top, f.name) for f in fields(PolicyOverrides)
-        if f.name != "track_requirements" and getattr(top, f.name) is not None
-    }
+    """``top``'s set values win; track requirements are combined per track.
+
+    An empty ``top`` (no token policy, no ``cfg=``: the common request) returns ``base`` itself.
+    """
+    changes = {name: value for name in _MERGED_FIELDS if (value := getattr(top, name)) is not None}
+    if not changes and not top.track_requirements:
+        return base
     tracks = dict(base.track_requirements) | dict(top.track_requirements)
     return replace(base, **changes, track_requirements=tuple(tracks.items()))
 

@@ -98,7 +98,7 @@ class PolicyOverrides:
             )
             if value is not None
         }
-        return replace(policy, **changes)
+        return replace(policy, **changes) if changes else policy
 
 
 def requested_kind(challenge: LicenseChallenge, overrides: PolicyOverrides) -> LicenseKind:

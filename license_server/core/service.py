@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 # license (e.g. the MAC keys that later verify renewals and releases).
 BuildLicense = Callable[[Grant], tuple[bytes, dict[str, str]]]
 VerifyHolder = Callable[[LicenseRecord], None]
+GrantListener = Callable[[str, str], None]  # (system, license kind), told of every durable grant (metrics)
 UNAUDITED = {ErrorCode.MALFORMED_CHALLENGE, ErrorCode.CHALLENGE_TOO_LARGE, ErrorCode.INVALID_POLICY_OVERRIDE}
 
 
@@ -101,6 +102,7 @@ class LicenseService:
         tokens: TokenVerifier | None = None,
         require_token: bool = False,
         stream_limits: bool = True,
+        on_grant: GrantListener | None = None,
     ) -> None:
         self.keyring = keyring
         self.store = store
@@ -111,6 +113,7 @@ class LicenseService:
         self.tokens = tokens
         self.require_token = require_token
         self.stream_limits = stream_limits  # False: serve --no-stream-limits (negative testing: no sessions)
+        self.on_grant = on_grant
 
     def entitlement(self, access: Access, now: int) -> Entitlement:
         """The verified token's entitlement; without a token, the development default or a refusal."""
@@ -221,8 +224,9 @@ class LicenseService:
         attestation.check_key_ids(tuple(key.kid for key in grant.keys), self.revocations.current())
         return grant
 
-    @staticmethod
-    def _log_grant(challenge: LicenseChallenge, grant: Grant) -> None:
+    def _log_grant(self, challenge: LicenseChallenge, grant: Grant) -> None:
+        if self.on_grant is not None:
+            self.on_grant(challenge.system, grant.kind.value)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "granted %s %s license %s for %s to %s (%s)",

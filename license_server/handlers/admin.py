@@ -1,4 +1,8 @@
-"""Mounts the admin API (``/admin/...``) and ``GET /openapi.json``.
+"""Mounts the admin API (``/admin/...``), ``GET /metrics`` and ``GET /openapi.json``.
+
+``/metrics`` (Prometheus text format, route ``metrics.page``) is guarded by the
+admin guard exactly like the admin API: bearer token, loopback peers
+unless ``--admin-remote``.
 
 Order matters: the admin guard (bearer token, loopback peers), the namespace
 middleware and the fault injector are appended after the error middleware, so
@@ -20,6 +24,8 @@ from license_server.handlers import (
     admin_rights,
     admin_streams,
 )
+from license_server.http import METRICS
+from license_server.metrics import CONTENT_TYPE
 from license_server.namespaces import namespace_middleware, namespace_of
 from license_server.openapi import build_document
 
@@ -31,6 +37,13 @@ async def openapi_document(request: web.Request) -> web.Response:
     prefix = namespace_of(request).url_prefix
     document = request.app[OPENAPI]
     return web.json_response({**document, "servers": [{"url": prefix}]} if prefix else document)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Every counter and histogram of this server (summed over the workers with ``--workers N``)."""
+    response = web.Response(body=request.app[METRICS].exposition())
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
 
 
 def setup(app: web.Application) -> None:
@@ -46,3 +59,4 @@ def setup(app: web.Application) -> None:
     admin_namespaces.setup(app)
     app[OPENAPI] = build_document()
     app.router.add_get("/openapi.json", openapi_document, name="health.openapi")
+    app.router.add_get("/metrics", metrics_page, name="metrics.page")

@@ -1,9 +1,9 @@
 """Fault injection over HTTP: the middleware that applies faults, and the admin
 routes ``GET/POST/DELETE /admin/faults`` and ``DELETE /admin/faults/{fault_id}``.
 
-The middleware runs after routing, so the matched route's name tells the
-dialect (:func:`license_server.faults.fault_dialect`, the same prefix rule the
-error middleware uses to pick a renderer). Errors are rendered by the
+The middleware runs after routing, so the matched route tells the dialect
+(:func:`license_server.faults.fault_dialect`, decided once per route in the
+app's :mod:`route table <license_server.route_table>`). Errors are rendered by the
 dialect's own error renderer (:func:`license_server.http.render_error`), so a
 Widevine player gets a Widevine error message, a PlayReady player a SOAP fault.
 
@@ -29,10 +29,10 @@ from aiohttp import web
 from license_server import jsonsafe
 from license_server.admin_models import FaultList, FaultsCleared, FaultSpec
 from license_server.errors import DrmError, ErrorCode
-from license_server.faults import fault_dialect
 from license_server.handlers.admin_common import body_model, reply
 from license_server.http import render_error
 from license_server.namespaces import namespace_of
+from license_server.route_table import ROUTES
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,11 @@ async def fault_injector(
 ) -> web.StreamResponse:
     namespace = namespace_of(request)
     book = namespace.faults
-    route = request.match_info.route
-    # CORS preflights are the browser's, not the player's: never disturbed, never counted.
-    faultable = bool(book) and request.method != "OPTIONS"
-    dialect = fault_dialect(route.name if route is not None else None) if faultable else None
+    # No fault configured (the normal case): one truth test. CORS preflights are the browser's, not the
+    # player's: never disturbed, never counted. The route's fault target was decided once (route table).
+    if not book or request.method == "OPTIONS":
+        return await handler(request)
+    dialect = request.app[ROUTES].info(request.match_info.route).fault_target
     if dialect is None:
         return await handler(request)
     now = namespace.clock.now()
