@@ -203,3 +203,12 @@ async def test_presigned_urls_and_openapi_keep_the_namespace(client):
     document = await (await client.get("/ns/x/openapi.json")).json()
     assert document["servers"] == [{"url": "/ns/x"}]
     assert "servers" not in await (await client.get("/openapi.json")).json()
+
+
+async def test_a_pre_namespace_rights_file_is_imported_into_default_only(aiohttp_client, settings, store, keyring,
+                                                                         clock):
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.rights_overlay_path.write_text('{"titles": {"demo-episode": {"downloadable": false}}}')
+    client = await aiohttp_client(create_app(settings, store=store, keyring=keyring, clock=clock))
+    assert (await call(client, "GET", "/admin/rights"))[2]["titles"]["demo-episode"]["downloadable"] is False
+    assert "demo-episode" not in (await call(client, "GET", "/ns/a/admin/rights"))[2]["titles"]

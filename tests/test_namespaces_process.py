@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from license_server.core.model import LicenseKind
-from tests.conftest import PROJECT, cli_json
+from tests.conftest import PROJECT, cli_json, run_cli
 
 
 def request(server, method: str, path: str, body: bytes | None = None, *, admin: bool = False,
@@ -63,12 +63,15 @@ def test_clock_and_faults_per_namespace_across_two_workers(server_process, tmp_p
     wait_for_both_workers(server)
     cli_json("create", str(tmp_path / "phone"), "--json")
     device = Device.load(tmp_path / "phone")
-    ids = {}
-    for name in ("a", "b"):
-        result = acquire(device, server=f"{server.url}/ns/{name}", content_id="demo-movie",
-                         kind=LicenseKind.TEMPORARY)
-        assert result.status == "granted", result.error
-        ids[name] = result.license_id
+    result = acquire(device, server=f"{server.url}/ns/a", content_id="demo-movie", kind=LicenseKind.TEMPORARY)
+    assert result.status == "granted", result.error
+    ids = {"a": result.license_id}
+    granted = cli_json("acquire", str(tmp_path / "phone"), "--server", server.url, "--namespace", "b",  # the CLI
+                       "--content", "demo-movie", "--json")
+    ids["b"] = granted["license_id"]
+    refused = run_cli("acquire", str(tmp_path / "phone"), "--server", server.url, "--content", "demo-movie",
+                      env={"DRM_NAMESPACE": "Not_Valid"})
+    assert refused.returncode == 2 and "--namespace" in refused.stderr
     admin_json(server, "POST", "/ns/a/admin/clock", {"advance": "31d"})
     for name, state in (("a", "expired"), ("b", "issued")):
         answers = spread(server, f"/ns/{name}/admin/licenses/{ids[name]}")
