@@ -30,7 +30,7 @@ from aiohttp import web
 from license_server import crypto
 from license_server.errors import DrmError, ErrorCode
 from license_server.http import SETTINGS, render_error
-from license_server.route_table import ADMIN_PREFIX, GUARDED_ROUTES, ROUTES, UNMATCHED, RouteTable, is_admin_path
+from license_server.route_table import ADMIN_PREFIX, GUARDED_ROUTES, ROUTES, RouteTable, is_admin_path
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 __all__ = ["ADMIN_PREFIX", "GUARDED_ROUTES", "admin_guard", "is_admin_path", "refusal", "setup"]
@@ -93,7 +93,7 @@ async def admin_guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     info = request.app[ROUTES].info(request.match_info.route)
-    if info.guarded or (info is UNMATCHED and is_admin_path(request.path)):  # unknown /admin/ paths too
+    if info.guarded or is_admin_path(request.path):  # the path too: unknown /admin/ paths, catch-all routes
         error = refusal(request)
         if error is not None:
             response = render_error(request, error)
