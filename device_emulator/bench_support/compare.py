@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=3000, help="Requests prepared per target and round.")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--baseline", type=Path, default=None,
-                        help="Also serve from this source tree (e.g. `git worktree add /tmp/base HEAD~5`), "
+                        help="Also serve from this source tree (e.g. a `git worktree add ../before HEAD~5` checkout), "
                              "so before/after ratios come from one run.")
     args = parser.parse_args(argv)
     from license_server.keyring import default_keys_dir, load_keyring
