@@ -31,7 +31,7 @@ from license_server import crypto
 from license_server.errors import DrmError, ErrorCode
 from license_server.http import SETTINGS, render_error
 from license_server.namespaces import split_path
-from license_server.route_table import ADMIN_PREFIX, GUARDED_ROUTES, ROUTES, UNMATCHED, RouteTable, is_admin_path
+from license_server.route_table import ADMIN_PREFIX, GUARDED_ROUTES, ROUTES, RouteTable, is_admin_path
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 __all__ = ["ADMIN_PREFIX", "GUARDED_ROUTES", "admin_guard", "is_admin_path", "refusal", "setup"]
@@ -94,7 +94,7 @@ async def admin_guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     info = request.app[ROUTES].info(request.match_info.route)
-    if info.guarded or (info is UNMATCHED and is_admin_path(split_path(request.path)[1])):  # unknown /admin/ paths too
+    if info.guarded or is_admin_path(split_path(request.path)[1]):  # the path too: unknown /admin/ paths, catch-alls
         error = refusal(request)
         if error is not None:
             response = render_error(request, error)

@@ -12,6 +12,7 @@ device emulator.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -136,7 +137,8 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None]
 
 
 def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
-                 store_mode: str = "direct") -> tuple[subprocess.Popen, str]:
+                 store_mode: str = "direct", pythonpath: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """A local server on a free port (``pythonpath``: serve another source tree, for before/after runs)."""
     import socket
 
     with socket.socket() as sock:
@@ -146,7 +148,8 @@ def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
                str(data_dir), "--log-level", "WARNING", "--workers", str(workers), "--store-mode", store_mode]
     if keys_dir:
         command += ["--keys", str(keys_dir)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)} if pythonpath is not None else None
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = monotonic() + 90  # a loaded machine starts Python slowly
     while monotonic() < deadline:

@@ -167,3 +167,16 @@ def test_json_formatter_fields_and_request_id():
         request_id_var.reset(reset)
     assert doc["level"] == "INFO" and doc["logger"] == "license_server.x" and doc["message"] == "granted x"
     assert doc["request_id"] == "rid-1" and doc["ts"].endswith("+00:00")
+
+
+async def test_widevine_grants_and_refusals_are_labelled_by_dialect_and_kind(client, widevine, make_device):
+    from license_server.core.model import LicenseKind
+
+    status, _, _, _ = await widevine.acquire(make_device("L1"), "demo-movie", LicenseKind.PERSISTENT, privacy=True)
+    assert status == 200
+    status, headers, _, _ = await widevine.acquire(make_device("L3"), "demo-movie", LicenseKind.PERSISTENT)
+    assert headers["X-DRM-Error-Code"] == "SECURITY_LEVEL_TOO_LOW"
+    samples = await scrape(client)
+    assert value(samples, "drm_licenses_granted_total", dialect="widevine", kind="persistent") == 1
+    assert value(samples, "drm_licenses_granted_total", dialect="widevine", kind="temporary") == 0
+    assert value(samples, "drm_refusals_total", dialect="widevine", code="SECURITY_LEVEL_TOO_LOW") == 1

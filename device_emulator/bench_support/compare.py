@@ -6,7 +6,10 @@ fires at each in turn, several alternating rounds, with the same lean client
 of hello-world's. Alternating rounds spread other load on a shared machine over
 every target alike, so the ratios hold even when absolute figures do not.
 
-``python -m device_emulator.bench_support.compare [--rounds 3] [--seconds 3] [--json]``
+``python -m device_emulator.bench_support.compare [--rounds 3] [--seconds 3] [--json] [--baseline TREE]``
+
+``--baseline TREE`` also serves every configuration from another source tree
+(its ``PYTHONPATH``), in the same alternating rounds: before/after ratios from one run.
 """
 
 from __future__ import annotations
@@ -47,13 +50,20 @@ def _hello() -> tuple[subprocess.Popen, str]:
 Targets = dict[str, tuple[str, Callable[[int], list[bytes]]]]
 
 
-def _start_targets(work: Path, procs: list[subprocess.Popen], ck_body: bytes) -> Targets:
+CONFIGS = (("direct, 1 worker", 1, "direct"), ("group, 1 worker", 1, "group"),
+           ("direct, 2 workers", 2, "direct"), ("group, 2 workers", 2, "group"))
+
+
+def _start_targets(work: Path, procs: list[subprocess.Popen], ck_body: bytes,
+                   baseline: Path | None = None) -> Targets:
     hello, url = _hello()
     procs.append(hello)
     targets: Targets = {"aiohttp hello-world": (url + "/", lambda n: [ck_body] * n)}
-    for label, workers, mode in (("direct, 1 worker", 1, "direct"), ("group, 1 worker", 1, "group"),
-                                 ("direct, 2 workers", 2, "direct"), ("group, 2 workers", 2, "group")):
-        proc, server = spawn_server(work / label.replace(" ", "").replace(",", "-"), None, workers, mode)
+    trees: list[tuple[str, Path | None]] = [("", None)] + ([(" (baseline)", baseline)] if baseline else [])
+    for (label, workers, mode), (suffix, tree) in ((c, t) for t in trees for c in CONFIGS):
+        label += suffix
+        proc, server = spawn_server(work / label.replace(" ", "").replace(",", "-"), None, workers, mode,
+                                    pythonpath=tree)
         procs.append(proc)
         targets[f"Clear Key, {label}"] = (server + "/clearkey/license", lambda n: [ck_body] * n)
         # Challenges are built just before each round (outside the timing): built all up front, the
@@ -86,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batch", type=int, default=3000, help="Requests prepared per target and round.")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="Also serve from this source tree (e.g. a `git worktree add ../before HEAD~5` checkout), "
+                             "so before/after ratios come from one run.")
     args = parser.parse_args(argv)
     from license_server.keyring import default_keys_dir, load_keyring
 
@@ -99,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         procs: list[subprocess.Popen] = []
         try:
-            targets = _start_targets(work, procs, ck_body)
+            targets = _start_targets(work, procs, ck_body, args.baseline)
             rates, errors = _measure(targets, args)
         finally:
             for proc in procs:  # every spawned process, even when a later one failed to start
@@ -112,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(table))
     else:
         for name, row in table.items():
-            print(f"{name:<28} {row['per_s']:>7}/s  ratio {row['ratio']:.3f}  errors {row['errors']}")
+            print(f"{name:<40} {row['per_s']:>7}/s  ratio {row['ratio']:.3f}  errors {row['errors']}")
     return 0
 
 
