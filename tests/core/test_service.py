@@ -62,7 +62,9 @@ class MemoryRepository:
     audit: list[tuple[str, str | None, str | None]] = field(default_factory=list)  # (event, license, code)
 
     def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int,
-                     holder: Holder | None = None, caps: UsageRules | None = None) -> None:
+                     holder: Holder | None = None, caps: UsageRules | None = None,
+                     stream: object | None = None) -> None:
+        assert stream is None, "these tests grant without stream limits (tests/test_streams.py covers them)"
         holder = holder or Holder()
         if request_key in self.seen_requests:
             raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "seen")
@@ -101,7 +103,7 @@ class MemoryRepository:
                          version: int | None = None, license_start: int | None = None,
                          policy: LicensePolicy | None = None, first_used_at: int | None = None,
                          released: bool = False, message: str | None = None,
-                         request_key: str | None = None) -> None:
+                         request_key: str | None = None, stream_heartbeat: bool = False) -> None:
         if request_key is not None:
             if request_key in self.seen_requests:
                 raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "seen")
