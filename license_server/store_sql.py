@@ -1,21 +1,25 @@
-"""The server's repository over SQLite (sqlite-utils), in WAL mode.
+"""The store's decisions in SQL, shared by the SQLite and PostgreSQL backends.
 
-Implements the core's storage port (:class:`~license_server.core.ports.LicenseRepository`):
-the core never sees SQL, it calls intent-named methods. Each write the port
-declares atomic runs inside one ``BEGIN IMMEDIATE`` transaction.
+:class:`SqlStore` implements the core's storage port
+(:class:`~license_server.core.ports.LicenseRepository`), the admin reads and the audit
+retention once, against a small :class:`~license_server.store_backend.SqlBackend`: the
+backends differ only in connections, transactions, cross-process locking, placeholders
+and DDL. Each write the port declares atomic runs inside one backend transaction.
+
+Concurrency (see docs/store.md): replay keys, single-use token ids and report keys are
+primary keys inserted with ``ON CONFLICT DO NOTHING`` (the loser of a race sees no row
+inserted); caps are decided under :meth:`SqlBackend.serialize` on the device and the account;
+lifecycle writes lock the license row (:attr:`SqlBackend.for_update`). On SQLite every write
+transaction is ``BEGIN IMMEDIATE``, so all of these are already serial.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Generator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import sqlite_utils
 
 from license_server.core import entitlements
 from license_server.core.entitlements import month_start
@@ -30,9 +34,8 @@ from license_server.core.ports import (
     UsageSnapshot,
 )
 from license_server.errors import DrmError, ErrorCode
-from license_server.sqlite_support import connect, migrate, savepoint, transaction
-from license_server.store_documents import SqliteStateDocuments
-from license_server.store_schema import MIGRATIONS
+from license_server.store_backend import SqlBackend, dicts
+from license_server.store_documents import SqlStateDocuments
 
 # Admin filters, most selective first (each of the first four has an index ending in issued_at).
 _FILTERS = ("device_id", "account", "content_id", "system", "state", "kind")
@@ -45,7 +48,7 @@ LICENSE_SUMMARY = ("rowid", "license_id", "system", "device_id", "content_id", "
                    "issued_at", "updated_at", "account")
 
 
-__all__ = ["AuditRetention", "Holder", "LicenseRecord", "Store"]  # the record types live in the core's port
+__all__ = ["AuditRetention", "Holder", "LicenseRecord", "SqlStore"]  # the record types live in the core's port
 
 
 @dataclass(frozen=True)
@@ -64,40 +67,24 @@ class AuditRetention:
     batch: int = 1000
 
 
-class Store(SqliteStateDocuments):
+class SqlStore(SqlStateDocuments):
     """Devices, licenses, replay records, the audit trail and the namespace's state documents."""
 
-    def __init__(self, db: sqlite_utils.Database, *, retention: AuditRetention | None = None) -> None:
-        self.db = db
+    sql: SqlBackend
+    retention: AuditRetention
+    _audit_writes: int
+
+    def __init__(self, sql: SqlBackend, *, retention: AuditRetention | None = None) -> None:
+        self.sql = sql
         self.retention = retention or AuditRetention()
         self._audit_writes = 0
-        self.in_batch = False  # set by the group-commit writer around a batch
-        self._migrate()
-
-    @classmethod
-    def open(cls, path: Path | str, *, retention: AuditRetention | None = None) -> Store:
-        """Open (creating if needed) the store at ``path``; ``":memory:"`` for tests."""
-        return cls(connect(path, synchronous="NORMAL"), retention=retention)
-
-    @classmethod
-    def memory(cls) -> Store:
-        return cls.open(":memory:")
 
     def close(self) -> None:
-        self.db.conn.close()
-
-    # -------------------------------------------------------------- plumbing
+        self.sql.close()
 
     def transaction(self) -> AbstractContextManager[None]:
-        """One atomic write: a transaction, or a savepoint inside a group-commit batch (:mod:`store_writer`)."""
-        return savepoint(self.db) if self.in_batch else transaction(self.db)
-
-    def _migrate(self) -> None:
-        migrate(self.db, MIGRATIONS)
-
-    @property
-    def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+        """One atomic write."""
+        return self.sql.transaction()
 
     # ---------------------------------------------------------------- writes
 
@@ -110,17 +97,20 @@ class Store(SqliteStateDocuments):
             self._claim_request(request_key, now)
             if holder.token_jti is not None:
                 self._spend_token(TokenSpend(holder.token_jti, holder.token_expires_at or now, grant.license_id), now)
+            if device is not None:  # caps are decided one grant at a time per device and per account
+                accounts = [f"account:{holder.account}"] if holder.account else []
+                self.sql.serialize(f"device:{device.device_id}", *accounts)
             if caps is not None and device is not None:
                 entitlements.check_usage(caps, self._usage_snapshot(holder.account, device.device_id, now), now)
             if device is not None:
-                self.db.execute(
+                self.sql.execute(
                     """INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT(device_id) DO UPDATE SET last_seen=excluded.last_seen,
                        verification=excluded.verification, security_level=excluded.security_level""",
                     (device.device_id, system, device.system_id, device.model, device.security_level.value,
                      device.verification.value, now, now),
                 )
-            self.db.execute(
+            self.sql.execute(
                 "INSERT INTO licenses (license_id, system, device_id, content_id, kind, state, version, kids, tracks, "
                 "policy, issued_at, updated_at, released_at, secrets, license_start, account, tier, token_jti) "
                 "VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
@@ -133,8 +123,8 @@ class Store(SqliteStateDocuments):
                     holder.account, holder.tier, holder.token_jti,
                 ),
             )
-            self.db.conn.executemany("INSERT OR IGNORE INTO license_kids VALUES (?, ?)",
-                                [(k.kid.hex(), grant.license_id) for k in grant.keys])
+            self.sql.executemany("INSERT INTO license_kids VALUES (?, ?) ON CONFLICT DO NOTHING",
+                                 [(k.kid.hex(), grant.license_id) for k in grant.keys])
             self._audit(now, system, "grant", device.device_id if device else None, grant.content_id,
                         grant.license_id, None, f"{grant.kind.value}: {','.join(k.track.value for k in grant.keys)}")
 
@@ -153,18 +143,19 @@ class Store(SqliteStateDocuments):
         wanted = {kid.hex() for kid in kids}
         marks = ", ".join("?" * len(wanted))
         with self.transaction():
-            rows = self.db.execute(
+            rows = self.sql.execute(
                 f"SELECT DISTINCT l.license_id, l.content_id, l.issued_at FROM license_kids k "
                 f"CROSS JOIN licenses l ON l.license_id = k.license_id "
                 f"WHERE k.kid IN ({marks}) AND l.system = ? AND l.state = 'issued' ORDER BY l.issued_at, l.rowid",
                 (*sorted(wanted), system),
             ).fetchall() if wanted else []
-            released = [(lid, cid) for lid, cid, _ in rows]
-            for license_id, content_id in released:
-                self.db.execute(
-                    "UPDATE licenses SET state = 'released', released_at = ?, updated_at = ? WHERE license_id = ?",
-                    (now, now, license_id),
-                )
+            released = []
+            for license_id, content_id, _ in rows:
+                if not self.sql.execute(  # state re-checked: a concurrent release may have won this license
+                        "UPDATE licenses SET state = 'released', released_at = ?, updated_at = ? "
+                        "WHERE license_id = ? AND state = 'issued'", (now, now, license_id)).rowcount:
+                    continue
+                released.append((license_id, content_id))
                 self._audit(now, system, "release", None, content_id, license_id, None,
                             f"released by kids {','.join(sorted(wanted))}")
             if not released:
@@ -189,11 +180,11 @@ class Store(SqliteStateDocuments):
                    version: int | None = None, license_start: int | None = None,
                    policy: LicensePolicy | None = None, first_used_at: int | None = None,
                    released: bool = False, message: str | None = None) -> None:
-        row = self.db.execute("SELECT device_id, content_id FROM licenses WHERE license_id = ?",
+        row = self.sql.execute(f"SELECT device_id, content_id FROM licenses WHERE license_id = ?{self.sql.for_update}",
                               (license_id,)).fetchone()
         if row is None:
             raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
-        self.db.execute(
+        self.sql.execute(
             """UPDATE licenses SET state = ?, updated_at = ?,
                    version = COALESCE(?, version), license_start = COALESCE(?, license_start),
                    policy = COALESCE(?, policy), first_used_at = COALESCE(first_used_at, ?),
@@ -208,7 +199,8 @@ class Store(SqliteStateDocuments):
                       request_key: str | None = None) -> bool:
         """Mark a license released (idempotent), atomically. Returns False if it already was (see the port)."""
         with self.transaction():
-            row = self.db.execute("SELECT state FROM licenses WHERE license_id = ?", (license_id,)).fetchone()
+            row = self.sql.execute(f"SELECT state FROM licenses WHERE license_id = ?{self.sql.for_update}",
+                                   (license_id,)).fetchone()
             if row is None:
                 raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
             if request_key is not None and not self._claim_once(request_key, now):
@@ -223,19 +215,19 @@ class Store(SqliteStateDocuments):
                       message: str, once_key: str | None = None, first_used_at: int | None = None) -> bool:
         """Record a device report, deduplicated by its unique keys, atomically (see the port)."""
         with self.transaction():
-            row = self.db.execute("SELECT state FROM licenses WHERE license_id = ?", (license_id,)).fetchone()
+            row = self.sql.execute(f"SELECT state FROM licenses WHERE license_id = ?{self.sql.for_update}",
+                                   (license_id,)).fetchone()
             if row is None:
                 raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
-            seen = self.db.execute("SELECT 1 FROM reports WHERE license_id = ? AND report_key = ?",
+            seen = self.sql.execute("SELECT 1 FROM reports WHERE license_id = ? AND report_key = ?",
                                    (license_id, report_key)).fetchone()
             if seen is not None:
                 raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "this report was already received")
-            if once_key is not None:
-                try:
-                    self.db.execute("INSERT INTO report_subjects VALUES (?, ?, ?)", (license_id, once_key, now))
-                except sqlite3.IntegrityError:
-                    return False  # the same report resent (its answer was lost): acknowledged, not counted
-            self.db.execute("INSERT INTO reports VALUES (?, ?, ?, ?)", (license_id, report_key, event, now))
+            if once_key is not None and not self.sql.execute(
+                    "INSERT INTO report_subjects VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (license_id, once_key, now)).rowcount:
+                return False  # the same report resent (its answer was lost): acknowledged, not counted
+            self.sql.execute("INSERT INTO reports VALUES (?, ?, ?, ?)", (license_id, report_key, event, now))
             self._lifecycle(license_id, event=event, state=row[0], now=now, system=system,
                             first_used_at=first_used_at, message=message)
         return True
@@ -248,22 +240,21 @@ class Store(SqliteStateDocuments):
                 return
             if spent_on is not None:
                 raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was used for another license")
-        self.db.execute("DELETE FROM used_tokens WHERE expires_at < ?", (now - TOKEN_RETENTION_SLACK,))
-        try:
-            self.db.execute("INSERT INTO used_tokens VALUES (?, ?, ?, ?)",
-                            (spend.jti, spend.license_id, now, spend.expires_at))
-        except sqlite3.IntegrityError as exc:
-            raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was already used") from exc
+        if self.sql.try_serialize("purge:used_tokens"):
+            self.sql.execute("DELETE FROM used_tokens WHERE expires_at < ?", (now - TOKEN_RETENTION_SLACK,))
+        if not self.sql.execute("INSERT INTO used_tokens VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                                (spend.jti, spend.license_id, now, spend.expires_at)).rowcount:
+            raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was already used")
 
     def token_spent_on(self, jti: str) -> str | None:
         """The license a single-use token id was spent on ("" if none recorded), or None if unused."""
-        row = self.db.execute("SELECT license_id FROM used_tokens WHERE jti = ?", (jti,)).fetchone()
+        row = self.sql.execute("SELECT license_id FROM used_tokens WHERE jti = ?", (jti,)).fetchone()
         return None if row is None else (row[0] or "")
 
     def _usage_snapshot(self, account: str | None, device_id: str, now: int) -> UsageSnapshot:
         # Two plain equality terms (no "? IS NOT NULL" guard) so SQLite serves the OR from both indexes.
         holder = "device_id = ?" if account is None else "(device_id = ? OR account = ?)"
-        rows = self.db.execute(
+        rows = self.sql.execute(
             f"""SELECT license_id, device_id, account, state, policy, license_start, issued_at FROM licenses
                WHERE {holder} AND kind = 'persistent' AND state NOT IN ('released', 'expired')""",
             (device_id,) if account is None else (device_id, account),
@@ -272,9 +263,9 @@ class Store(SqliteStateDocuments):
             Holding(lid, dev, acct, state, LicensePolicy.from_dict(json.loads(policy)), start or issued, issued)
             for lid, dev, acct, state, policy, start, issued in rows
         )
-        this_month = self.db.execute(
-            "SELECT COUNT(*) FROM licenses INDEXED BY licenses_device WHERE kind = 'persistent' AND device_id = ? "
-            "AND account IS ? AND issued_at >= ?",
+        this_month = self.sql.execute(
+            f"SELECT COUNT(*) FROM licenses{self.sql.hint('licenses_device')} WHERE kind = 'persistent' "
+            "AND device_id = ? AND account IS NOT DISTINCT FROM ? AND issued_at >= ?",
             (device_id, account, month_start(now)),
         ).fetchone()[0]
         return UsageSnapshot(holdings, this_month)
@@ -285,22 +276,20 @@ class Store(SqliteStateDocuments):
 
     def _claim_once(self, request_key: str, now: int) -> bool:
         """Record a replay key; False if it was seen (keys older than the retention are forgotten)."""
-        self.db.execute("DELETE FROM seen_requests WHERE seen_at < ?", (now - REPLAY_RETENTION,))
-        try:
-            self.db.execute("INSERT INTO seen_requests VALUES (?, ?)", (request_key, now))
-        except sqlite3.IntegrityError:
-            return False
-        return True
+        if self.sql.try_serialize("purge:seen_requests"):
+            self.sql.execute("DELETE FROM seen_requests WHERE seen_at < ?", (now - REPLAY_RETENTION,))
+        return bool(self.sql.execute("INSERT INTO seen_requests VALUES (?, ?) ON CONFLICT DO NOTHING",
+                                     (request_key, now)).rowcount)
 
     def _audit(self, now: int, system: str, event: str, device_id: str | None, content_id: str | None,
                license_id: str | None, code: str | None, message: str | None) -> None:
-        self.db.execute(
+        self.sql.execute(
             "INSERT INTO audit (at, system, event, device_id, content_id, license_id, code, message) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (now, system, event, device_id, content_id, license_id, code, message),
         )
         self._audit_writes += 1
-        if self._audit_writes % self.retention.check_every == 0:
+        if self._audit_writes % self.retention.check_every == 0 and self.sql.try_serialize("purge:audit"):
             self._purge_refusals(now, self.retention.batch)
 
     def purge_audit(self, now: int) -> int:
@@ -317,18 +306,18 @@ class Store(SqliteStateDocuments):
         """Delete up to ``limit`` refusal rows past the retention's age or row count, oldest first."""
         deleted = 0
         if self.retention.max_age > 0:
-            deleted += self.db.execute(
-                "DELETE FROM audit WHERE id IN (SELECT id FROM audit INDEXED BY audit_refusal_at "
+            deleted += self.sql.execute(
+                f"DELETE FROM audit WHERE id IN (SELECT id FROM audit{self.sql.hint('audit_refusal_at')} "
                 "WHERE event = 'refusal' AND at < ? LIMIT ?)", (now - self.retention.max_age, limit),
             ).rowcount
         if self.retention.max_rows > 0 and deleted < limit:
-            row = self.db.execute(
-                "SELECT id FROM audit INDEXED BY audit_refusal_id WHERE event = 'refusal' "
+            row = self.sql.execute(
+                f"SELECT id FROM audit{self.sql.hint('audit_refusal_id')} WHERE event = 'refusal' "
                 "ORDER BY id DESC LIMIT 1 OFFSET ?", (self.retention.max_rows,),
             ).fetchone()
             if row is not None:
-                deleted += self.db.execute(
-                    "DELETE FROM audit WHERE id IN (SELECT id FROM audit INDEXED BY audit_refusal_id "
+                deleted += self.sql.execute(
+                    f"DELETE FROM audit WHERE id IN (SELECT id FROM audit{self.sql.hint('audit_refusal_id')} "
                     "WHERE event = 'refusal' AND id <= ? ORDER BY id LIMIT ?)", (row[0], limit - deleted),
                 ).rowcount
         return deleted
@@ -336,7 +325,7 @@ class Store(SqliteStateDocuments):
     # ----------------------------------------------------------------- reads
 
     def license(self, license_id: str) -> LicenseRecord | None:
-        rows = list(self.db["licenses"].rows_where("license_id = ?", [license_id]))
+        rows = dicts(self.sql.execute("SELECT * FROM licenses WHERE license_id = ?", (license_id,)))
         return _license(rows[0]) if rows else None
 
     def licenses(self, *, limit: int | None = None, **filters: str | None) -> list[LicenseRecord]:
@@ -350,9 +339,11 @@ class Store(SqliteStateDocuments):
         # Only the most selective filter may use its index (the others are written "+column", which
         # SQLite never serves from an index): without statistics it could pick ``system`` over ``device_id``.
         best = next((name for name in _FILTERS if name in params), None)
-        clauses = [f"{'' if name == best else '+'}{name} = :{name}" for name in params]
-        where = " AND ".join(clauses) or None
-        for row in self.db["licenses"].rows_where(where, params, order_by="issued_at", limit=limit):
+        clauses = [f"{name if name == best else self.sql.unindexed(name)} = ?" for name in params]
+        where = " AND ".join(clauses) or "1 = 1"
+        page = "" if limit is None else f" LIMIT {int(limit)}"
+        for row in dicts(self.sql.execute(f"SELECT * FROM licenses WHERE {where} ORDER BY issued_at{page}",
+                                          list(params.values()))):
             yield _license(row)
 
     def license_summaries(self, filters: Mapping[str, str | None], *, before: int | None = None,
@@ -365,7 +356,7 @@ class Store(SqliteStateDocuments):
         where, params = _license_where(filters)
         if before:
             where, params = f"{where} AND rowid < ?", [*params, before]
-        rows = self.db.execute(f"SELECT {', '.join(LICENSE_SUMMARY)} FROM licenses WHERE {where} "
+        rows = self.sql.execute(f"SELECT {', '.join(LICENSE_SUMMARY)} FROM licenses WHERE {where} "
                                "ORDER BY rowid DESC LIMIT ?", [*params, limit]).fetchall()
         out = [dict(zip(LICENSE_SUMMARY, row)) for row in rows]
         for row in out:
@@ -375,23 +366,23 @@ class Store(SqliteStateDocuments):
     def count_licenses(self, filters: Mapping[str, str | None], *, cap: int) -> int:
         """How many licenses match ``filters`` (as :meth:`license_summaries`), counting no further than ``cap``."""
         where, params = _license_where(filters)
-        count: int = self.db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM licenses WHERE {where} LIMIT ?)",
+        count: int = self.sql.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM licenses WHERE {where} LIMIT ?)",
                                      [*params, cap]).fetchone()[0]
         return count
 
     def audit_since(self, after: int = 0, *, limit: int = 100) -> list[dict[str, Any]]:
         """The newest audit entries with an id above ``after``, newest first."""
-        return list(self.db["audit"].rows_where("id > ?", [after], order_by="id desc", limit=limit))
+        return dicts(self.sql.execute("SELECT * FROM audit WHERE id > ? ORDER BY id DESC LIMIT ?", (after, limit)))
 
     def devices(self, *, recent: int | None = None) -> list[dict[str, Any]]:
         """Every device, first seen first; or the ``recent`` most recently seen, latest first."""
         if recent is not None:
-            return list(self.db["devices"].rows_where(order_by="last_seen desc", limit=recent))
-        return list(self.db["devices"].rows_where(order_by="first_seen"))
+            return dicts(self.sql.execute("SELECT * FROM devices ORDER BY last_seen DESC LIMIT ?", (recent,)))
+        return dicts(self.sql.execute("SELECT * FROM devices ORDER BY first_seen"))
 
     def device(self, device_id: str) -> dict[str, Any] | None:
         """One device row (as :meth:`devices` returns them), or ``None``."""
-        rows = list(self.db["devices"].rows_where("device_id = ?", [device_id]))
+        rows = dicts(self.sql.execute("SELECT * FROM devices WHERE device_id = ?", (device_id,)))
         return rows[0] if rows else None
 
     def record_download(self, download: DownloadRecord, *, token: TokenSpend | None = None) -> None:
@@ -400,7 +391,7 @@ class Store(SqliteStateDocuments):
         with self.transaction():
             if token is not None:
                 self._spend_token(token, now)
-            self.db.execute(
+            self.sql.execute(
                 "INSERT INTO downloads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (d.download_id, d.device_id, d.content_id, d.license_id, d.account, d.tier, d.quality, d.scheme,
                  d.files, d.total_bytes, now, d.expires_at),
@@ -410,21 +401,24 @@ class Store(SqliteStateDocuments):
 
     def downloads(self, *, device_id: str | None = None) -> list[dict[str, Any]]:
         if device_id:
-            return list(self.db["downloads"].rows_where("device_id = ?", [device_id], order_by="authorized_at"))
-        return list(self.db["downloads"].rows_where(order_by="authorized_at"))
+            return dicts(self.sql.execute("SELECT * FROM downloads WHERE device_id = ? ORDER BY authorized_at",
+                                          (device_id,)))
+        return dicts(self.sql.execute("SELECT * FROM downloads ORDER BY authorized_at"))
 
     def audit_trail(self, *, license_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         if license_id:
-            return list(self.db["audit"].rows_where("license_id = ?", [license_id], order_by="id desc", limit=limit))
-        return list(self.db["audit"].rows_where(order_by="id desc", limit=limit))
+            return dicts(self.sql.execute("SELECT * FROM audit WHERE license_id = ? ORDER BY id DESC LIMIT ?",
+                                          (license_id, limit)))
+        return dicts(self.sql.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)))
 
     def counts(self) -> dict[str, int]:
-        return {table: self.db[table].count for table in ("devices", "licenses", "audit", "seen_requests")}
+        return {table: int(self.sql.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+                for table in ("devices", "licenses", "audit", "seen_requests")}
 
 
 def _license_where(filters: Mapping[str, str | None]) -> tuple[str, list[Any]]:
     names = sorted(name for name, value in filters.items() if name in LICENSE_FILTERS and value)
-    return " AND ".join(f"{name} = ?" for name in names) or "1", [filters[name] for name in names]
+    return " AND ".join(f"{name} = ?" for name in names) or "1 = 1", [filters[name] for name in names]
 
 
 def _license(row: dict[str, Any]) -> LicenseRecord:
