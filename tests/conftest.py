@@ -185,3 +185,8 @@ def cli_json(*args: str, expect: int = 0, **kwargs) -> dict | list:
     result = run_cli(*args, **kwargs)
     assert result.returncode == expect, (result.returncode, result.stdout, result.stderr)
     return json.loads(result.stdout)
+
+
+# ------------------------------------------------------------ PostgreSQL
+
+from tests.pg_support import postgres_db, postgres_url  # noqa: E402,F401  (fixtures)
