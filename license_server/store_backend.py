@@ -38,6 +38,9 @@ class SqlBackend(Protocol):
     for_update: str
     """Appended to a ``SELECT`` of one row that a transaction is about to change (``" FOR UPDATE"``, or empty)."""
 
+    join_in_order: str
+    """A join keyword that keeps the tables in the written order (SQLite's ``CROSS JOIN``), or ``JOIN``."""
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
         """Run one statement (``?`` placeholders), in the open transaction if any."""
 
@@ -72,6 +75,7 @@ class SqliteBackend:
     serializes writers across processes, so :meth:`serialize` has nothing left to do."""
 
     for_update = ""
+    join_in_order = "CROSS JOIN"
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db

@@ -81,6 +81,7 @@ class PgBackend:
     """Statements of one namespace schema on a shared pool; a transaction pins one connection per thread."""
 
     for_update = " FOR UPDATE"
+    join_in_order = "JOIN"
 
     def __init__(self, pool: ConnectionPool[Any], schema: str) -> None:
         self.pool, self.schema = pool, schema

@@ -144,13 +144,13 @@ class SqlStore(SqlStateDocuments):
         marks = ", ".join("?" * len(wanted))
         with self.transaction():
             rows = self.sql.execute(
-                f"SELECT DISTINCT l.license_id, l.content_id, l.issued_at FROM license_kids k "
-                f"CROSS JOIN licenses l ON l.license_id = k.license_id "
+                f"SELECT DISTINCT l.license_id, l.content_id, l.issued_at, l.rowid FROM license_kids k "
+                f"{self.sql.join_in_order} licenses l ON l.license_id = k.license_id "
                 f"WHERE k.kid IN ({marks}) AND l.system = ? AND l.state = 'issued' ORDER BY l.issued_at, l.rowid",
                 (*sorted(wanted), system),
             ).fetchall() if wanted else []
             released = []
-            for license_id, content_id, _ in rows:
+            for license_id, content_id, _, _ in rows:
                 if not self.sql.execute(  # state re-checked: a concurrent release may have won this license
                         "UPDATE licenses SET state = 'released', released_at = ?, updated_at = ? "
                         "WHERE license_id = ? AND state = 'issued'", (now, now, license_id)).rowcount:
@@ -366,7 +366,7 @@ class SqlStore(SqlStateDocuments):
     def count_licenses(self, filters: Mapping[str, str | None], *, cap: int) -> int:
         """How many licenses match ``filters`` (as :meth:`license_summaries`), counting no further than ``cap``."""
         where, params = _license_where(filters)
-        count: int = self.sql.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM licenses WHERE {where} LIMIT ?)",
+        count: int = self.sql.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM licenses WHERE {where} LIMIT ?) AS page",
                                      [*params, cap]).fetchone()[0]
         return count
 

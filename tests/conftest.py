@@ -189,4 +189,4 @@ def cli_json(*args: str, expect: int = 0, **kwargs) -> dict | list:
 
 # ------------------------------------------------------------ PostgreSQL
 
-from tests.pg_support import postgres_db, postgres_url  # noqa: E402,F401  (fixtures)
+from tests.pg_support import any_store, pg_stores, postgres_db, postgres_url  # noqa: E402,F401  (fixtures)

@@ -106,3 +106,26 @@ def fresh_database(server_url: str) -> str:
 def postgres_db(postgres_url: str) -> str:
     """The URL of a new, empty database (one per test)."""
     return fresh_database(postgres_url)
+
+
+@pytest.fixture(scope="session")
+def pg_stores(postgres_url: str) -> Iterator[object]:
+    """One PostgreSQL store factory for the session (its own database); tests take fresh namespaces."""
+    from license_server.store_pg import PgStores
+
+    stores = PgStores(fresh_database(postgres_url))
+    yield stores
+    stores.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest) -> Iterator[object]:
+    """The store contract's subject: an in-memory SQLite store, or a fresh namespace on PostgreSQL."""
+    if request.param == "sqlite":
+        from license_server.store import Store
+
+        store = Store.memory()
+        yield store
+        store.close()
+    else:
+        yield request.getfixturevalue("pg_stores").open("t-" + uuid.uuid4().hex[:12])
