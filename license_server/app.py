@@ -19,7 +19,7 @@ from license_server.keyring import Keyring
 from license_server.revocations import RevocationFile
 from license_server.rights import RightsBook
 from license_server.settings import Settings
-from license_server.store import Store
+from license_server.store_sql import SqlStore as Store
 from license_server.tokens import TokenKeys, TokenVerifier
 
 log = logging.getLogger(__name__)

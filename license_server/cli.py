@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import NoReturn
@@ -16,7 +17,9 @@ from license_server.clock import ControlledClock, SystemClock, wall_clock_now
 from license_server.eventloop import install_fast_event_loop
 from license_server.keyring import Keyring, KeyringError, default_keys_dir, load_keyring
 from license_server.settings import Settings
-from license_server.store import AuditRetention, Store
+from license_server.store import AuditRetention, SqlStore, Store
+from license_server.store_api import DEFAULT_NAMESPACE
+from license_server.store_url import StoreLocation
 from license_server.store_writer import GroupCommitStore
 
 log = logging.getLogger("license_server")
@@ -77,15 +80,18 @@ def main() -> None:
 @click.option("--store-mode", type=click.Choice(["direct", "group"]), default="direct", show_default=True,
               envvar="DRM_SERVER_STORE_MODE", show_envvar=True,
               help="direct: one transaction per write; group: a writer thread group-commits concurrent writes "
-                   "(docs/store.md).")
+                   "(docs/store.md; SQLite only).")
+@click.option("--store", "store_url", default=None, envvar="DRM_SERVER_STORE", show_envvar=True,
+              help="sqlite:///FILE or postgresql://USER@HOST[:PORT]/DB (shared by replicas, docs/deployment.md) "
+                   "[default: the SQLite file in DATA_DIR].")
 def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_clock: bool,
           allow_compromised_devices: bool, log_level: str, media_dir: Path | None = None,
           admin_token: str | None = None, admin_remote: bool = False, require_token: bool = False,
           token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
           token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
           reports_dir: Path | None = None, audit_max_rows: int = 100_000,
-          audit_max_age: int | None = 30 * 86400, store_mode: str = "direct") -> None:
-    """Run the license server with its embedded SQLite store."""
+          audit_max_age: int | None = 30 * 86400, store_mode: str = "direct", store_url: str | None = None) -> None:
+    """Run the license server on its embedded SQLite store, or a shared PostgreSQL one (--store)."""
     from license_server import workers as serving
     from license_server.app import create_app
 
@@ -108,12 +114,10 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     settings.audit_max_rows, settings.audit_max_age = audit_max_rows, audit_max_age or 0
     retention = AuditRetention(max_rows=settings.audit_max_rows, max_age=settings.audit_max_age)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    location = _store_location(store_url, settings, store_mode)
     keyring = _keyring(settings.keys_dir)
     _preflight(settings, keyring)  # nothing is written before every check passed
-    try:
-        Store.open(settings.database_path).close()  # create and migrate once, before any worker starts
-    except Exception as exc:
-        _startup_failed(f"cannot open the store {settings.database_path}: {exc}")
+    _prepare_store(location)
     try:
         _admin_token(settings, admin_token)
     except OSError as exc:
@@ -123,15 +127,65 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
 
     def make_app() -> web.Application:
         clock = ControlledClock() if settings.test_clock else SystemClock()
-        store = GroupCommitStore(settings.database_path, retention=retention) if store_mode == "group" \
-            else Store.open(settings.database_path, retention=retention)
-        return create_app(settings, store=store, keyring=keyring, clock=clock)
+        store, close = _open_store(location, store_mode, retention)
+        app = create_app(settings, store=store, keyring=keyring, clock=clock)
 
-    log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, settings.database_path,
+        async def close_store(_: web.Application) -> None:
+            close()
+
+        app.on_cleanup.append(close_store)
+        return app
+
+    log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, location.shown,
              ", TEST CLOCK" if settings.test_clock else "")
     log.info("event loop: %s", install_fast_event_loop())
     serving.run(make_app, host=settings.host, port=settings.port, workers=workers,
                 print_line=lambda msg: click.echo(msg.replace("(Press CTRL+C to quit)", "").strip(), err=True))
+
+
+def _store_location(store_url: str | None, settings: Settings, store_mode: str) -> StoreLocation:
+    from license_server.store_url import parse_store_url
+
+    if store_url is None:
+        return StoreLocation("sqlite", path=settings.database_path)
+    try:
+        location = parse_store_url(store_url)
+    except ValueError as exc:
+        _startup_failed(f"--store: {exc}")
+    if location.kind != "sqlite" and store_mode == "group":
+        _startup_failed("--store-mode group batches writes to one SQLite file: use --store-mode direct with "
+                        "PostgreSQL")
+    return location
+
+
+def _prepare_store(location: StoreLocation) -> None:
+    """Create and migrate the store once, before any worker starts; a clear line and exit 2 if it cannot be."""
+    try:
+        if location.path is not None:
+            Store.open(location.path).close()
+        else:
+            from license_server.store_pg import PgStores
+
+            stores = PgStores(location.url or "", size=1)
+            stores.open(DEFAULT_NAMESPACE)
+            stores.close()
+    except Exception as exc:
+        from license_server.store_pg import _reason
+
+        _startup_failed(f"cannot open the store {location.shown}: {_reason(exc)}")
+
+
+def _open_store(location: StoreLocation, store_mode: str,
+                retention: AuditRetention) -> tuple[SqlStore, Callable[[], None]]:
+    """This worker's store of the default namespace, and what closes it (the pool, for PostgreSQL)."""
+    if location.path is None:
+        from license_server.store_pg import PgStores
+
+        stores = PgStores(location.url or "", retention=retention)
+        return stores.open(DEFAULT_NAMESPACE), stores.close
+    store = GroupCommitStore(location.path, retention=retention) if store_mode == "group" \
+        else Store.open(location.path, retention=retention)
+    return store, store.close
 
 
 def _audit_age(value: str) -> int:

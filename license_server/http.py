@@ -15,7 +15,7 @@ from license_server.core.service import LicenseService
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.keyring import Keyring
 from license_server.settings import Settings
-from license_server.store import Store
+from license_server.store_sql import SqlStore as Store
 from license_server.tokens import TOKEN_HEADER
 
 log = logging.getLogger(__name__)

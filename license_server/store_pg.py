@@ -195,6 +195,10 @@ class PgStore(SqlStore):
 
 def open_pool(url: str, *, size: int = POOL_SIZE, timeout: float = 10.0) -> ConnectionPool[Any]:
     """A pool of autocommit connections to ``url``; raises ``psycopg.OperationalError`` if none can be opened."""
+    try:  # one direct connection first: its error says why (the pool would only retry until its timeout)
+        psycopg.connect(url, connect_timeout=int(timeout)).close()
+    except psycopg.Error as exc:
+        raise psycopg.OperationalError(_reason(exc)) from exc
     pool: ConnectionPool[Any] = ConnectionPool(url, connection_class=_Connection, kwargs={"autocommit": True},
                                                min_size=1, max_size=size, open=False, timeout=timeout,
                                                name="license-server")
