@@ -136,7 +136,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None]
 
 
 def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
-                 store_mode: str = "direct") -> tuple[subprocess.Popen, str]:
+                 store_mode: str = "direct", store: str | None = None) -> tuple[subprocess.Popen, str]:
     import socket
 
     with socket.socket() as sock:
@@ -146,6 +146,8 @@ def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
                str(data_dir), "--log-level", "WARNING", "--workers", str(workers), "--store-mode", store_mode]
     if keys_dir:
         command += ["--keys", str(keys_dir)]
+    if store:
+        command += ["--store", store]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = monotonic() + 90  # a loaded machine starts Python slowly
