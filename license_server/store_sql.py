@@ -86,6 +86,11 @@ class SqlStore(SqlStateDocuments):
         """One atomic write."""
         return self.sql.transaction()
 
+    @property
+    def schema_version(self) -> int:
+        """The number of migrations applied (the same numbering on every backend)."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------- writes
 
     def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int,

@@ -177,3 +177,13 @@ def test_kill_9_of_a_replica_under_load_loses_and_duplicates_nothing(replicas, k
         assert held[0] == held[1] == grants.fetchone()[0]
     finally:
         stores.close()
+
+
+def test_bench_compares_sqlite_with_one_and_two_postgres_replicas(postgres_db):
+    result = run_cli("bench", "--compare-stores", postgres_db, "--duration", "1", "--requests", "120",
+                     "--concurrency", "4", "--devices", "2", "--json", module="license_server.cli")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["configuration"] for r in rows] == ["sqlite, 1 host", "postgresql, 1 replica", "postgresql, 2 replicas"]
+    assert all(r["granted"] > 0 and r["sent"] == r["granted"] for r in rows), rows
+    assert rows[0]["vs_sqlite"] == 1.0 and all(r["vs_sqlite"] > 0 for r in rows)

@@ -1,4 +1,4 @@
-"""store_sql.py (SQLite and PostgreSQL): device reports are deduplicated by unique keys in the store, not by reading audit text."""
+"""store_sql.py (SQLite and PostgreSQL): device reports are deduplicated by unique keys, not by audit text."""
 
 from __future__ import annotations
 
