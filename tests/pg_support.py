@@ -72,6 +72,16 @@ class Cluster:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def require_binaries() -> Path:
+    """Where PostgreSQL's binaries are; a skip without them, or a failure when ``CI`` is set."""
+    bindir = pg_bin()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) are missing: .ci/setup installs Debian's postgresql")
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    return bindir
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A server URL the tests may create databases on (a superuser's)."""
@@ -79,12 +89,7 @@ def postgres_url() -> Iterator[str]:
     if given:
         yield given
         return
-    bindir = pg_bin()
-    if bindir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) are missing: .ci/setup installs Debian's postgresql")
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
-    cluster = Cluster(bindir)
+    cluster = Cluster(require_binaries())
     url = cluster.start()
     try:
         yield url

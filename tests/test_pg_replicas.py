@@ -187,3 +187,28 @@ def test_bench_compares_sqlite_with_one_and_two_postgres_replicas(postgres_db):
     assert [r["configuration"] for r in rows] == ["sqlite, 1 host", "postgresql, 1 replica", "postgresql, 2 replicas"]
     assert all(r["granted"] > 0 and r["sent"] == r["granted"] for r in rows), rows
     assert rows[0]["vs_sqlite"] == 1.0 and all(r["vs_sqlite"] > 0 for r in rows)
+
+
+def test_two_workers_on_postgres_share_the_store(postgres_db, tmp_path):
+    server = ServerProcess(tmp_path / "workers", "--store", postgres_db, "--workers", "2")
+    try:
+        kid = next(iter(clearkey_kids(server)))
+        body = clearkey.build_license_request([kid])
+        assert [_post(server.url, body) for _ in range(12)] == [200] * 12
+        processes = {json.loads(urllib.request.urlopen(server.url + "/healthz", timeout=5).read())["process"]
+                     for _ in range(30)}
+    finally:
+        server.stop()
+    assert len(processes) == 2
+    stores = PgStores(postgres_db, size=1)
+    try:
+        assert len(stores.open("default").licenses(system="clearkey")) == 12
+    finally:
+        stores.close()
+
+
+def clearkey_kids(server: ServerProcess) -> list[bytes]:
+    from license_server.keyring import load_keyring
+    from tests.conftest import KEYS
+
+    return [t.kid for t in load_keyring(KEYS).catalog.title("demo-movie").tracks if t.track.value == "SD"]

@@ -235,3 +235,15 @@ def test_postgres_last_slot_and_token_race_across_connections(pg_stores) -> None
         assert sorted(outcomes) == sorted(["granted"] * 2 + ["DEVICE_LIMIT_REACHED"] * 5 + ["TOKEN_REUSED"] * 5)
     finally:
         other.close()
+
+
+def test_missing_postgres_binaries_skip_locally_and_fail_in_ci(monkeypatch) -> None:
+    from tests import pg_support
+
+    monkeypatch.setattr(pg_support, "pg_bin", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        pg_support.require_binaries()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        pg_support.require_binaries()
