@@ -129,9 +129,14 @@ def command(server: str | None, concurrency: int, duration: float, requests: int
         from device_emulator import bench_stores
 
         with tempfile.TemporaryDirectory(prefix="drm-bench-") as tmp:
-            rows = bench_stores.compare(Path(tmp), compare_url, prepare=prepare_challenges, concurrency=concurrency,
-                                        duration=duration, requests=requests, devices=devices, keys_dir=keys_dir,
-                                        privacy=privacy, system=system, echo=lambda m: click.echo(m, err=True))
+            try:
+                rows = bench_stores.compare(Path(tmp), compare_url, prepare=prepare_challenges,
+                                            concurrency=concurrency, duration=duration, requests=requests,
+                                            devices=devices, keys_dir=keys_dir,
+                                            privacy=privacy, system=system,
+                                            echo=lambda m: click.echo(m, err=True))
+            except RuntimeError as exc:  # a spawned server did not start (e.g. the database is unreachable)
+                raise click.ClickException(str(exc)) from None
         click.echo(json.dumps(rows) if as_json else bench_stores.table(rows))
         return
     result = run_bench(server=server, concurrency=concurrency, duration=duration, requests=requests,

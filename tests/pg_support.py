@@ -88,6 +88,7 @@ def postgres_url() -> Iterator[str]:
     given = os.environ.get(URL_VARIABLE)
     if given:
         yield given
+        _drop_created(given)
         return
     cluster = Cluster(require_binaries())
     url = cluster.start()
@@ -97,6 +98,9 @@ def postgres_url() -> Iterator[str]:
         cluster.stop()
 
 
+_CREATED: list[str] = []
+
+
 def fresh_database(server_url: str) -> str:
     """Create an empty database on the server; its URL."""
     import psycopg
@@ -104,7 +108,18 @@ def fresh_database(server_url: str) -> str:
     name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
+    _CREATED.append(name)
     return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_created(server_url: str) -> None:
+    """On a server we did not start, drop the databases the session created."""
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for name in _CREATED:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    _CREATED.clear()
 
 
 @pytest.fixture
