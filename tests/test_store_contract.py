@@ -247,3 +247,33 @@ def test_missing_postgres_binaries_skip_locally_and_fail_in_ci(monkeypatch) -> N
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception):
         pg_support.require_binaries()
+
+
+async def test_the_grant_path_leaves_the_event_loop_on_postgres(aiohttp_client, settings, keyring, clock,
+                                                               pg_stores, make_device, monkeypatch) -> None:
+    """A slow database write must not stall other requests: the grant runs on the store's thread pool."""
+    import asyncio
+    import time
+
+    from license_server.app import create_app
+    from tests.conftest import WidevineExchange
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = pg_stores.open("loop-" + uuid.uuid4().hex[:8])
+    client = await aiohttp_client(create_app(settings, store=store, keyring=keyring, clock=clock))
+    real = store.record_grant
+
+    def slow_grant(*args, **kwargs) -> None:
+        time.sleep(0.5)  # a slow database, on the worker thread
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "record_grant", slow_grant)
+    device = make_device("L1")
+    granting = asyncio.ensure_future(WidevineExchange(client).acquire(device))
+    await asyncio.sleep(0.15)  # the grant is now waiting on the database
+    started = time.monotonic()
+    health = await client.get("/healthz")
+    assert health.status == 200 and time.monotonic() - started < 0.3
+    assert not granting.done()
+    status, _, _, _ = await granting
+    assert status == 200 and store.license(next(iter(store.licenses())).license_id) is not None
