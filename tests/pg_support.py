@@ -26,8 +26,8 @@ URL_VARIABLE = "DRM_TEST_POSTGRES_URL"
 def pg_bin() -> Path | None:
     """The directory of ``initdb`` and ``pg_ctl`` (Debian keeps them out of PATH), or None."""
     found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
+    if found and (Path(found).resolve().parent / "pg_ctl").exists():
+        return Path(found).resolve().parent
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     return Path(versions[-1]).parent if versions else None
 
