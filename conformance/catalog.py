@@ -36,7 +36,7 @@ DEVICE_SYSTEMS: tuple[str, ...] = tuple(d.name for d in dialects.REGISTRY if d.l
 """The dialects whose requests carry a device identity (every one but Clear Key)."""
 FAMILIES = {
     "ATT": "attestation", "SEC": "security levels and outputs", "LIC": "licenses", "OFF": "offline expiry",
-    "DES": "destruction", "TOK": "tokens and rights", "ROB": "robustness",
+    "DES": "destruction", "TOK": "tokens and rights", "STR": "concurrent streams", "ROB": "robustness",
 }
 CLEARKEY_NO_IDENTITY = ("W3C Clear Key has no device identity, certificate or attestation evidence "
                         "(EME 'org.w3.clearkey'): there is nothing to verify or refuse")
@@ -78,7 +78,7 @@ class Context:
 
     ``admin_token`` authenticates calls to the target's ``/admin/`` API;
     ``data_dir`` is set only when the runner spawned the server (it may then
-    write ``revocations.json`` there); ``adapter`` drives devices (device checks).
+    write the revocations document in its store); ``adapter`` drives devices (device checks).
     """
 
     server: str
@@ -200,6 +200,7 @@ def load_all() -> dict[str, Check]:
         checks_lifecycle,
         checks_rights,
         checks_robustness,
+        checks_streams,
         checks_tokens,
         checks_widevine,
     )

@@ -10,6 +10,7 @@ import click
 
 from conformance.catalog import ERROR, FAILED, NOT_APPLICABLE, PASSED, load_all, select
 from conformance.runner import Result, RunReport, run_checks, spawned_server
+from device_emulator.namespaces import in_namespace
 from license_server import __version__
 
 MARKS = {PASSED: "PASS", FAILED: "FAIL", ERROR: "ERROR", NOT_APPLICABLE: "N/A"}
@@ -88,8 +89,12 @@ def markdown_table(checks: list) -> str:
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @click.option("--allow-incomplete", is_flag=True,
               help="Verdict OK even if critical checks could not run (no time control, missing or wrong admin token).")
+@click.option("--namespace", default=None, envvar="DRM_NAMESPACE", show_envvar=True,
+              help="Run isolated in this namespace of the server (SERVER/ns/NAME/); with an admin token it is "
+                   "reset first, so a fresh name starts clean (docs/namespaces.md).")
 def run(server: str | None, spawn: bool, admin_token: str | None, systems: str | None, only: tuple[str, ...],
-        report_dir: Path | None, keys_dir: Path | None, quiet: bool, allow_incomplete: bool = False) -> None:
+        report_dir: Path | None, keys_dir: Path | None, quiet: bool, allow_incomplete: bool = False,
+        namespace: str | None = None) -> None:
     """Run the checks. Exit 0 if the verdict is OK, 1 if a check failed or errored, 3 if INCOMPLETE
     (a critical check could not run; --allow-incomplete accepts that)."""
     if bool(server) == spawn:
@@ -113,11 +118,15 @@ def run(server: str | None, spawn: bool, admin_token: str | None, systems: str |
     if spawn:
         with spawned_server(keys_dir=keys_dir) as spawned:
             click.echo(f"spawned license server at {spawned.url} (--test-clock)", err=True)
-            report = run_checks(spawned.url, checks, systems=wanted, keys_dir=keys_dir, progress=progress,
+            report = run_checks(in_namespace(spawned.url, namespace), checks, systems=wanted, keys_dir=keys_dir,
+                                progress=progress,
                                 admin_token=spawned.admin_token, data_dir=spawned.data_dir,
                                 allow_incomplete=allow_incomplete)
     else:
-        report = run_checks(server or "", checks, systems=wanted, keys_dir=keys_dir, progress=progress,
+        target = in_namespace(server or "", namespace)
+        if namespace and namespace != "default" and admin_token:
+            _reset_namespace(server or "", namespace, admin_token)
+        report = run_checks(target, checks, systems=wanted, keys_dir=keys_dir, progress=progress,
                             admin_token=admin_token, allow_incomplete=allow_incomplete)
     click.echo(summary_table(report))
     if report_dir:
@@ -128,6 +137,23 @@ def run(server: str | None, spawn: bool, admin_token: str | None, systems: str |
     if report.verdict == "INCOMPLETE":
         click.echo("INCOMPLETE: " + report.incomplete_explanation(), err=True)
     sys.exit({"OK": 0, "FAILED": EXIT_FAILED}.get(report.verdict, EXIT_INCOMPLETE))
+
+
+def _reset_namespace(server: str, namespace: str, admin_token: str) -> None:
+    """Empty the namespace before the run (its clock, faults, revocations, rights, licenses)."""
+    from device_emulator import transport
+    from device_emulator.errors import TransportError
+
+    url = f"{server.rstrip('/')}/admin/namespaces/{namespace}/reset"
+    try:
+        reply = transport.post(url, b"", headers={"Authorization": f"Bearer {admin_token}"}, timeout=30)
+    except TransportError as exc:  # the run itself reports an unreachable server
+        click.echo(f"could not reset namespace {namespace}: {exc}", err=True)
+        return
+    if reply.status != 200:
+        raise click.UsageError(f"POST /admin/namespaces/{namespace}/reset answered {reply.status} "
+                               f"{reply.error_code or ''}".strip())
+    click.echo(f"namespace {namespace} reset", err=True)
 
 
 def summary_table(report: RunReport) -> str:

@@ -9,7 +9,7 @@ Capabilities (the ``needs`` a check may declare):
     The runner can revoke a device or a system id on the target: through the
     admin API (``POST /admin/revocations``, un-revoked with ``DELETE``) when
     ``GET /admin/revocations`` answers 200 with the admin token, or else, for a
-    server it spawned, by writing ``revocations.json`` in its data directory
+    server it spawned, by writing the revocations document in its store
     (the server re-reads it when it changes).
 ``tokens``
     ``GET /healthz`` reports a token ``mode`` (development or strict): the
@@ -30,6 +30,7 @@ checks stay independent of their order.
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,7 +69,7 @@ def probe(server: str, *, admin_token: str | None = None, data_dir: Path | None 
         status("/admin/clock"), status("/admin/revocations"), status("/admin/licenses?limit=1"),
         status("/admin/rights"))
     via = ("admin API (POST/DELETE /admin/revocations)" if revocations_status == 200 else
-           "revocations.json in the spawned server's data directory" if data_dir is not None else None)
+           "the revocations document in the spawned server's store" if data_dir is not None else None)
     capabilities = {
         "test-clock": clock_status == 200,
         "revocation": via is not None,
@@ -110,7 +111,7 @@ def need_reason(need: str, capabilities: dict[str, Any]) -> str:
         status = statuses.get("revocations")
         refused = f" (GET /admin/revocations answered {status}: {why})" if status in (401, 403) else ""
         return ("the runner cannot revoke devices on this target: no admin API with a valid --admin-token"
-                f"{refused}, and it writes revocations.json only for a server it spawned (--spawn)")
+                f"{refused}, and it writes the store's revocations only for a server it spawned (--spawn)")
     if need == "tokens":
         return "the target does not report entitlement-token support (no \"mode\" in GET /healthz)"
     if need == "rights":
@@ -187,7 +188,7 @@ def revoked(ctx: Context, *, device_id: str | None = None, system_id: int | None
         return
     if ctx.data_dir is None:
         raise NotApplicable(need_reason("revocation", ctx.capabilities))
-    with _revoked_by_file(ctx.data_dir / "revocations.json", device_id=device_id, system_id=system_id) as how:
+    with _revoked_in_store(ctx, device_id=device_id, system_id=system_id) as how:
         yield how
 
 
@@ -217,17 +218,29 @@ def _revoked_by_admin(ctx: Context, *, device_id: str | None, system_id: int | N
 
 
 @contextmanager
-def _revoked_by_file(path: Path, *, device_id: str | None, system_id: int | None) -> Iterator[dict]:
-    from license_server.revocations import RevocationFile
+def _revoked_in_store(ctx: Context, *, device_id: str | None, system_id: int | None) -> Iterator[dict]:
+    """Revoke in the spawned server's SQLite store (the namespace's revocations document), which the
+    server re-reads when the store's state generation moves."""
+    from license_server.revocations import RevocationList
+    from license_server.store_factory import SqliteStores
 
-    before = path.read_bytes() if path.exists() else None
-    RevocationFile(path).revoke(device_id=device_id, system_id=system_id)
-    how = {"via": "revocations.json (re-read by the server on change)",
-           "revoked": {k: v for k, v in (("device_id", device_id), ("system_id", system_id)) if v is not None}}
+    assert ctx.data_dir is not None
+    stores = SqliteStores(ctx.data_dir)
     try:
-        yield how
+        revocations = RevocationList(stores.open(namespace_of_url(ctx.server)))
+        before = revocations.document()
+        revocations.revoke(device_id=device_id, system_id=system_id)
+        how = {"via": "the store's revocations document (re-read by the server on change)",
+               "revoked": {k: v for k, v in (("device_id", device_id), ("system_id", system_id)) if v is not None}}
+        try:
+            yield how
+        finally:
+            revocations.replace(before)
     finally:
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(before)
+        stores.close()
+
+
+def namespace_of_url(server: str) -> str:
+    """The namespace a base URL names with ``/ns/<name>`` (``default`` otherwise)."""
+    path = urllib.parse.urlsplit(server).path.strip("/").split("/")
+    return path[1] if len(path) >= 2 and path[0] == "ns" else "default"

@@ -28,6 +28,7 @@ from device_emulator.cli_support import (
 from device_emulator.device import Device, DeviceError, DeviceFlags
 from device_emulator.errors import CdmError, TransportError
 from device_emulator.license_store import LicenseStore
+from device_emulator.namespaces import namespace_option
 from license_server import __version__, dialects
 from license_server.core.model import Hdcp, LicenseKind, SecurityLevel
 from license_server.keyring import KeyringError, default_keys_dir, load_keyring
@@ -91,6 +92,7 @@ def info(device_dir: Path, as_json: bool) -> None:
 
 
 @main.command()
+@namespace_option
 @device_dir_arg
 @click.option("--server", required=True, help="License server base URL, e.g. http://127.0.0.1:8080")
 @click.option("--content", "content_id", required=True, help="Content id from the catalog, e.g. demo-movie.")
@@ -127,6 +129,7 @@ def acquire(device_dir: Path, server: str, content_id: str, system: str, license
 
 
 @main.command()
+@namespace_option
 @device_dir_arg
 @click.option("--content", "content_id", required=True, help="Content id from the catalog.")
 @click.option("--system", type=click.Choice(dialects.NAMES), default="widevine", show_default=True,
@@ -189,6 +192,7 @@ def licenses(device_dir: Path, as_json: bool) -> None:
 
 
 @main.command()
+@namespace_option
 @device_dir_arg
 @click.option("--server", required=True, help="License server / media origin base URL, e.g. http://127.0.0.1:8080")
 @click.option("--content", "content_id", required=True, help="Content id from the catalog, e.g. demo-movie.")

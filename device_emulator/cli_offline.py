@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from device_emulator import lifecycle
+from device_emulator import cli_stream, lifecycle
+from device_emulator.cli_stream import stream_options
 from device_emulator.cli_support import (
     EXIT_REFUSED,
     EXIT_USAGE,
@@ -22,6 +23,7 @@ from device_emulator.cli_support import (
     not_applicable,
 )
 from device_emulator.errors import CdmError
+from device_emulator.namespaces import namespace_option
 from device_emulator.transport import TransportError
 from license_server.clock import from_iso, parse_duration, to_iso
 
@@ -33,6 +35,7 @@ system_option = click.option("--system", type=click.Choice(lifecycle.SYSTEMS), d
 
 
 @click.command()
+@namespace_option
 @device_dir_arg
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--offline", is_flag=True,
@@ -44,10 +47,12 @@ system_option = click.option("--system", type=click.Choice(lifecycle.SYSTEMS), d
 @click.option("--license-url", help="With --stream: replaces the dialect's default path (query string included).")
 @system_option
 @license_option
+@stream_options
 @entitlement_options
 @json_option
 def play(device_dir: Path, content_id: str, offline: bool, stream: bool, server: str | None,
-         license_url: str | None, system: str | None, license_id: str | None, token: str | None,
+         license_url: str | None, system: str | None, license_id: str | None, seconds: int | None, end_mode: str,
+         resume: bool, time_travel: bool, admin_token: str | None, fail_heartbeats: int, token: str | None,
          region: str | None, as_json: bool) -> None:
     """Decide from the stored license alone whether playback may start (records the first play).
 
@@ -57,9 +62,16 @@ def play(device_dir: Path, content_id: str, offline: bool, stream: bool, server:
     """
     device = load_device(device_dir, as_json)
     report = None
+    if seconds is not None and not stream:
+        fail("--seconds plays a stream: add --stream and --server", EXIT_USAGE, as_json=as_json)
     if stream:
         if offline or not server:
             fail("--stream needs --server and cannot be combined with --offline", EXIT_USAGE, as_json=as_json)
+        if seconds is not None:
+            return cli_stream.run(device, content_id=content_id, server=server, system=system or "widevine",
+                                  url=license_url, headers=entitlement_headers(token, region), seconds=seconds,
+                                  end_mode=end_mode, resume=resume, time_travel=time_travel, admin_token=admin_token,
+                                  fail_heartbeats=fail_heartbeats, as_json=as_json)
         try:
             decision, report = lifecycle.stream(device, content_id, server=server, system=system or "widevine",
                                                 url=license_url, headers=entitlement_headers(token, region))
@@ -125,6 +137,7 @@ def clock(device_dir: Path, advance: str | None, set_to: str | None, reset: bool
 
 
 @click.command()
+@namespace_option
 @device_dir_arg
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--server", help="Send the release now (omit, or add --offline, to keep it pending).")
@@ -162,6 +175,7 @@ def _destinations(report: lifecycle.SyncReport | None) -> str:
 
 
 @click.command()
+@namespace_option
 @device_dir_arg
 @click.option("--server", required=True, help="License server base URL (time, renewals; releases go to the "
               "license URL stored with each license, and here only if none was stored).")
@@ -185,6 +199,7 @@ def sync(device_dir: Path, server: str, token: str | None, region: str | None, a
 
 
 @click.command()
+@namespace_option
 @device_dir_arg
 @click.option("--content", "content_id", required=True, help="Content id of a downloaded title.")
 @click.option("--server", required=True, help="License server base URL.")

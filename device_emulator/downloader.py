@@ -33,6 +33,7 @@ from device_emulator.acquire import acquire
 from device_emulator.device import Device
 from device_emulator.errors import CdmError
 from device_emulator.license_store import LicenseStore
+from device_emulator.namespaces import PREFIXED_MEDIA, resolve
 from device_emulator.offline import adapter_for
 from device_emulator.transport import USER_AGENT, TransportError
 from license_server.core.model import LicenseKind
@@ -155,7 +156,7 @@ def download(device: Device, *, server: str, content_id: str, quality: str = "st
         if _complete(target, entry.size):
             item["complete"] = True
             continue
-        resumed, fetched = _fetch(server.rstrip("/") + entry.url, target, entry.size, on_progress, budget)
+        resumed, fetched = _fetch(resolve(server, entry.url), target, entry.size, on_progress, budget)
         result.fetched_bytes += fetched
         if resumed:
             result.resumed_files.append(entry.path)
@@ -213,7 +214,7 @@ def _authorize(server: str, body: dict[str, Any], headers: dict[str, str] | None
         raise DownloadError("the server's download answer is malformed") from exc
     for entry in answer.files:
         _safe_parts(entry.path)
-        if not entry.url.startswith("/media/") or entry.size < 0:
+        if not PREFIXED_MEDIA.match(entry.url) or entry.size < 0:
             raise DownloadError(f"the server listed an unusable file: {entry.path}")
     if answer.estimated_bytes != sum(f.size for f in answer.files):
         raise DownloadError("the server's storage estimate does not match its file list")

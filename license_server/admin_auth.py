@@ -2,7 +2,8 @@
 
 Every request whose path is under ``/admin/`` (matched route or not, so an
 unauthenticated caller cannot even probe which admin routes exist), and every
-route named ``admin.*`` whatever its path, passes :func:`admin_guard` first:
+route named ``admin.*`` or ``metrics.*`` (``GET /metrics``) whatever its path,
+passes :func:`admin_guard` first:
 
 1. a peer that is not a loopback address gets ``403 ADMIN_NOT_LOOPBACK``
    unless the server runs with ``--admin-remote``;
@@ -28,10 +29,12 @@ from aiohttp import web
 
 from license_server import crypto
 from license_server.errors import DrmError, ErrorCode
-from license_server.http import SETTINGS, json_error
+from license_server.http import SETTINGS, render_error
+from license_server.namespaces import split_path
+from license_server.route_table import ADMIN_PREFIX, GUARDED_ROUTES, ROUTES, UNMATCHED, RouteTable, is_admin_path
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
-ADMIN_PREFIX = "/admin"
+__all__ = ["ADMIN_PREFIX", "GUARDED_ROUTES", "admin_guard", "is_admin_path", "refusal", "setup"]
 TOKEN_BYTES = 32
 WWW_AUTHENTICATE = 'Bearer realm="license-server admin"'
 
@@ -52,10 +55,6 @@ def write_token_file(path: Path, token: str) -> None:
     finally:
         os.close(fd)
     os.replace(temp, path)
-
-
-def is_admin_path(path: str) -> bool:
-    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
 
 
 def is_loopback_peer(remote: str | None) -> bool:
@@ -94,11 +93,11 @@ def refusal(request: web.Request) -> DrmError | None:
 async def admin_guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    route = request.match_info.route
-    if is_admin_path(request.path) or (route is not None and (route.name or "").startswith("admin.")):
+    info = request.app[ROUTES].info(request.match_info.route)
+    if info.guarded or (info is UNMATCHED and is_admin_path(split_path(request.path)[1])):  # unknown /admin/ paths too
         error = refusal(request)
         if error is not None:
-            response = json_error(error)
+            response = render_error(request, error)
             if error.code is ErrorCode.ADMIN_UNAUTHORIZED:
                 response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
             return response
@@ -106,11 +105,13 @@ async def admin_guard(
             return await handler(request)
         except web.HTTPNotFound:
             error = DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no admin route {request.method} {request.path[:120]}")
-            return json_error(error)
+            return render_error(request, error)
     return await handler(request)
 
 
 def setup(app: web.Application) -> None:
     """Install the guard; without a configured token the app gets a random one nobody knows."""
     app[ADMIN_TOKEN] = app[SETTINGS].admin_token or generate_token()
+    if ROUTES not in app:
+        app[ROUTES] = RouteTable()
     app.middlewares.append(admin_guard)

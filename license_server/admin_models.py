@@ -247,6 +247,23 @@ class FaultsCleared(BaseModel):
     cleared: int
 
 
+class NamespaceSummary(BaseModel):
+    name: str
+    licenses: int = Field(description="Licenses stored in the namespace.")
+    devices: int = Field(description="Devices the namespace has seen.")
+    audit: int = Field(description="Audit entries (grants, refusals, lifecycle events).")
+
+
+class NamespaceList(BaseModel):
+    count: int
+    namespaces: list[NamespaceSummary]
+
+
+class NamespaceCleared(BaseModel):
+    name: str
+    action: Literal["reset", "deleted"]
+
+
 # ------------------------------------------------- non-admin JSON endpoints
 
 
@@ -263,6 +280,7 @@ class Health(BaseModel):
     mode: Literal["development", "strict"] = Field(description="strict: --require-token (no token, no license).")
     workers: int = Field(description="Server processes sharing the port and the store.")
     process: int = Field(description="Id of the process that answered (one of the workers).")
+    namespace: str = Field(description="The namespace that answered (/ns/<name>/ or X-DRM-Namespace; default).")
 
 
 class ClearKeyRequest(BaseModel):

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import replace
 
 from aiohttp import web
 
 from license_server import derived_keys
 from license_server.clock import Clock
-from license_server.core.service import LicenseService, attestation_rules
+from license_server.core.service import attestation_rules
 from license_server.dialects import REGISTRY, unattested_systems
 from license_server.handlers import admin, health, keyserver
 from license_server.handlers import media as media_origin
-from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, STORE, entitlement_mode_middleware, error_middleware
+from license_server.http import CLOCK, KEYRING, METRICS, SETTINGS, error_middleware
 from license_server.http_limits import handler_args
+from license_server.http_observe import observe_middleware
 from license_server.keyring import Keyring
-from license_server.revocations import RevocationFile
-from license_server.rights import RightsBook
+from license_server.metrics import Metrics
+from license_server.namespaces import NAMESPACES, MemoryStores, NamespaceRouter, Namespaces, Shared
+from license_server.rights import ShippedRights
 from license_server.settings import Settings
+from license_server.store_api import DEFAULT_NAMESPACE, StoreFactory
 from license_server.store_sql import SqlStore as Store
 from license_server.tokens import TokenKeys, TokenVerifier
 
@@ -40,26 +44,33 @@ def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier | None
                          leeway=settings.token_leeway)
 
 
-def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clock) -> web.Application:
-    """Build the server. Tests pass an in-memory store and a controlled clock."""
+def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clock,
+               stores: StoreFactory[Store] | None = None) -> web.Application:
+    """Build the server. ``store`` is the default namespace's; ``stores`` opens the others (default:
+    in-memory stores). ``clock`` is the base of every namespace's clock. Tests pass an in-memory
+    store and a controlled clock."""
     keyring = derived_keys.with_derived_titles(keyring, settings.data_dir)  # key-service titles (issue 13)
-    app = web.Application(middlewares=[entitlement_mode_middleware, error_middleware],
-                          client_max_size=settings.max_body_bytes, handler_args=handler_args())
+    with warnings.catch_warnings():  # aiohttp deprecates passing a router; a subclass is how /ns/ routes everything
+        warnings.simplefilter("ignore", DeprecationWarning)
+        app = web.Application(client_max_size=settings.max_body_bytes, handler_args=handler_args(),
+                              router=NamespaceRouter())
     app[SETTINGS] = settings
-    app[STORE] = store
+    app[METRICS] = metrics = Metrics()
+    app.middlewares.extend([observe_middleware(app), error_middleware])  # observe: outermost, sees every answer
     app[KEYRING] = keyring
     app[CLOCK] = clock
-    app[SERVICE] = LicenseService(
-        keyring=keyring,
-        store=store,
-        clock=clock,
-        revocations=RevocationFile(settings.revocations_path),
-        rules=replace(attestation_rules(keyring, allow_compromised=settings.allow_compromised_devices),
-                      require_attestation=settings.require_attestation, unattested_systems=unattested_systems()),
-        rights=RightsBook(keyring.rights_path, settings.rights_overlay_path),
-        tokens=token_verifier(settings, keyring),
-        require_token=settings.require_token,
-    )
+    factory = stores if stores is not None else MemoryStores(store)
+    shared = Shared(settings=settings, keyring=keyring, clock=clock, rights=ShippedRights(keyring.rights_path),
+                    rules=replace(attestation_rules(keyring, allow_compromised=settings.allow_compromised_devices),
+                                  require_attestation=settings.require_attestation,
+                                  unattested_systems=unattested_systems()),
+                    tokens=token_verifier(settings, keyring), on_grant=metrics.granted)
+    app[NAMESPACES] = Namespaces(factory, shared)
+    app[NAMESPACES].get(DEFAULT_NAMESPACE)  # the default namespace (and its upgrade import) opens at start
+    if stores is None:
+        app.on_cleanup.append(lambda _app: _close(factory))
+    if not settings.stream_limits:
+        log.warning("NEGATIVE-TESTING MODE: concurrent-stream limits are off (--no-stream-limits)")
     if settings.allow_compromised_devices:
         log.warning("NEGATIVE-TESTING MODE: rooted and tampered devices are served (as TAMPERED, software keys only)")
     health.setup(app)
@@ -73,3 +84,7 @@ def create_app(settings: Settings, *, store: Store, keyring: Keyring, clock: Clo
 
     console.setup(app)
     return app
+
+
+async def _close(stores: StoreFactory[Store]) -> None:
+    stores.close()

@@ -12,13 +12,15 @@ from typing import NoReturn
 import click
 from aiohttp import web
 
-from license_server import __version__
+from license_server import __version__, logs
 from license_server.clock import ControlledClock, SystemClock, wall_clock_now
 from license_server.eventloop import install_fast_event_loop
 from license_server.keyring import Keyring, KeyringError, default_keys_dir, load_keyring
+from license_server.metrics import disable_multiprocess, enable_multiprocess
 from license_server.settings import Settings
 from license_server.store import AuditRetention, SqlStore, Store
-from license_server.store_api import DEFAULT_NAMESPACE
+from license_server.store_api import DEFAULT_NAMESPACE, StoreFactory
+from license_server.store_factory import SqliteStores
 from license_server.store_url import StoreLocation
 from license_server.store_writer import GroupCommitStore
 
@@ -42,7 +44,7 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", default=8080, show_default=True, type=int, help="TCP port 0-65535 (0 picks a free one).")
 @click.option("--data-dir", default="data", show_default=True, type=click.Path(path_type=Path),
-              help="Directory of the SQLite store and revocations.json (created if missing).")
+              help="Directory of the SQLite stores, one per namespace (created if missing).")
 @click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path),
               help="keys/ directory [default: the project's public test keys].")
 @click.option("--test-clock", is_flag=True, help="Run on a controlled clock that /admin/clock can move.")
@@ -53,6 +55,9 @@ def main() -> None:
                    "as unverified, software-only platforms (e.g. stock Widevine CDMs).")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="Log lines as text, or one JSON object per line plus an access line per request "
+                   "(docs/observability.md).")
 @click.option("--media-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
               help="Packaged media served through presigned /media URLs [default: DATA_DIR/media].")
 @click.option("--admin-token", default=None, envvar="DRM_SERVER_ADMIN_TOKEN", show_envvar=True,
@@ -62,6 +67,8 @@ def main() -> None:
               help="Let non-loopback clients use the /admin/ API (the token is still required).")
 @click.option("--require-token", is_flag=True,
               help="Strict mode: every license and download request needs an entitlement token (X-DRM-Token).")
+@click.option("--no-stream-limits", "no_stream_limits", is_flag=True,
+              help="NEGATIVE TESTING ONLY: ignore max_streams (no stream sessions, no STREAM_* refusals).")
 @click.option("--token-jwks", default=None, type=click.Path(path_type=Path, dir_okay=False),
               help="JWK set of the keys that sign entitlement tokens [default: KEYS/tokens/jwks.json].")
 @click.option("--token-audience", default=None, help="Require this `aud` in entitlement tokens.")
@@ -73,8 +80,9 @@ def main() -> None:
 @click.option("--audit-max-age", default="30d", show_default=True, callback=lambda _c, _p, v: _audit_age(v),
               help="How long refusal audit rows are kept (e.g. 12h, 30d; 0: no limit).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Processes sharing the port (SO_REUSEPORT) and the store; the test clock and fault "
-                   "injection need 1.")
+              help="Processes sharing the port (SO_REUSEPORT) and the store (the test clock and faults too).")
+@click.option("--max-namespaces", default=1000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Namespaces (/ns/<name>/) the server creates at most, default included (docs/namespaces.md).")
 @click.option("--reports-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
               help="Directory of conformance reports the web console (/console) lists and opens.")
 @click.option("--store-mode", type=click.Choice(["direct", "group"]), default="direct", show_default=True,
@@ -90,30 +98,31 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
           token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
           token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
           reports_dir: Path | None = None, audit_max_rows: int = 100_000,
-          audit_max_age: int | None = 30 * 86400, store_mode: str = "direct", store_url: str | None = None) -> None:
-    """Run the license server on its embedded SQLite store, or a shared PostgreSQL one (--store)."""
+          audit_max_age: int | None = 30 * 86400, store_mode: str = "direct", no_stream_limits: bool = False,
+          max_namespaces: int = 1000, log_format: str = "text", store_url: str | None = None) -> None:
+    """Run the license server on its embedded SQLite stores, or a shared PostgreSQL database (--store)."""
     from license_server import workers as serving
     from license_server.app import create_app
 
-    if workers > 1 and test_clock:
-        raise click.UsageError("--test-clock keeps the clock in one process's memory: use --workers 1")
     if workers > 1 and port == 0:
         raise click.UsageError("--workers needs a fixed --port (the workers share it)")
 
     if not 0 <= port <= 65535:
         _startup_failed(f"port {port} is out of range (0-65535; 0 picks a free one)")
     settings = Settings(host=host, port=port, data_dir=data_dir, keys_dir=keys_dir, test_clock=test_clock,
-                        allow_compromised_devices=allow_compromised_devices, log_level=log_level)
+                        allow_compromised_devices=allow_compromised_devices, log_level=log_level,
+                        log_format=log_format)
     settings.media_dir = media_dir
     settings.admin_remote = admin_remote
     settings.require_token, settings.token_jwks, settings.token_leeway = require_token, token_jwks, token_leeway
     settings.token_audience, settings.token_issuer = token_audience, token_issuer
-    settings.workers = workers
+    settings.workers, settings.max_namespaces = workers, max_namespaces
     settings.require_attestation = require_attestation
+    settings.stream_limits = not no_stream_limits
     settings.reports_dir = reports_dir
     settings.audit_max_rows, settings.audit_max_age = audit_max_rows, audit_max_age or 0
     retention = AuditRetention(max_rows=settings.audit_max_rows, max_age=settings.audit_max_age)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     location = _store_location(store_url, settings, store_mode)
     keyring = _keyring(settings.keys_dir)
     _preflight(settings, keyring)  # nothing is written before every check passed
@@ -127,11 +136,12 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
 
     def make_app() -> web.Application:
         clock = ControlledClock() if settings.test_clock else SystemClock()
-        store, close = _open_store(location, store_mode, retention)
-        app = create_app(settings, store=store, keyring=keyring, clock=clock)
+        stores = _open_stores(location, store_mode, retention)  # one store per namespace
+        app = create_app(settings, store=stores.open(DEFAULT_NAMESPACE), keyring=keyring, clock=clock,
+                         stores=stores)
 
         async def close_store(_: web.Application) -> None:
-            close()
+            stores.close()
 
         app.on_cleanup.append(close_store)
         return app
@@ -139,8 +149,24 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, location.shown,
              ", TEST CLOCK" if settings.test_clock else "")
     log.info("event loop: %s", install_fast_event_loop())
-    serving.run(make_app, host=settings.host, port=settings.port, workers=workers,
-                print_line=lambda msg: click.echo(msg.replace("(Press CTRL+C to quit)", "").strip(), err=True))
+    metrics_dir = enable_multiprocess() if workers > 1 else None  # a scrape sums every worker's counters
+    try:
+        serving.run(make_app, host=settings.host, port=settings.port, workers=workers, print_line=_printer(settings))
+    finally:
+        if metrics_dir is not None:
+            disable_multiprocess(metrics_dir)
+
+
+def _printer(settings: Settings) -> Callable[[str], None]:
+    """aiohttp's "Running on" banner: a stderr line in text mode, a log record in JSON mode."""
+    def echo(message: str) -> None:
+        line = message.replace("(Press CTRL+C to quit)", "").strip()
+        if settings.log_format == "json":
+            log.info("%s", line.strip("= "))
+        else:
+            click.echo(line, err=True)
+
+    return echo
 
 
 def _store_location(store_url: str | None, settings: Settings, store_mode: str) -> StoreLocation:
@@ -175,17 +201,20 @@ def _prepare_store(location: StoreLocation) -> None:
         _startup_failed(f"cannot open the store {location.shown}: {_reason(exc)}")
 
 
-def _open_store(location: StoreLocation, store_mode: str,
-                retention: AuditRetention) -> tuple[SqlStore, Callable[[], None]]:
-    """This worker's store of the default namespace, and what closes it (the pool, for PostgreSQL)."""
+def _open_stores(location: StoreLocation, store_mode: str, retention: AuditRetention) -> StoreFactory[SqlStore]:
+    """This worker's stores, one per namespace: SQLite files under the data dir (or beside ``--store
+    sqlite:///FILE``, which holds the default namespace), or schemas of the PostgreSQL database."""
     if location.path is None:
         from license_server.store_pg import PgStores
 
-        stores = PgStores(location.url or "", retention=retention)
-        return stores.open(DEFAULT_NAMESPACE), stores.close
-    store = GroupCommitStore(location.path, retention=retention) if store_mode == "group" \
-        else Store.open(location.path, retention=retention)
-    return store, store.close
+        return PgStores(location.url or "", retention=retention)
+
+    def open_store(path: Path) -> Store:
+        if store_mode == "group":
+            return GroupCommitStore(path, retention=retention)
+        return Store.open(path, retention=retention)
+
+    return SqliteStores(location.path.parent, open_store=open_store, default_path=location.path)
 
 
 def _audit_age(value: str) -> int:
@@ -236,7 +265,11 @@ def _admin_token(settings: Settings, given: str | None) -> None:
     else:
         settings.admin_token = generate_token()
         write_token_file(settings.admin_token_path, settings.admin_token)
-        click.echo(f"admin token (also in {settings.admin_token_path}, mode 0600): {settings.admin_token}", err=True)
+        if settings.log_format == "json":  # a log is collected and kept: the token goes to the file only
+            log.info("admin token generated and written to %s (mode 0600)", settings.admin_token_path)
+        else:
+            click.echo(f"admin token (also in {settings.admin_token_path}, mode 0600): {settings.admin_token}",
+                       err=True)
     if settings.admin_remote:
         log.warning("the admin API accepts non-loopback clients (--admin-remote); keep the token secret")
 

@@ -69,6 +69,15 @@ def token() -> None:
 @click.option("--region", default=None, help="The viewer's region (ISO 3166 alpha-2).")
 @click.option("--regions", default=None, help="Comma-separated regions the entitlement is valid in.")
 @click.option("--device-cap", type=click.IntRange(0), default=None, help="Override the tier's device cap.")
+@click.option("--max-streams", type=click.IntRange(0, 1000), default=None,
+              help="Concurrent streams of the account (overrides the tier's max_streams).")
+@click.option("--stream-mode", type=click.Choice(["block_new", "evict_oldest"]), default=None,
+              help="Over the stream limit: refuse the new stream, or end the oldest [tier default: block_new].")
+@click.option("--renewal-delay", callback=_duration, help="Seconds after the license start before renewing, e.g. 60.")
+@click.option("--renewal-retry", callback=_duration, help="Seconds between attempts of a failed renewal.")
+@click.option("--renewal-recovery", callback=_duration, help="Seconds past expiry a renewal is still accepted.")
+@click.option("--renewal-url", default=None, help="Renewal server URL the license names.")
+@click.option("--renew-with-usage/--no-renew-with-usage", default=None, help="Renewals carry usage.")
 @click.option("--single-use", is_flag=True, help="Add a random jti: the token buys one license.")
 @click.option("--ttl", default="10m", show_default=True, callback=_duration, help="Lifetime of the token.")
 @click.option("--not-before", "nbf_in", default=None, callback=_duration, help="Valid only after this delay.")
@@ -85,7 +94,9 @@ def token() -> None:
 def issue(account: str, contents: tuple[str, ...], tier: str, profile: str | None, device_id: str | None,
           persistent: bool, rental: int | None, playback: int | None, license_duration: int | None,
           renew: bool | None, tracks: tuple[str, ...], region: str | None, regions: str | None,
-          device_cap: int | None, single_use: bool, ttl: int, nbf_in: int | None, issuer: str | None,
+          device_cap: int | None, max_streams: int | None, stream_mode: str | None, renewal_delay: int | None,
+          renewal_retry: int | None, renewal_recovery: int | None, renewal_url: str | None,
+          renew_with_usage: bool | None, single_use: bool, ttl: int, nbf_in: int | None, issuer: str | None,
           audience: str | None, alg: str, now_at: int | None, server: str | None, keys_dir: Path | None,
           show_claims: bool) -> None:
     """Mint an entitlement token signed with the public TEST keys; prints the token."""
@@ -99,14 +110,17 @@ def issue(account: str, contents: tuple[str, ...], tier: str, profile: str | Non
         sys.exit(2)
     now = now_at if now_at is not None else _server_time(server) if server else wall_clock_now()
     policy = {"persistent": persistent, "rental": rental, "playback": playback, "license": license_duration,
-              "renew": renew}
+              "renew": renew, "renewal_delay": renewal_delay, "renewal_retry": renewal_retry,
+              "renewal_recovery": renewal_recovery, "renewal_server_url": renewal_url,
+              "renew_with_usage": renew_with_usage}
     claims = {
         "sub": account, "tier": tier, "content": list(contents), "iat": now, "exp": now + ttl,
         "policy": {k: v for k, v in policy.items() if v is not None},
         "profile": profile, "device_id": device_id, "tracks": _track_rules(tracks) or None,
         "region": region.upper() if region else None,
         "regions": [r.strip().upper() for r in regions.split(",") if r.strip()] if regions else None,
-        "device_cap": device_cap, "jti": secrets.token_hex(12) if single_use else None,
+        "device_cap": device_cap, "max_streams": max_streams, "stream_mode": stream_mode,
+        "jti": secrets.token_hex(12) if single_use else None,
         "nbf": now + nbf_in if nbf_in is not None else None, "iss": issuer, "aud": audience,
     }
     claims = {k: v for k, v in claims.items() if v is not None}

@@ -72,6 +72,26 @@ class ControlledClock:
         return self.now()
 
 
+class OffsetClock:
+    """A namespace's test clock: a base clock plus an offset the namespace's ``clock`` document
+    holds (:mod:`license_server.namespaces` refreshes it), so every worker and replica agrees."""
+
+    def __init__(self, base: Clock, offset: int = 0) -> None:
+        self.base = base
+        self.offset = offset
+
+    def now(self) -> int:
+        return self.base.now() + self.offset
+
+    def offset_for(self, current: int, change: str, value: int = 0) -> int:
+        """The offset after ``advance`` by ``value`` seconds, ``set`` to ``value``, or ``reset``, from the
+        ``current`` offset; :class:`ClockRangeError` when the time would leave ``MIN_CLOCK..MAX_CLOCK``."""
+        base = self.base.now()
+        offset = {"advance": current + value, "set": value - base, "reset": 0}[change]
+        ControlledClock._check(base + offset)
+        return offset
+
+
 def monotonic() -> float:
     """Monotonic seconds for measuring durations (benchmarks, latency faults)."""
     return time.monotonic()

@@ -122,6 +122,15 @@ class ErrorCode(str, Enum):
         "MONTHLY_ALLOWANCE_EXHAUSTED", 403,
         "The tier's monthly download allowance on this device is used up.",
     )
+    # Concurrent streams (stream sessions with heartbeat leases)
+    STREAM_LIMIT_REACHED = (
+        "STREAM_LIMIT_REACHED", 403,
+        "The account already streams on the most devices at once (max_streams); stop one or wait for its lease.",
+    )
+    STREAM_EVICTED = (
+        "STREAM_EVICTED", 403,
+        "This stream session was ended (a newer stream took its slot, or an operator ended it); start a new one.",
+    )
     # Admin API (/admin/...)
     ADMIN_UNAUTHORIZED = (
         "ADMIN_UNAUTHORIZED", 401,
@@ -177,6 +186,18 @@ class ErrorCode(str, Enum):
     KEYSERVER_NOT_CONFIGURED = (
         "KEYSERVER_NOT_CONFIGURED", 404,
         "The keys directory has no key seed (keys/keyserver/seed.json): the key service is off.",
+    )
+    # Namespaces (issue 15)
+    INVALID_NAMESPACE = (
+        "INVALID_NAMESPACE", 400,
+        "The namespace (/ns/<name>/ or X-DRM-Namespace) is not 1-40 lower-case letters, digits and inner hyphens.",
+    )
+    NAMESPACE_LIMIT_REACHED = (
+        "NAMESPACE_LIMIT_REACHED", 429,
+        "The server already holds as many namespaces as it allows (--max-namespaces); delete one first.",
+    )
+    NAMESPACE_NOT_DELETABLE = (
+        "NAMESPACE_NOT_DELETABLE", 409, "The default namespace can be reset, never deleted.",
     )
     # Test hooks
     INJECTED_FAULT = ("INJECTED_FAULT", 500, "A fault injected on request by a test hook (e.g. cfg errorcode:).")

@@ -18,6 +18,10 @@ lives for the next ``count`` matching requests, or during a window of the
 server clock (``duration`` from when it was added), or until whichever ends
 first when both are given. Admin and health routes are never disturbed.
 
+The faults of a namespace live in its ``faults`` state document (:class:`StoredFaults`), so every
+worker and replica applies the same plan; a use that spends a count is one ``update_document``
+transaction, so two workers never both spend the last count.
+
 When several faults match one request, every matching ``latency`` fault
 applies (their delays add up) and the oldest matching ``error``/``status``/
 ``drop`` fault answers; only the faults that were applied use up their count.
@@ -25,12 +29,16 @@ applies (their delays add up) and the oldest matching ``error``/``status``/
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from license_server.admin_models import FAULT_TARGETS, ORIGIN_TARGETS, Fault, FaultSpec
 from license_server.dialects import NAMES
+from license_server.store_api import FAULTS_DOCUMENT, StateDocuments
 
-__all__ = ["FAULT_TARGETS", "ORIGIN_TARGETS", "FAULTABLE_PREFIXES", "FaultBook", "fault_dialect"]
+__all__ = ["FAULT_TARGETS", "ORIGIN_TARGETS", "FAULTABLE_PREFIXES", "FaultBook", "StoredFaults", "fault_dialect"]
 FAULTABLE_PREFIXES: tuple[str, ...] = NAMES + ("media",)  # route-name prefixes (every dialect's and media.*)
 DOWNLOADS_ROUTE = "media.downloads"
 
@@ -75,6 +83,15 @@ class ActiveFault:
         self.hits += 1
         if self.remaining is not None:
             self.remaining -= 1
+
+    def dump(self) -> dict[str, Any]:
+        return {"id": self.id, "spec": self.spec.model_dump(mode="json"), "created_at": self.created_at,
+                "remaining": self.remaining, "until": self.until, "hits": self.hits}
+
+    @classmethod
+    def load(cls, doc: dict[str, Any]) -> ActiveFault:
+        return cls(id=str(doc["id"]), spec=FaultSpec.model_validate(doc["spec"]), created_at=int(doc["created_at"]),
+                   remaining=doc["remaining"], until=doc["until"], hits=int(doc.get("hits", 0)))
 
     def view(self) -> Fault:
         spec = self.spec
@@ -147,3 +164,78 @@ class FaultBook:
         if not applied:
             return None
         return Disturbance(latency_ms=latency, answer=answer, applied=tuple(applied))
+
+
+def dump_book(book: FaultBook) -> str:
+    return json.dumps({"next_id": book._next_id, "faults": [f.dump() for f in book._faults]})
+
+
+def load_book(text: str | None) -> FaultBook:
+    """The book a ``faults`` document holds (an absent document is an empty book)."""
+    if not text:
+        return FaultBook()
+    doc = json.loads(text)
+    return FaultBook([ActiveFault.load(f) for f in doc.get("faults", [])], int(doc.get("next_id", 1)))
+
+
+class _Unchanged(Exception):
+    """Aborts a document update that would change nothing."""
+
+
+class StoredFaults:
+    """A namespace's fault book, kept in its ``faults`` state document.
+
+    Reads use the copy parsed at the request's refresh (:meth:`load`); every change, including a
+    request spending a count, re-reads and rewrites the document in one store transaction.
+    """
+
+    def __init__(self, documents: StateDocuments) -> None:
+        self.documents = documents
+        self.book = FaultBook()
+
+    def load(self, text: str | None) -> None:
+        self.book = load_book(text)
+
+    def __bool__(self) -> bool:
+        return bool(self.book)
+
+    def wants_content(self, dialect: str, now: int) -> bool:
+        return self.book.wants_content(dialect, now)
+
+    def active(self, now: int) -> list[ActiveFault]:
+        return self.book.active(now)
+
+    def _change(self, edit: Callable[[FaultBook], Any]) -> Any:
+        outcome: list[Any] = []
+
+        def change(current: str | None) -> str:
+            book = load_book(current)
+            result = edit(book)
+            if result is None:
+                raise _Unchanged
+            outcome.append(result)
+            return dump_book(book)
+
+        try:
+            self.book = load_book(self.documents.update_document(FAULTS_DOCUMENT, change))
+        except _Unchanged:
+            return None
+        return outcome[0]
+
+    def take(self, dialect: str, content_ids: frozenset[str], now: int) -> Disturbance | None:
+        """Like :meth:`FaultBook.take`, atomically against the stored book (counts spent once)."""
+        if not any(f.matches(dialect, content_ids, now) for f in self.book.active(now)):
+            return None  # nothing matches the copy read at this request's refresh: no write
+        result: Disturbance | None = self._change(lambda book: book.take(dialect, content_ids, now))
+        return result
+
+    def add(self, spec: FaultSpec, now: int) -> ActiveFault:
+        fault: ActiveFault = self._change(lambda book: book.add(spec, now))
+        return fault
+
+    def remove(self, fault_id: str) -> bool:
+        return bool(self._change(lambda book: book.remove(fault_id) or None))
+
+    def clear(self) -> int:
+        cleared: int | None = self._change(lambda book: book.clear() or None)
+        return cleared or 0

@@ -1,6 +1,7 @@
 """HTTP plumbing shared by the dialect handlers: app keys, bounded body reads,
 and the one error middleware that renders :class:`DrmError` in each dialect's
-native shape."""
+native shape. Every rendered refusal is counted there (:func:`render_error`),
+by route family and stable code; unexpected database errors are counted too."""
 
 from __future__ import annotations
 
@@ -11,20 +12,18 @@ from aiohttp import web
 
 from license_server.clock import Clock
 from license_server.core.entitlements import Access
-from license_server.core.service import LicenseService
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.keyring import Keyring
+from license_server.metrics import NO_ROUTE, Metrics, is_store_error
 from license_server.settings import Settings
-from license_server.store_sql import SqlStore as Store
 from license_server.tokens import TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 KEYRING = web.AppKey("keyring", Keyring)
-STORE = web.AppKey("store", Store)
-CLOCK = web.AppKey("clock", Clock)
-SERVICE = web.AppKey("service", LicenseService)
+CLOCK = web.AppKey("clock", Clock)  # the base clock; a request's clock is namespace_of(request).clock
+METRICS = web.AppKey("metrics", Metrics)
 
 ErrorRenderer = Callable[[DrmError], web.Response]
 _RENDERERS: dict[str, ErrorRenderer] = {}
@@ -49,9 +48,13 @@ def json_error(error: DrmError) -> web.Response:
 
 
 def render_error(request: web.Request, error: DrmError) -> web.Response:
-    """Render ``error`` in the native shape of the dialect that owns the matched route
-    (used by middlewares that answer on a handler's behalf, e.g. injected faults)."""
-    return _RENDERERS.get(_dialect(request), json_error)(error)
+    """Render ``error`` in the native shape of the dialect that owns the matched route, and count it
+    (the error middleware, and middlewares that answer on a handler's behalf: admin guard, faults)."""
+    dialect = _dialect(request)
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.refused(dialect or NO_ROUTE, error.code.value)
+    return _RENDERERS.get(dialect, json_error)(error)
 
 
 def _dialect(request: web.Request) -> str:
@@ -67,35 +70,21 @@ async def error_middleware(
     try:
         return await handler(request)
     except DrmError as error:
-        return _RENDERERS.get(_dialect(request), json_error)(error)
+        return render_error(request, error)
     except web.HTTPRequestEntityTooLarge:
-        return _RENDERERS.get(_dialect(request), json_error)(DrmError(ErrorCode.CHALLENGE_TOO_LARGE))
+        return render_error(request, DrmError(ErrorCode.CHALLENGE_TOO_LARGE))
     except web.HTTPException:
         raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return _RENDERERS.get(_dialect(request), json_error)(DrmError(ErrorCode.INTERNAL_ERROR))
+    except Exception as exc:
+        log.exception("unhandled error on %s %s", request.method, request.match_info.route.name or "unrouted")
+        metrics = request.app.get(METRICS)
+        if metrics is not None and is_store_error(exc):
+            metrics.store_error(exc)
+        return render_error(request, DrmError(ErrorCode.INTERNAL_ERROR))
 
 
 MODE_HEADER = "X-DRM-Mode"
 REGION_HEADER = "X-DRM-Region"
-
-
-@web.middleware
-async def entitlement_mode_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every response says whether the server runs in development mode (default policy without a
-    token) or strict mode (``--require-token``)."""
-    mode = "strict" if request.app[SETTINGS].require_token else "development"
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers[MODE_HEADER] = mode
-        raise
-    if not response.prepared:
-        response.headers[MODE_HEADER] = mode
-    return response
 
 
 def access_of(request: web.Request) -> Access:

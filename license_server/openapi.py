@@ -35,6 +35,8 @@ from license_server.admin_models import (
     LicenseDetail,
     LicenseList,
     LicenseQuery,
+    NamespaceCleared,
+    NamespaceList,
     Revocation,
     RevocationList,
     RevocationRequest,
@@ -42,6 +44,7 @@ from license_server.admin_models import (
 from license_server.downloads import DownloadAnswer, DownloadRequest
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.handlers.admin_rights import CatalogView
+from license_server.handlers.admin_streams import EndStream, StreamList, StreamQuery, StreamView
 from license_server.inspect.schema import InspectDocument, InspectRequest
 from license_server.rights import Rights, TitleRights
 
@@ -94,15 +97,27 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/admin/clock", "Move the server clock (only with --test-clock)", "clock", ClockState,
               body=ClockChange, errors=(400,)),
     Operation("get", "/admin/rights", "Read the content-owner rights and business rules", "rights", Rights),
-    Operation("put", "/admin/rights", "Replace the rights (validated, persisted to DATA_DIR/rights.json)", "rights",
+    Operation("put", "/admin/rights", "Replace the rights (validated, stored as the namespace's overlay)", "rights",
               Rights, body=Rights, errors=(400, 404)),
     Operation("patch", "/admin/rights/titles/{content_id}", "Replace one title's rights", "rights", Rights,
               body=TitleRights, errors=(400, 404)),
+    Operation("get", "/admin/streams", "List stream sessions by account, with their leases", "streams",
+              StreamList, query=StreamQuery, errors=(400,),
+              description="Live sessions hold the account's max_streams slots; ?all=true adds ended ones."),
+    Operation("post", "/admin/streams/{session_id}/end", "End a stream session (its next heartbeat: STREAM_EVICTED)",
+              "streams", StreamView, body=EndStream, body_required=False, errors=(400, 404)),
     Operation("get", "/admin/catalog", "The catalog (titles, tracks, KIDs; never keys) with each title's rights",
               "rights", CatalogView),
     Operation("post", "/admin/inspect", "Decode a DRM message; for a challenge, what the server would do", "inspect",
               InspectDocument, body=InspectRequest, errors=(400,),
               description="Nothing is recorded. The raw message may also be sent with a non-JSON content type."),
+    Operation("get", "/admin/namespaces", "List the namespaces with a few counts", "namespaces", NamespaceList),
+    Operation("post", "/admin/namespaces/{name}/reset", "Delete everything stored in a namespace", "namespaces",
+              NamespaceCleared, errors=(400, 429),
+              description="Licenses, devices, audit, reports, test clock, faults, revocations and rights overlay."),
+    Operation("delete", "/admin/namespaces/{name}", "Reset a namespace and stop listing it", "namespaces",
+              NamespaceCleared, errors=(400, 404, 409),
+              description="The default namespace can be reset, never deleted (NAMESPACE_NOT_DELETABLE)."),
     Operation("get", "/healthz", "Liveness and what the server serves", "service", Health, admin=False),
     Operation("post", "/clearkey/license", "W3C Clear Key license request or release", "clearkey",
               ClearKeyLicense, body=ClearKeyRequest, errors=(400, 403, 404, 413), admin=False),
@@ -131,7 +146,9 @@ def build_document() -> dict[str, Any]:
             "version": __version__,
             "description": ("Admin routes need `Authorization: Bearer <admin token>` and a loopback client "
                             "(unless the server runs with --admin-remote). Errors are JSON with a stable code, "
-                            f"repeated in the {ERROR_CODE_HEADER} header. See docs/admin-api.md."),
+                            f"repeated in the {ERROR_CODE_HEADER} header. See docs/admin-api.md. Every path is "
+                            "also served under /ns/<name>/ (or with an X-DRM-Namespace header): see "
+                            "docs/namespaces.md."),
         },
         "paths": paths,
         "components": {

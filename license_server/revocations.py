@@ -1,4 +1,5 @@
-"""The revocation list: ``revocations.json`` in the data directory.
+"""The revocation list of a namespace: its ``revocations`` state document (see
+:mod:`license_server.store_api`), shared by every worker and replica.
 
 Format::
 
@@ -9,20 +10,21 @@ Format::
 ``notes`` (optional) records why and when an entry was added (the admin API
 writes it); the lists alone decide who is revoked.
 
-The file is re-read when it changes, so an operator (or a test) can revoke a
-device without restarting the server.
+The admin API writes it (``POST/DELETE /admin/revocations``). Servers before namespaces kept it
+in ``<data_dir>/revocations.json``: the default namespace imports that file once, on first open,
+when it has no document yet (see :mod:`license_server.namespaces`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from license_server.core.attestation import Revocations
 from license_server.errors import DrmError, ErrorCode
+from license_server.store_api import REVOCATIONS_DOCUMENT, StateDocuments
 
 if TYPE_CHECKING:
     from license_server.keyring import Keyring
@@ -30,98 +32,116 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class RevocationFile:
-    """Reads the revocation list, caching it until the file's mtime changes."""
+class RevocationList:
+    """A namespace's revocation list, kept in its ``revocations`` state document.
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._stamp: tuple[int, int] | None = None
+    :meth:`load` parses the document (the namespace's refresh calls it when the store's state
+    generation moved, so a revocation made by any worker applies from the next request on);
+    :meth:`revoke` and :meth:`unrevoke` edit it in one store transaction.
+    """
+
+    def __init__(self, documents: StateDocuments) -> None:
+        self.documents = documents
         self._current = Revocations()
 
     def current(self) -> Revocations:
-        if self.path is None:
-            return self._current
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            self._stamp, self._current = None, Revocations()
-            return self._current
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp != self._stamp:
-            self._current = self._load()
-            self._stamp = stamp
         return self._current
 
-    def _load(self) -> Revocations:
-        assert self.path is not None
+    def load(self, text: str | None) -> None:
+        if text is None:
+            self._current = Revocations()
+            return
         try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-            return Revocations(
+            doc = json.loads(text)
+            self._current = Revocations(
                 devices=frozenset(str(d).lower() for d in doc.get("devices", [])),
                 system_ids=frozenset(int(s) for s in doc.get("system_ids", [])),
                 key_ids=frozenset(bytes.fromhex(str(k)) for k in doc.get("key_ids", [])),
             )
         except (ValueError, TypeError, AttributeError) as exc:
             # Fail closed would refuse everyone; keep the last good list and say so.
-            log.error("ignoring unreadable revocation list %s: %s", self.path, exc)
-            return self._current
+            log.error("ignoring an unreadable revocation list: %s", exc)
 
     def revoke(self, *, device_id: str | None = None, system_id: int | None = None,
                key_id: bytes | None = None, reason: str | None = None, now: int | None = None) -> None:
-        """Add an entry to the file (used by the admin API, the CLI and tests)."""
-        doc = self.document()
-        if key_id is not None and key_id.hex() not in doc["key_ids"]:
-            doc["key_ids"].append(key_id.hex())
-        if device_id and device_id.lower() not in doc["devices"]:
-            doc["devices"].append(device_id.lower())
-        if system_id is not None and system_id not in doc["system_ids"]:
-            doc["system_ids"].append(system_id)
-        if reason is not None or now is not None:
-            for key in _note_keys(device_id, system_id, key_id):
-                doc["notes"][key] = {"reason": reason, "revoked_at": now}
-        self._write(doc)
+        """Add an entry (used by the admin API and tests)."""
+
+        def change(doc: dict) -> bool:
+            if key_id is not None and key_id.hex() not in doc["key_ids"]:
+                doc["key_ids"].append(key_id.hex())
+            if device_id and device_id.lower() not in doc["devices"]:
+                doc["devices"].append(device_id.lower())
+            if system_id is not None and system_id not in doc["system_ids"]:
+                doc["system_ids"].append(system_id)
+            if reason is not None or now is not None:
+                for key in _note_keys(device_id, system_id, key_id):
+                    doc["notes"][key] = {"reason": reason, "revoked_at": now}
+            return True
+
+        self._edit(change)
 
     def unrevoke(self, *, device_id: str | None = None, system_id: int | None = None,
                  key_id: bytes | None = None) -> bool:
-        """Remove an entry; returns False (and writes nothing) if it was not in the file."""
-        doc = self.document()
-        removed = False
-        for field, value in (("devices", device_id.lower() if device_id else None), ("system_ids", system_id),
-                             ("key_ids", key_id.hex() if key_id is not None else None)):
-            if value is not None and value in doc[field]:
-                doc[field] = [v for v in doc[field] if v != value]
-                removed = True
-        if not removed:
-            return False
-        for key in _note_keys(device_id, system_id, key_id):
-            doc["notes"].pop(key, None)
-        self._write(doc)
-        return True
+        """Remove an entry; returns False (and writes nothing) if it was not listed."""
+
+        def change(doc: dict) -> bool:
+            removed = False
+            for field, value in (("devices", device_id.lower() if device_id else None), ("system_ids", system_id),
+                                 ("key_ids", key_id.hex() if key_id is not None else None)):
+                if value is not None and value in doc[field]:
+                    doc[field] = [v for v in doc[field] if v != value]
+                    removed = True
+            for key in _note_keys(device_id, system_id, key_id) if removed else ():
+                doc["notes"].pop(key, None)
+            return removed
+
+        return self._edit(change)
 
     def document(self) -> dict:
-        """The file's content with every list present (empty if the file does not exist)."""
-        if self.path is None:
-            raise ValueError("no revocation file configured")
-        doc: dict = {}
-        if self.path.exists():
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(doc, dict):
-                raise ValueError(f"{self.path.name} is not a JSON object")
-        for field in ("devices", "system_ids", "key_ids"):
-            if not isinstance(doc.setdefault(field, []), list):
-                raise ValueError(f"{self.path.name}: {field!r} is not a list")
-        if not isinstance(doc.setdefault("notes", {}), dict):
-            raise ValueError(f"{self.path.name}: 'notes' is not an object")
-        return doc
+        """The stored list with every field present (empty if nothing was ever revoked)."""
+        return parse_document(self.documents.document(REVOCATIONS_DOCUMENT))
 
-    def _write(self, doc: dict) -> None:
-        """Atomically replace the file (temp file + ``os.replace``) and drop the cached list."""
-        assert self.path is not None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        os.replace(temp, self.path)
-        self._stamp = None  # re-read on next use even if mtime and size look unchanged
+    def replace(self, doc: dict) -> None:
+        """Store ``doc`` as the whole list (tests, and the conformance suite's restore)."""
+        self._write(lambda _: json.dumps(doc, indent=2))
+
+    def _edit(self, change: Callable[[dict], bool]) -> bool:
+        changed = [False]
+
+        def edit(text: str | None) -> str:
+            doc = parse_document(text)
+            if not change(doc):
+                raise _Unchanged
+            changed[0] = True
+            return json.dumps(doc, indent=2)
+
+        try:
+            self._write(edit)
+        except _Unchanged:
+            return False
+        return changed[0]
+
+    def _write(self, change: Callable[[str | None], str | None]) -> None:
+        self.load(self.documents.update_document(REVOCATIONS_DOCUMENT, change))
+
+
+class _Unchanged(Exception):
+    """Aborts an update that changes nothing."""
+
+
+def parse_document(text: str | None) -> dict:
+    """A stored list with every field present; ``ValueError`` when it is not a valid list."""
+    doc: dict = {}
+    if text is not None:
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise ValueError("the revocation list is not a JSON object")
+    for field in ("devices", "system_ids", "key_ids"):
+        if not isinstance(doc.setdefault(field, []), list):
+            raise ValueError(f"the revocation list's {field!r} is not a list")
+    if not isinstance(doc.setdefault("notes", {}), dict):
+        raise ValueError("the revocation list's 'notes' is not an object")
+    return doc
 
 
 def note_key(kind: str, value: str) -> str:
@@ -141,7 +161,7 @@ def _note_keys(device_id: str | None, system_id: int | None, key_id: bytes | Non
 
 
 def revocation_target(kind: str, value: str, keyring: Keyring) -> dict[str, Any]:
-    """Keyword arguments for :meth:`RevocationFile.revoke`/``unrevoke`` from an admin kind and value."""
+    """Keyword arguments for :meth:`RevocationList.revoke`/``unrevoke`` from an admin kind and value."""
     try:
         if kind == "device":
             if not value or len(value) > 64 or any(c not in "0123456789abcdefABCDEF" for c in value):

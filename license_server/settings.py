@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 class Settings(BaseModel):
     host: str = Field("127.0.0.1", description="Address to bind; loopback unless told otherwise.")
     port: int = Field(8080, ge=0, le=65535)
-    data_dir: Path = Field(Path("data"), description="Where the SQLite store and revocations.json live.")
+    data_dir: Path = Field(Path("data"), description="Where the SQLite stores (one per namespace) live.")
     keys_dir: Path | None = Field(None, description="The keys/ directory; default: the project's test keys.")
     test_clock: bool = Field(False, description="Enable the controlled clock and /admin/clock.")
     allow_compromised_devices: bool = Field(
@@ -27,6 +28,7 @@ class Settings(BaseModel):
     )
     media_url_ttl: int = Field(3600, gt=0, le=7 * 86400, description="Seconds a presigned media URL stays valid.")
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="Server log lines: text, or one JSON object each.")
     admin_token: str | None = Field(
         None, min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$", repr=False,
         description="Bearer token of the /admin/ API; generated at start (and written to <data_dir>/admin-token) "
@@ -35,6 +37,9 @@ class Settings(BaseModel):
     admin_remote: bool = Field(False, description="Let non-loopback clients use the /admin/ API (token still needed).")
     require_token: bool = Field(
         False, description="Strict mode: no entitlement token (X-DRM-Token), no license. Default: development mode."
+    )
+    stream_limits: bool = Field(
+        True, description="Enforce concurrent-stream limits (max_streams); False only for negative testing."
     )
     token_jwks: Path | None = Field(
         None, description="JWK set of the operator keys that sign entitlement tokens; default: <keys>/tokens/jwks.json."
@@ -47,6 +52,9 @@ class Settings(BaseModel):
     audit_max_age: int = Field(30 * 86400, ge=0, le=100 * 365 * 86400,
                                description="Seconds refusal audit rows are kept (0: no limit).")
     workers: int = Field(1, ge=1, le=64, description="Server processes sharing the port and the store.")
+    max_namespaces: int = Field(1000, ge=1, le=1_000_000,
+                                description="Namespaces the server creates at most, default included (each is a "
+                                            "store); a new one beyond it is refused with NAMESPACE_LIMIT_REACHED.")
 
     @field_validator("log_level")
     @classmethod
@@ -71,11 +79,12 @@ class Settings(BaseModel):
 
     @property
     def rights_overlay_path(self) -> Path:
-        """Rights changed through the admin API (takes precedence over <keys>/rights.json)."""
+        """Where servers before namespaces kept the admin's rights (imported once into the default namespace)."""
         return self.data_dir / "rights.json"
 
     @property
     def revocations_path(self) -> Path:
+        """Where servers before namespaces kept revocations (imported once into the default namespace)."""
         return self.data_dir / "revocations.json"
 
     @property

@@ -102,4 +102,18 @@ PG_MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE state_generation (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL);
     INSERT INTO state_generation VALUES (1, 0);
     """,
+    # 9: concurrent-stream sessions and the licenses each was opened or renewed with
+    """
+    CREATE TABLE stream_sessions (
+        session_id TEXT PRIMARY KEY, account TEXT NOT NULL, system TEXT NOT NULL, device_id TEXT,
+        content_id TEXT NOT NULL, license_id TEXT NOT NULL, continuation TEXT, state TEXT NOT NULL,
+        opened_at BIGINT NOT NULL, renewed_at BIGINT NOT NULL, lease_until BIGINT NOT NULL,
+        lease BIGINT NOT NULL, grace BIGINT NOT NULL, max_streams BIGINT NOT NULL, mode TEXT NOT NULL,
+        heartbeats BIGINT NOT NULL DEFAULT 0, ended_at BIGINT, end_reason TEXT
+    );
+    CREATE INDEX stream_sessions_account ON stream_sessions(account, state);
+    CREATE INDEX stream_sessions_device ON stream_sessions(device_id, state);
+    CREATE TABLE stream_licenses (license_id TEXT PRIMARY KEY, session_id TEXT NOT NULL);
+    CREATE INDEX stream_licenses_session ON stream_licenses(session_id);
+    """,
 )

@@ -100,10 +100,25 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE state_generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
     INSERT INTO state_generation VALUES (1, 0)
     """,
+    # 9: concurrent-stream sessions (one per playback, holding one of the account's max_streams slots while
+    # its lease runs) and the licenses each was opened or renewed with (Secure Stop and renewals find it)
+    """
+    CREATE TABLE stream_sessions (
+        session_id TEXT PRIMARY KEY, account TEXT NOT NULL, system TEXT NOT NULL, device_id TEXT,
+        content_id TEXT NOT NULL, license_id TEXT NOT NULL, continuation TEXT, state TEXT NOT NULL,
+        opened_at INTEGER NOT NULL, renewed_at INTEGER NOT NULL, lease_until INTEGER NOT NULL,
+        lease INTEGER NOT NULL, grace INTEGER NOT NULL, max_streams INTEGER NOT NULL, mode TEXT NOT NULL,
+        heartbeats INTEGER NOT NULL DEFAULT 0, ended_at INTEGER, end_reason TEXT
+    );
+    CREATE INDEX stream_sessions_account ON stream_sessions(account, state);
+    CREATE INDEX stream_sessions_device ON stream_sessions(device_id, state);
+    CREATE TABLE stream_licenses (license_id TEXT PRIMARY KEY, session_id TEXT NOT NULL);
+    CREATE INDEX stream_licenses_session ON stream_licenses(session_id)
+    """,
 )
 
 RESET_TABLES: tuple[str, ...] = (
     "devices", "licenses", "license_kids", "audit", "seen_requests", "downloads", "used_tokens", "reports",
-    "report_subjects", "state_documents",
+    "report_subjects", "state_documents", "stream_sessions", "stream_licenses",
 )
 """Every table a namespace reset empties (new tables that hold namespace data must be listed here)."""

@@ -33,9 +33,11 @@ from license_server.core.ports import (
     UsageRules,
     UsageSnapshot,
 )
+from license_server.core.streams import StreamStart
 from license_server.errors import DrmError, ErrorCode
 from license_server.store_backend import SqlBackend, dicts
 from license_server.store_documents import SqlStateDocuments
+from license_server.store_streams import SqlStreamSessions
 
 # Admin filters, most selective first (each of the first four has an index ending in issued_at).
 _FILTERS = ("device_id", "account", "content_id", "system", "state", "kind")
@@ -67,8 +69,8 @@ class AuditRetention:
     batch: int = 1000
 
 
-class SqlStore(SqlStateDocuments):
-    """Devices, licenses, replay records, the audit trail and the namespace's state documents."""
+class SqlStore(SqlStateDocuments, SqlStreamSessions):
+    """Devices, licenses, replay records, stream sessions, the audit trail and the namespace's state documents."""
 
     sql: SqlBackend
     retention: AuditRetention
@@ -94,8 +96,9 @@ class SqlStore(SqlStateDocuments):
     # ---------------------------------------------------------------- writes
 
     def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int,
-                     holder: Holder | None = None, caps: UsageRules | None = None) -> None:
-        """Record an issued license with its device, replay key, token and caps, atomically (see the port)."""
+                     holder: Holder | None = None, caps: UsageRules | None = None,
+                     stream: StreamStart | None = None) -> None:
+        """Record an issued license with its device, replay key, token, caps and stream session, atomically."""
         device = grant.device
         holder = holder or Holder()
         with self.transaction():
@@ -130,6 +133,8 @@ class SqlStore(SqlStateDocuments):
             )
             self.sql.executemany("INSERT INTO license_kids VALUES (?, ?) ON CONFLICT DO NOTHING",
                                  [(k.kid.hex(), grant.license_id) for k in grant.keys])
+            if stream is not None:
+                self._open_stream(grant, stream, now)
             self._audit(now, system, "grant", device.device_id if device else None, grant.content_id,
                         grant.license_id, None, f"{grant.kind.value}: {','.join(k.track.value for k in grant.keys)}")
 
@@ -172,11 +177,13 @@ class SqlStore(SqlStateDocuments):
                          version: int | None = None, license_start: int | None = None,
                          policy: LicensePolicy | None = None, first_used_at: int | None = None,
                          released: bool = False, message: str | None = None,
-                         request_key: str | None = None) -> None:
+                         request_key: str | None = None, stream_heartbeat: bool = False) -> None:
         """Apply a lifecycle transition decided by the core, with its audit entry, atomically (see the port)."""
         with self.transaction():
             if request_key is not None:
                 self._claim_request(request_key, now)
+            if stream_heartbeat:
+                self._stream_heartbeat(license_id, now)
             self._lifecycle(license_id, event=event, state=state, now=now, system=system, version=version,
                             license_start=license_start, policy=policy, first_used_at=first_used_at,
                             released=released, message=message)
@@ -214,6 +221,7 @@ class SqlStore(SqlStateDocuments):
                 return False
             self._lifecycle(license_id, event="release", state="released", now=now, system=system,
                             released=True, message=reason)
+            self._close_license_stream(license_id, now, reason)
         return True
 
     def record_report(self, license_id: str, *, system: str, event: str, report_key: str, now: int,
@@ -233,6 +241,8 @@ class SqlStore(SqlStateDocuments):
                     (license_id, once_key, now)).rowcount:
                 return False  # the same report resent (its answer was lost): acknowledged, not counted
             self.sql.execute("INSERT INTO reports VALUES (?, ?, ?, ?)", (license_id, report_key, event, now))
+            if event == "secure_stop":
+                self._close_license_stream(license_id, now, "secure stop")
             self._lifecycle(license_id, event=event, state=row[0], now=now, system=system,
                             first_used_at=first_used_at, message=message)
         return True

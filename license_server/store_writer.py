@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from license_server.core.model import Grant
 from license_server.core.ports import DownloadRecord, Holder, TokenSpend, UsageRules
+from license_server.core.streams import StreamSession, StreamStart
 from license_server.errors import DrmError
 from license_server.sqlite_support import connect
 from license_server.store import AuditRetention, Store
@@ -111,9 +112,11 @@ class GroupCommitStore(Store):
         self.submit(lambda w: w.record_grant(grant, **kwargs)).result()
 
     async def record_grant_async(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str],
-                                 now: int, holder: Holder | None = None, caps: UsageRules | None = None) -> None:
+                                 now: int, holder: Holder | None = None, caps: UsageRules | None = None,
+                                 stream: StreamStart | None = None) -> None:
         await asyncio.wrap_future(self.submit(lambda w: w.record_grant(
-            grant, system=system, request_key=request_key, secrets=secrets, now=now, holder=holder, caps=caps)))
+            grant, system=system, request_key=request_key, secrets=secrets, now=now, holder=holder, caps=caps,
+            stream=stream)))
 
     def record_refusal(self, error: DrmError, **kwargs: Any) -> None:
         self.submit(lambda w: w.record_refusal(error, **kwargs)).result()
@@ -135,3 +138,9 @@ class GroupCommitStore(Store):
 
     def record_download(self, download: DownloadRecord, *, token: TokenSpend | None = None) -> None:
         self.submit(lambda w: w.record_download(download, token=token)).result()
+
+    def close_stream(self, **kwargs: Any) -> list[str]:
+        return self.submit(lambda w: w.close_stream(**kwargs)).result()
+
+    def end_stream(self, session_id: str, **kwargs: Any) -> StreamSession | None:
+        return self.submit(lambda w: w.end_stream(session_id, **kwargs)).result()

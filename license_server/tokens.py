@@ -76,6 +76,8 @@ class PolicyClaims(BaseModel):
     renewal_recovery: int | None = Field(None, ge=0, le=MAX_DURATION)
     require_attestation: bool | None = Field(
         None, description="true: refuse a challenge without attestation evidence (ATTESTATION_REQUIRED).")
+    renewal_server_url: str | None = Field(None, max_length=2048, description="Where renewals go.")
+    renew_with_usage: bool | None = None
 
     _durations = field_validator("rental", "playback", "license", "renewal_delay", "renewal_retry",
                                  "renewal_recovery", mode="before")(duration_seconds)
@@ -98,6 +100,9 @@ class TokenClaims(BaseModel):
     device_cap: int | None = Field(None, ge=0, le=1_000_000,
                                    description="Overrides the tier's device cap for this account.")
     jti: str | None = Field(None, min_length=1, max_length=128, description="Present: the token is single-use.")
+    max_streams: int | None = Field(None, ge=0, le=1000, description="Overrides the tier's concurrent-stream limit.")
+    stream_mode: Literal["block_new", "evict_oldest"] | None = Field(
+        None, description="Over the stream limit: refuse the new stream or end the oldest.")
     exp: int = Field(ge=0, le=MAX_NUMERIC_DATE)
     nbf: int | None = Field(None, ge=0, le=MAX_NUMERIC_DATE)
     iat: int | None = Field(None, ge=0, le=MAX_NUMERIC_DATE)

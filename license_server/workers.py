@@ -5,9 +5,9 @@ application (its own SQLite connection: connections never cross a fork) and
 binds the same port with ``SO_REUSEPORT``, so the kernel spreads connections
 over them. Everything that must agree between workers lives outside process
 memory: the store (SQLite in WAL mode; grants, caps and single-use tokens are
-decided inside ``BEGIN IMMEDIATE`` transactions), ``rights.json`` and
-``revocations.json`` (re-read when they change). The test clock and injected
-faults live in one process's memory, so they need a single worker.
+decided inside ``BEGIN IMMEDIATE`` transactions), and each namespace's state
+documents in it (test clock, faults, revocations, rights overlay: re-read when
+the store's state generation moves, see :mod:`license_server.namespaces`).
 """
 
 from __future__ import annotations

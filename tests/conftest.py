@@ -75,11 +75,12 @@ def make_device(tmp_path: Path, keyring: Keyring, clock: ControlledClock) -> Cal
 class WidevineExchange:
     """Drives a device's CDM against the test server over real HTTP."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, path: str = "/widevine/license") -> None:
         self.client = client
+        self.path = path  # e.g. /ns/<name>/widevine/license
 
     async def post(self, body: bytes, query: str = ""):
-        response = await self.client.post("/widevine/license" + query, data=body)
+        response = await self.client.post(self.path + query, data=body)
         return response.status, response.headers, await response.read()
 
     async def provision_service_certificate(self, cdm: WidevineCdm) -> None:
@@ -116,6 +117,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def write_revocations(data_dir: Path, doc: dict, namespace: str = "default") -> None:
+    """Replace a spawned server's revocation list in its SQLite store (the namespace's ``revocations``
+    document): the server sees it on its next request, as it saw a rewritten revocations.json before."""
+    from license_server.revocations import RevocationList
+    from license_server.store_factory import SqliteStores
+
+    stores = SqliteStores(data_dir)
+    try:
+        RevocationList(stores.open(namespace)).replace(doc)
+    finally:
+        stores.close()
 
 
 class ServerProcess:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
 
@@ -13,7 +12,8 @@ from device_emulator.cdm.widevine import CdmError, WidevineCdm
 from license_server import admin_auth
 from license_server.app import create_app
 from license_server.core.model import LicenseKind
-from license_server.revocations import RevocationFile
+from license_server.revocations import RevocationList
+from license_server.store_api import REVOCATIONS_DOCUMENT
 from license_server.tokens import TOKEN_HEADER, mint
 from tests.admin_support import ADMIN_TOKEN, admin_settings, call, non_loopback_address
 from tests.conftest import KEYS, START
@@ -254,7 +254,7 @@ async def refused_code(widevine, device) -> str | None:
     return headers["X-DRM-Error-Code"]
 
 
-async def test_revoke_a_model_then_unrevoke(client, widevine, make_device, settings):
+async def test_revoke_a_model_then_unrevoke(client, widevine, make_device, store):
     l3, l1 = make_device("L3"), make_device("L1")
     assert await refused_code(widevine, l3) is None
     status, _, entry = await call(client, "POST", "/admin/revocations",
@@ -267,7 +267,7 @@ async def test_revoke_a_model_then_unrevoke(client, widevine, make_device, setti
     _, _, devices = await call(client, "GET", "/admin/devices")
     flags = {d["device_id"]: d["revoked_by"] for d in devices["devices"]}
     assert flags == {l3.device_id: ["system_id"], l1.device_id: []}
-    assert RevocationFile(settings.revocations_path).current().system_ids == frozenset({7101})
+    assert RevocationList(store).document()["system_ids"] == [7101]  # the default namespace's document
 
     status, _, listing = await call(client, "DELETE", "/admin/revocations/system_id/7101")
     assert status == 200 and listing == {"revocations": []}
@@ -301,25 +301,36 @@ async def test_revoke_a_device_by_id_and_system_id(client, widevine, make_device
     ("DELETE", "/admin/revocations/system_id/seven", None, 400, "ADMIN_REQUEST_INVALID"),
     ("DELETE", "/admin/revocations/colour/blue", None, 404, "ADMIN_NOT_FOUND"),
 ])
-async def test_bad_revocation_requests(client, settings, method, path, body, status, code):
+async def test_bad_revocation_requests(client, store, method, path, body, status, code):
     got, headers, _ = await call(client, method, path, body)
     assert (got, headers["X-DRM-Error-Code"]) == (status, code)
-    assert not settings.revocations_path.exists()  # nothing written
+    assert store.document(REVOCATIONS_DOCUMENT) is None  # nothing written
 
 
-async def test_unreadable_revocation_file_is_reported_not_overwritten(client, settings):
-    settings.revocations_path.write_text("{not json")
+async def test_unreadable_revocation_list_is_reported_not_overwritten(client, store):
+    store.update_document(REVOCATIONS_DOCUMENT, lambda _: "{not json")
     for method, path, body in (("GET", "/admin/revocations", None),
                                ("POST", "/admin/revocations", {"system_id": 7001})):
         status, headers, _ = await call(client, method, path, body)
         assert status == 500 and headers["X-DRM-Error-Code"] == "INTERNAL_ERROR"
-    assert settings.revocations_path.read_text() == "{not json"
+    assert store.document(REVOCATIONS_DOCUMENT) == "{not json"
 
 
-async def test_revocation_file_keeps_hand_written_entries_and_key_ids(client, settings):
-    settings.revocations_path.write_text(json.dumps({"devices": ["aa11"], "key_ids": ["00" * 16]}))
+async def test_revocation_list_keeps_hand_written_entries_and_key_ids(client, store):
+    RevocationList(store).replace({"devices": ["aa11"], "key_ids": ["00" * 16]})
     status, _, _ = await call(client, "POST", "/admin/revocations", {"system_id": 7102})
     assert status == 201
-    doc = json.loads(settings.revocations_path.read_text())
+    doc = json.loads(store.document(REVOCATIONS_DOCUMENT) or "")
     assert doc["devices"] == ["aa11"] and doc["key_ids"] == ["00" * 16] and doc["system_ids"] == [7102]
-    assert not [p for p in os.listdir(settings.data_dir) if p.endswith(".tmp")]
+
+
+async def test_a_pre_namespace_revocations_file_is_imported_once(aiohttp_client, settings, store, keyring, clock):
+    """Upgrade path: <data_dir>/revocations.json becomes the default namespace's document at start."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.revocations_path.write_text(json.dumps({"devices": ["aa11"]}))
+    client = await aiohttp_client(create_app(settings, store=store, keyring=keyring, clock=clock))
+    _, _, listing = await call(client, "GET", "/admin/revocations")
+    assert [(e["kind"], e["value"]) for e in listing["revocations"]] == [("device", "aa11")]
+    settings.revocations_path.write_text(json.dumps({"devices": []}))  # the file is no longer read
+    _, _, listing = await call(client, "GET", "/admin/revocations")
+    assert len(listing["revocations"]) == 1

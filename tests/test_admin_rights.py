@@ -8,6 +8,7 @@ import pytest
 
 from license_server.core.model import LicenseKind
 from license_server.errors import ERROR_CODE_HEADER
+from license_server.store_api import RIGHTS_DOCUMENT
 from tests.admin_support import admin_settings, call
 from tests.test_openapi import assert_matches
 
@@ -36,7 +37,7 @@ async def test_read_rights_and_catalog_without_keys(client, document, keyring) -
             assert entry.key.hex() not in text  # content keys never leave through the API
 
 
-async def test_patch_a_title_then_the_next_license_follows(client, widevine, make_device, settings,
+async def test_patch_a_title_then_the_next_license_follows(client, widevine, make_device, store,
                                                            document) -> None:
     status, _, _, _ = await widevine.acquire(make_device("L1"), "demo-episode", LicenseKind.PERSISTENT)
     assert status == 200
@@ -46,7 +47,7 @@ async def test_patch_a_title_then_the_next_license_follows(client, widevine, mak
     assert_matches(document, "PATCH", "/admin/rights/titles/{content_id}", 200, rights)
     status, headers, _, _ = await widevine.acquire(make_device("L1"), "demo-episode", LicenseKind.PERSISTENT)
     assert (status, headers[ERROR_CODE_HEADER]) == (403, "OFFLINE_NOT_ALLOWED")
-    persisted = json.loads((settings.data_dir / "rights.json").read_text())
+    persisted = json.loads(store.document(RIGHTS_DOCUMENT) or "")  # the namespace's overlay
     assert persisted["titles"]["demo-episode"]["downloadable"] is False
     assert persisted["titles"]["stream-only"]["downloadable"] is False  # the rest is kept
 
@@ -73,10 +74,10 @@ async def test_replace_rights_changes_the_caps(client, widevine, make_device, do
     ("PATCH", "/admin/rights/titles/nope", {"downloadable": False}, 404, "ADMIN_NOT_FOUND"),
     ("PUT", "/admin/rights", "not json", 400, "ADMIN_REQUEST_INVALID"),
 ])
-async def test_bad_rights_changes_are_refused_and_change_nothing(client, settings, method, path, body, status,
+async def test_bad_rights_changes_are_refused_and_change_nothing(client, store, method, path, body, status,
                                                                  code) -> None:
     _, _, before = await call(client, "GET", "/admin/rights")
     got, headers, _ = await call(client, method, path, body)
     assert (got, headers[ERROR_CODE_HEADER]) == (status, code)
     assert (await call(client, "GET", "/admin/rights"))[2] == before
-    assert not (settings.data_dir / "rights.json").exists()
+    assert store.document(RIGHTS_DOCUMENT) is None

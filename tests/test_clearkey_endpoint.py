@@ -8,7 +8,7 @@ import pytest
 
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.protocols import clearkey
-from license_server.revocations import RevocationFile
+from license_server.revocations import RevocationList
 
 URL = "/clearkey/license"
 ORIGIN = "http://player.example"
@@ -137,7 +137,7 @@ async def test_stream_only_title_refuses_persistent_but_streams(client, keyring,
 
 async def test_revoked_key_is_refused(client, keyring, store, settings):
     sd, hd = kid_of(keyring, "demo-movie", "SD"), kid_of(keyring, "demo-movie", "HD")
-    RevocationFile(settings.revocations_path).revoke(key_id=hd)
+    RevocationList(store).revoke(key_id=hd)  # the default namespace's store: applies from the next request
     doc = await assert_refused(client, clearkey.build_license_request([sd, hd]), 403, "KEY_REVOKED", store)
     assert hd.hex() in doc["error"]["message"]
     response, raw = await post(client, clearkey.build_license_request([sd]))

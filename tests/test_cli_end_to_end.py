@@ -2,7 +2,7 @@
 
 import json
 
-from tests.conftest import cli_json, run_cli
+from tests.conftest import cli_json, run_cli, write_revocations
 
 
 def test_quickstart_temporary_and_persistent_licenses(server_process, tmp_path):
@@ -45,8 +45,8 @@ def test_refusals_and_exit_codes(server_process, tmp_path):
     result = run_cli("acquire", str(good), "--server", server.url, "--content", "stream-only", "--type", "persistent")
     assert result.returncode == 3 and "OFFLINE_NOT_ALLOWED" in result.stdout
 
-    (server.data_dir / "revocations.json").write_text(json.dumps({"devices": [
-        json.loads(run_cli("info", str(good), "--json").stdout)["device_id"]]}))
+    good_id = json.loads(run_cli("info", str(good), "--json").stdout)["device_id"]
+    write_revocations(server.data_dir, {"devices": [good_id]})
     result = run_cli("acquire", str(good), "--server", server.url, "--content", "demo-movie")
     assert result.returncode == 3 and "DEVICE_REVOKED" in result.stdout
 

@@ -82,7 +82,7 @@ def test_list_prints_the_catalog_as_json():
     ids = [c["id"] for c in catalog]
     assert len(ids) == len(set(ids)) == len(load_all())
     families = {c["id"].split("-")[0] for c in catalog}
-    assert families == {"ATT", "SEC", "LIC", "OFF", "DES", "TOK", "ROB"}
+    assert families == {"ATT", "SEC", "LIC", "OFF", "DES", "TOK", "STR", "ROB"}
     by_id = {c["id"]: c for c in catalog}
     for check_id in ("ATT-001", "ATT-008", "ATT-010", "LIC-003"):
         assert set(by_id[check_id]["systems"]) == {*DEVICE_DIALECTS, "clearkey"}

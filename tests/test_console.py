@@ -10,7 +10,7 @@ from license_server.console import queries
 from license_server.console.explanations import EXPLANATIONS, explain
 from license_server.core.model import LicenseKind
 from license_server.errors import ErrorCode
-from license_server.handlers.admin_faults import FAULTS
+from license_server.namespaces import NAMESPACES
 from tests.admin_support import AUTH, admin_settings
 from tests.conftest import WidevineExchange
 
@@ -71,7 +71,8 @@ async def test_devices_clock_conformance_and_inspector_pages(admin, make_device)
     assert status == 200 and "emulated-phone-l1" in html and "Revoke" in html
     status, html = await page(admin, "clock")
     assert status == 200 and "Advance 30d" in html and "no fault plan" in html
-    admin.app[FAULTS].add(FaultSpec(action="error", error_code=ErrorCode.INJECTED_FAULT, count=2), 0)
+    faults = admin.app[NAMESPACES].get("default").faults
+    faults.add(FaultSpec(action="error", error_code=ErrorCode.INJECTED_FAULT, count=2), 0)
     status, html = await page(admin, "clock")
     assert ">INJECTED_FAULT<" in html and "ErrorCode." not in html
     status, html = await page(admin, "conformance")

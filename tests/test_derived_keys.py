@@ -10,6 +10,7 @@ from license_server.core.model import LicenseKind
 from license_server.derived_keys import DerivationIndex, content_id_text, derive
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.http import KEYRING
+from license_server.store_api import RIGHTS_DOCUMENT
 from tests.conftest import KEYS, tracks
 
 SEED = derived_keys.default_seed()
@@ -92,10 +93,9 @@ async def test_never_fetched_content_is_refused_as_before(client, widevine, make
     assert status == 404 and headers[ERROR_CODE_HEADER] == "CONTENT_NOT_FOUND"
 
 
-async def test_rights_layer_sees_a_derived_title_under_its_content_id(client, widevine, make_device, settings):
+async def test_rights_layer_sees_a_derived_title_under_its_content_id(client, widevine, make_device, store):
     index_of(client).issue(CONTENT, [("SD", None)])
-    settings.rights_overlay_path.write_text(json.dumps({"titles": {CONTENT: {"downloadable": False}}}),
-                                            encoding="utf-8")
+    store.update_document(RIGHTS_DOCUMENT, lambda _: json.dumps({"titles": {CONTENT: {"downloadable": False}}}))
     status, headers, _, _ = await widevine.acquire(make_device("L1"), CONTENT, LicenseKind.PERSISTENT)
     assert status == 403 and headers[ERROR_CODE_HEADER] == "OFFLINE_NOT_ALLOWED"
 

@@ -342,3 +342,24 @@ async def test_traversal_is_refused_even_when_signed(client, signed, settings, t
         # the signature is valid, so this is the path guard speaking
         assert status == 404 and b"MEDIA_NOT_FOUND" in reply, (target, reply[:300])
         assert b"TOP SECRET" not in reply and secret not in reply
+
+
+async def test_a_download_in_a_namespace_hands_out_urls_that_keep_it(client, make_device, media_root) -> None:
+    """Issue 15: presigned URLs minted in /ns/x carry the prefix and are bound to it (the signature covers it)."""
+    from tests.conftest import WidevineExchange
+
+    device = make_device("L1")
+    status, _, loaded, _ = await WidevineExchange(client, "/ns/x/widevine/license").acquire(
+        device, CONTENT, LicenseKind.PERSISTENT)
+    assert status == 200
+    refused = await client.post("/downloads", json=body(device, loaded.license_id))  # default never saw it
+    assert refused.status == 404 or refused.headers[CODE] in ("LICENSE_NOT_FOUND", "DEVICE_NOT_FOUND")
+    response = await client.post("/ns/x/downloads", json=body(device, loaded.license_id))
+    assert response.status == 200, await response.text()
+    url = (await response.json())["files"][0]["url"]
+    assert url.startswith(f"/ns/x/media/{CONTENT}/cenc/")
+    assert (await client.get(url)).status == 200
+    moved = await client.get(url.removeprefix("/ns/x"))  # the same signature outside the namespace
+    assert moved.status == 403 and moved.headers[CODE] == "URL_SIGNATURE_INVALID"
+    other = await client.get("/ns/y" + url.removeprefix("/ns/x"))
+    assert other.status == 403 and other.headers[CODE] == "URL_SIGNATURE_INVALID"

@@ -24,7 +24,7 @@ from pywidevine.exceptions import SignatureMismatch
 from pywidevine.pssh import PSSH
 
 from license_server.protocols.widevine import license_protocol_pb2 as ours
-from tests.conftest import KEYS, ServerProcess, cli_json, run_cli
+from tests.conftest import KEYS, ServerProcess, cli_json, run_cli, write_revocations
 
 CATALOG = json.loads((KEYS / "catalog.json").read_text())["contents"]["demo-movie"]["tracks"]
 SOFTWARE_KEYS = {CATALOG[t]["kid"]: CATALOG[t]["key"] for t in ("AUDIO", "SD")}
@@ -152,12 +152,12 @@ def test_cfg_attestation_required_and_offline_requests_are_refused(server, tmp_p
 
 def test_revoked_exported_device_is_refused(server, tmp_path):
     wvd, info, _ = export(tmp_path, "revoked", "--level", "L1")
-    (server.data_dir / "revocations.json").write_text(json.dumps({"devices": [info["device_id"]]}))
+    write_revocations(server.data_dir, {"devices": [info["device_id"]]})
     try:
         _, _, body = challenge(wvd)
         status, headers, reply = post(server.url + "/widevine/license", body)
     finally:
-        (server.data_dir / "revocations.json").write_text(json.dumps({"devices": []}))
+        write_revocations(server.data_dir, {"devices": []})
     assert status == 403 and headers["X-DRM-Error-Code"] == "DEVICE_REVOKED"
     assert error_code(reply) == (ours.LicenseError.REVOKED_DRM_DEVICE_CERTIFICATE, "DEVICE_REVOKED")
 

@@ -19,19 +19,19 @@ from license_server.core.entitlements import Holding, UsageRules, UsageSnapshot
 from license_server.core.model import LicenseKind
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.rights import default_rights
+from license_server.store_api import RIGHTS_DOCUMENT
 from tests.conftest import START, cli_json, run_cli, tracks
 from tests.tokens_support import token
 
 DAY = 86400
 
 
-def write_rights(settings, **changes) -> None:
-    """An admin-style overlay in the data dir: the shipped rules with ``changes``."""
+def write_rights(store, **changes) -> None:
+    """An admin-style overlay (the default namespace's rights document): the shipped rules with ``changes``."""
     rights = default_rights(("stream-only",)).model_dump()
     for key, value in changes.items():
         rights[key] = value
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    (settings.data_dir / "rights.json").write_text(json.dumps(rights))
+    store.update_document(RIGHTS_DOCUMENT, lambda _: json.dumps(rights))
 
 
 async def persistent(widevine, device, value=None, *, content="demo-movie", region=None):
@@ -97,8 +97,8 @@ async def test_token_overrides_the_device_cap(widevine, make_device) -> None:
     assert await persistent(widevine, make_device("L1"), value) == (403, "DEVICE_LIMIT_REACHED")
 
 
-async def test_active_downloads_per_device(widevine, make_device, settings, clock) -> None:
-    write_rights(settings, max_active_downloads_per_device=2)
+async def test_active_downloads_per_device(widevine, store, make_device, settings, clock) -> None:
+    write_rights(store, max_active_downloads_per_device=2)
     device = make_device("L1")
     cfg_short = token(policy={"persistent": True, "rental": "1d"}, exp=START + 10 * DAY)
     assert await persistent(widevine, device, cfg_short) == (200, None)
@@ -108,11 +108,11 @@ async def test_active_downloads_per_device(widevine, make_device, settings, cloc
     assert await persistent(widevine, device, cfg_short) == (200, None)
 
 
-async def test_ads_tier_monthly_allowance_resets_with_the_calendar_month(widevine, make_device, settings,
+async def test_ads_tier_monthly_allowance_resets_with_the_calendar_month(widevine, store, make_device, settings,
                                                                          clock) -> None:
     rights = default_rights(("stream-only",)).model_dump()
     rights["tiers"]["ads"]["monthly_allowance"] = 2
-    write_rights(settings, tiers=rights["tiers"])
+    write_rights(store, tiers=rights["tiers"])
     device = make_device("L1")
     value = token(tier="ads", exp=START + 40 * DAY)
     assert await persistent(widevine, device, value) == (200, None)
@@ -123,8 +123,8 @@ async def test_ads_tier_monthly_allowance_resets_with_the_calendar_month(widevin
     assert await persistent(widevine, device, value) == (200, None)
 
 
-async def test_title_region_rule_with_the_region_header(widevine, make_device, settings) -> None:
-    write_rights(settings, titles={"stream-only": {"downloadable": False}, "demo-movie": {"regions": ["de", "AT"]}})
+async def test_title_region_rule_with_the_region_header(widevine, store, make_device, settings) -> None:
+    write_rights(store, titles={"stream-only": {"downloadable": False}, "demo-movie": {"regions": ["de", "AT"]}})
     assert await persistent(widevine, make_device("L1")) == (403, "REGION_NOT_ALLOWED")
     assert await persistent(widevine, make_device("L1"), region="US") == (403, "REGION_NOT_ALLOWED")
     assert await persistent(widevine, make_device("L1"), region="de") == (200, None)
@@ -132,8 +132,8 @@ async def test_title_region_rule_with_the_region_header(widevine, make_device, s
     assert await persistent(widevine, make_device("L1"), token(region="FR"), region="DE") == (403, "REGION_NOT_ALLOWED")
 
 
-async def test_title_rules_downloadable_windows_and_track_levels(widevine, make_device, settings) -> None:
-    write_rights(settings, titles={
+async def test_title_rules_downloadable_windows_and_track_levels(widevine, store, make_device, settings) -> None:
+    write_rights(store, titles={
         "demo-episode": {"downloadable": False},
         "demo-movie": {"rental": "5d", "playback": "12h", "tracks": {"SD": {"min_level": "L1"}}},
     })

@@ -16,6 +16,7 @@ from license_server.core.model import LicenseKind
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.protocols.widevine import license_protocol_pb2 as pb
 from license_server.protocols.widevine.certificates import CertType, issue_certificate, verify_chain
+from license_server.revocations import RevocationList
 from tests.tokens_support import token
 
 TEMPORARY, PERSISTENT = LicenseKind.TEMPORARY, LicenseKind.PERSISTENT
@@ -108,9 +109,9 @@ async def test_bad_evidence_is_still_refused(client, make_device):
     assert status == 403 and headers[ERROR_CODE_HEADER] == "DEVICE_ROOTED"
 
 
-async def test_revoked_unattested_device_is_refused(client, make_device, settings):
+async def test_revoked_unattested_device_is_refused(client, make_device, store):
     device = make_device("L1")
-    settings.revocations_path.write_text(f'{{"devices": ["{device.device_id}"]}}')
+    RevocationList(store).replace({"devices": [device.device_id]})
     status, headers, _ = await post(client, unattested(device))
     assert status == 403 and headers[ERROR_CODE_HEADER] == "DEVICE_REVOKED"
 

@@ -1,6 +1,5 @@
 """The Widevine-style exchange over real HTTP: grants, attestation refusals, tampering."""
 
-import json
 
 import pytest
 
@@ -8,6 +7,7 @@ from device_emulator.cdm.widevine import CdmError, WidevineCdm
 from license_server.core.model import Hdcp, LicenseKind
 from license_server.errors import ERROR_CODE_HEADER
 from license_server.protocols.widevine import license_protocol_pb2 as pb
+from license_server.revocations import RevocationList
 from tests.conftest import tracks
 
 PERSISTENT = LicenseKind.PERSISTENT
@@ -73,15 +73,15 @@ async def test_compromised_devices_are_refused(widevine, make_device, store, fla
     assert store.audit_trail()[0]["code"] == code
 
 
-async def test_revoked_device_and_revoked_system_id(widevine, make_device, settings):
+async def test_revoked_device_and_revoked_system_id(widevine, make_device, store):
     device, other = make_device("L1"), make_device("L3")
-    revocations = settings.data_dir / "revocations.json"
-    revocations.write_text(json.dumps({"devices": [device.device_id]}))
+    revocations = RevocationList(store)  # the default namespace's list: the server sees it on the next request
+    revocations.replace({"devices": [device.device_id]})
     status, headers, _, _ = await widevine.acquire(device)
     assert status == 403 and headers[ERROR_CODE_HEADER] == "DEVICE_REVOKED"
     status, _, _, _ = await widevine.acquire(other)
     assert status == 200
-    revocations.write_text(json.dumps({"system_ids": [other.record.system_id]}))
+    revocations.replace({"system_ids": [other.record.system_id]})
     status, headers, _, _ = await widevine.acquire(other)
     assert headers[ERROR_CODE_HEADER] == "DEVICE_REVOKED"
     body = await (await widevine.client.post("/widevine/license", data=WidevineCdm(other).build_challenge(

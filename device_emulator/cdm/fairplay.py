@@ -111,6 +111,9 @@ class FairPlayCdm(Cdm):
         record = device.record
         self.audio_only = audio_only if audio_only is not None else (
             record.extra.get("device_class") == "audio" or record.device_type == "audio")
+        # The SPC's media playback state: a streaming player keeps one playback id across lease renewals
+        self.playback_id: int | None = None  # None: a fresh random id per SPC
+        self.playback_state = fields.PlaybackState.FIRST_PLAYBACK_CK_REQUIRED
 
     # ---------------------------------------------------- application certificate
 
@@ -183,8 +186,9 @@ class FairPlayCdm(Cdm):
             raise CdmError("NO_APP_CERTIFICATE", "fetch the application certificate first")
         now = self.device.now()
         seed, r2 = crypto.random_bytes(16), crypto.random_bytes(21)
-        playback = fields.MediaPlaybackState(now, fields.PlaybackState.FIRST_PLAYBACK_CK_REQUIRED,
-                                             int.from_bytes(crypto.random_bytes(8), "big"))
+        playback_id = self.playback_id if self.playback_id is not None else int.from_bytes(
+            crypto.random_bytes(8), "big")
+        playback = fields.MediaPlaybackState(now, self.playback_state, playback_id)
         blocks: list[tuple[int, bytes]] = [
             (Tag.ASSET_ID, asset_id.encode()),
             (Tag.ANTI_REPLAY_SEED, seed),
@@ -300,4 +304,17 @@ class FairPlayCdm(Cdm):
         sync = contents.offline_sync
         if contents.ack is None or sync is None or not sync.flags & fields.SyncFlag.SUCCESS:
             raise CdmError("UNEXPECTED_REPLY", "the server did not acknowledge the invalidation")
+        return contents.ack
+
+    def process_lease_end_ack(self, pending: PendingSpc, ckc: bytes) -> fields.InvalidationAck:
+        """Verify the server's acknowledgement of a lease end (playback state STOPPED): the licenses it closed."""
+        try:
+            handle, contents = self.device.tee.fairplay_load_ckc(pending.ref, ckc)
+        except TeeError as exc:
+            raise CdmError(exc.code, exc.message) from exc
+        finally:
+            self.device.tee.fairplay_forget(pending.ref)
+        self.device.tee.close(handle)
+        if contents.ack is None:
+            raise CdmError("UNEXPECTED_REPLY", "the server did not acknowledge the lease end")
         return contents.ack

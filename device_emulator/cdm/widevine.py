@@ -74,7 +74,7 @@ class LoadedLicense:
             "play_start_grace_period": p.play_start_grace_period_seconds,
             "soft_enforce_playback": p.soft_enforce_playback_duration,
             "soft_enforce_rental": p.soft_enforce_rental_duration,
-            "renewal_server_url": p.renewal_server_url,
+            "renewal_server_url": p.renewal_server_url, "renew_with_usage": p.renew_with_usage,
         }
 
 

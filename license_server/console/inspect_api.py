@@ -18,10 +18,11 @@ from aiohttp import web
 from license_server.core.attestation import TrustAnchor
 from license_server.dialects import REGISTRY
 from license_server.errors import DrmError, ErrorCode
-from license_server.http import CLOCK, KEYRING, SERVICE, read_body
+from license_server.http import KEYRING, read_body
 from license_server.inspect import MAX_INPUT_BYTES, Context, decode
 from license_server.inspect.dryrun import baseline_overrides, what_would_happen
 from license_server.inspect.model import unrecognised
+from license_server.namespaces import Namespace, namespace_of
 
 MAX_BODY = 2 * MAX_INPUT_BYTES
 
@@ -36,13 +37,13 @@ def trust_anchors(app: web.Application) -> dict[str, TrustAnchor | None]:
     return anchors
 
 
-def context_of(app: web.Application) -> Context:
+def context_of(app: web.Application, namespace: Namespace) -> Context:
     from license_server.handlers.media import SIGNING_KEY
 
-    keyring, service = app[KEYRING], app[SERVICE]
+    keyring, service = app[KEYRING], namespace.service
     signing = app.get(SIGNING_KEY)
     context = Context.from_keyring(keyring, url_secret=signing.secret() if signing is not None else None,
-                                   now=app[CLOCK].now())
+                                   now=namespace.clock.now())
     return Context(**{**context.__dict__, "token_verifier": service.tokens})
 
 
@@ -67,16 +68,17 @@ def input_bytes(raw: bytes, content_type: str) -> tuple[bytes, bool]:
     return doc["data"].encode("utf-8"), dry_run
 
 
-def inspect_document(app: web.Application, data: bytes, *, dry_run: bool = True) -> dict[str, Any]:
+def inspect_document(app: web.Application, namespace: Namespace, data: bytes, *,
+                     dry_run: bool = True) -> dict[str, Any]:
     """The inspector's document, plus ``server_would`` for a challenge when ``dry_run``."""
-    now = app[CLOCK].now()
-    encoding, found = decode(data, context_of(app), now=now)
+    now = namespace.clock.now()
+    encoding, found = decode(data, context_of(app, namespace), now=now)
     if found is None:
         return unrecognised(encoding)
     document = found.as_json(encoding)
     if dry_run and found.challenge is not None:
         document["server_would"] = what_would_happen(
-            found.challenge, app[SERVICE], trust=trust_anchors(app).get(found.dialect or ""),
+            found.challenge, namespace.service, trust=trust_anchors(app).get(found.dialect or ""),
             overrides=baseline_overrides(found, now), now=now)
     return document
 
@@ -86,7 +88,7 @@ async def inspect_handler(request: web.Request) -> web.Response:
     if not raw.strip():
         raise DrmError(ErrorCode.ADMIN_REQUEST_INVALID, "nothing to inspect: the body is empty")
     data, dry_run = input_bytes(raw, request.content_type)
-    return web.json_response(inspect_document(request.app, data, dry_run=dry_run),
+    return web.json_response(inspect_document(request.app, namespace_of(request), data, dry_run=dry_run),
                              headers={"Cache-Control": "no-store"})
 
 

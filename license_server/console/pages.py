@@ -15,15 +15,16 @@ from license_server.console.explanations import explain
 from license_server.core import lifecycle
 from license_server.dialects import NAMES
 from license_server.errors import ErrorCode
-from license_server.http import CLOCK, SERVICE, SETTINGS, STORE
+from license_server.http import SETTINGS
 from license_server.inspect.values import plain
+from license_server.namespaces import namespace_of
 
 PREFIX = "/admin/console"
 STATES = [state.value for state in lifecycle.State]
 
 
 def _activity_rows(request: web.Request, after: int) -> list[dict[str, Any]]:
-    rows = queries.activity(request.app[STORE], after=after)
+    rows = queries.activity(namespace_of(request).store, after=after)
     for row in rows:
         row["iso"] = to_iso(row["at"])
         if row["code"]:
@@ -49,7 +50,7 @@ async def activity_rows(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("licenses.html")
 async def licenses(request: web.Request) -> dict[str, Any]:
     filters = {name: (request.query.get(name) or "").strip()[:128] or None for name in queries.LICENSE_FILTERS}
-    page = queries.licenses(request.app[STORE], filters, before=_int(request.query.get("before")) or None)
+    page = queries.licenses(namespace_of(request).store, filters, before=_int(request.query.get("before")) or None)
     for row in page.rows:
         row["iso"] = to_iso(row["issued_at"])
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
@@ -78,7 +79,7 @@ def duration_words(seconds: int) -> str:
 
 @aiohttp_jinja2.template("license.html")
 async def license_page(request: web.Request) -> dict[str, Any]:
-    store, now = request.app[STORE], request.app[CLOCK].now()
+    store, now = namespace_of(request).store, namespace_of(request).clock.now()
     record = store.license(request.match_info["license_id"])
     if record is None:
         raise web.HTTPNotFound()
@@ -103,8 +104,8 @@ async def license_page(request: web.Request) -> dict[str, Any]:
 
 @aiohttp_jinja2.template("devices.html")
 async def devices(request: web.Request) -> dict[str, Any]:
-    revoked = request.app[SERVICE].revocations.current()
-    rows = queries.devices(request.app[STORE])
+    revoked = namespace_of(request).service.revocations.current()
+    rows = queries.devices(namespace_of(request).store)
     for row in rows:
         row["revoked"] = row["device_id"] in revoked.devices or row["system_id"] in revoked.system_ids
         row["revoked_device"] = row["device_id"] in revoked.devices
@@ -112,14 +113,20 @@ async def devices(request: web.Request) -> dict[str, Any]:
     return {"devices": rows, "revoked_models": sorted(revoked.system_ids)}
 
 
+@aiohttp_jinja2.template("streams.html")
+async def streams(request: web.Request) -> dict[str, Any]:
+    namespace = namespace_of(request)
+    now = namespace.clock.now()
+    sessions = [s.public(now) for s in namespace.store.streams(now=now)]
+    return {"sessions": sessions, "count": len(sessions)}
+
+
 @aiohttp_jinja2.template("clock.html")
 async def clock(request: web.Request) -> dict[str, Any]:
-    from license_server.handlers.admin_faults import FAULTS
-
-    clock_, now = request.app[CLOCK], request.app[CLOCK].now()
-    book = request.app.get(FAULTS)
-    faults = [plain(f) for f in book.active(now)] if book is not None else []
-    controlled = hasattr(clock_, "advance") and request.app[SETTINGS].test_clock
+    namespace = namespace_of(request)
+    now = namespace.clock.now()
+    faults = [plain(f) for f in namespace.faults.active(now)]
+    controlled = request.app[SETTINGS].test_clock
     return {"now": now, "iso": to_iso(now), "controlled": controlled,
             "faults": faults, "dialects": NAMES, "codes": [c.value for c in ErrorCode]}
 
@@ -162,7 +169,7 @@ async def inspector(request: web.Request) -> dict[str, Any]:
 
 def setup(app: web.Application) -> None:
     routes = [("activity", activity), ("activity/rows", activity_rows), ("licenses", licenses),
-              ("licenses/{license_id}", license_page), ("devices", devices), ("clock", clock),
+              ("licenses/{license_id}", license_page), ("devices", devices), ("streams", streams), ("clock", clock),
               ("conformance", conformance), ("conformance/report", report), ("inspector", inspector)]
     for path, handler in routes:
         route_name = "console." + path.replace("/", ".").replace("{", "").replace("}", "")

@@ -19,6 +19,7 @@ from license_server.core.lifecycle import State
 from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel, Track
 from license_server.core.policy import DEFAULT_TRACK_REQUIREMENTS, PolicyOverrides, TrackRequirement
 from license_server.core.ports import Holding, UsageRules, UsageSnapshot
+from license_server.core.streams import StreamMode, StreamRules
 from license_server.errors import DrmError, ErrorCode
 from license_server.rights import Rights, TitleRights
 from license_server.tokens import TokenClaims, TrackRule
@@ -44,6 +45,8 @@ class Entitlement:
     device_cap: int | None = None
     jti: str | None = None
     expires_at: int | None = None
+    max_streams: int | None = None
+    stream_mode: str | None = None
 
     @property
     def is_development(self) -> bool:
@@ -84,6 +87,7 @@ def from_claims(claims: TokenClaims) -> Entitlement:
         rental_duration=policy.rental, playback_duration=policy.playback, license_duration=policy.license,
         can_renew=policy.renew, renewal_delay=policy.renewal_delay,
         renewal_retry_interval=policy.renewal_retry, renewal_recovery_duration=policy.renewal_recovery,
+        renewal_server_url=policy.renewal_server_url, renew_with_usage=policy.renew_with_usage,
         track_requirements=track_requirements(claims.tracks),
         require_attestation=policy.require_attestation or None,  # false lifts nothing
     )
@@ -92,16 +96,21 @@ def from_claims(claims: TokenClaims) -> Entitlement:
         content_ids=frozenset(claims.content), device_id=claims.device_id, offline_allowed=policy.persistent,
         overrides=overrides, regions=tuple(r.upper() for r in claims.regions) if claims.regions is not None else None,
         region=claims.region.upper() if claims.region else None, device_cap=claims.device_cap, jti=claims.jti,
-        expires_at=claims.exp,
+        expires_at=claims.exp, max_streams=claims.max_streams, stream_mode=claims.stream_mode,
     )
 
 
+_MERGED_FIELDS = tuple(f.name for f in fields(PolicyOverrides) if f.name != "track_requirements")
+
+
 def merge(base: PolicyOverrides, top: PolicyOverrides) -> PolicyOverrides:
-    """``top``'s set values win; track requirements are combined per track."""
-    changes = {
-        f.name: getattr(top, f.name) for f in fields(PolicyOverrides)
-        if f.name != "track_requirements" and getattr(top, f.name) is not None
-    }
+    """``top``'s set values win; track requirements are combined per track.
+
+    An empty ``top`` (no token policy, no ``cfg=``: the common request) returns ``base`` itself.
+    """
+    changes = {name: value for name in _MERGED_FIELDS if (value := getattr(top, name)) is not None}
+    if not changes and not top.track_requirements:
+        return base
     tracks = dict(base.track_requirements) | dict(top.track_requirements)
     return replace(base, **changes, track_requirements=tuple(tracks.items()))
 
@@ -109,7 +118,9 @@ def merge(base: PolicyOverrides, top: PolicyOverrides) -> PolicyOverrides:
 def title_overrides(rights: TitleRights) -> PolicyOverrides:
     return PolicyOverrides(
         rental_duration=rights.rental, playback_duration=rights.playback,
-        track_requirements=track_requirements(rights.tracks),
+        renewal_delay=rights.renewal_delay, renewal_retry_interval=rights.renewal_retry,
+        renewal_recovery_duration=rights.renewal_recovery, renewal_server_url=rights.renewal_server_url,
+        renew_with_usage=rights.renew_with_usage, track_requirements=track_requirements(rights.tracks),
     )
 
 
@@ -154,6 +165,19 @@ def check_region(entitlement: Entitlement, rights: TitleRights, region_header: s
 
 
 # ------------------------------------------------------------------ caps
+
+
+def stream_rules(rights: Rights, entitlement: Entitlement) -> StreamRules | None:
+    """The account's concurrent-stream limit (the token's claim, else its tier's); None: no limit, or no account."""
+    if entitlement.account is None:
+        return None
+    tier = rights.tier(entitlement.tier)
+    limit = entitlement.max_streams if entitlement.max_streams is not None else tier.max_streams
+    if limit is None:
+        return None
+    return StreamRules(account=entitlement.account, max_streams=limit,
+                       mode=StreamMode(entitlement.stream_mode or tier.stream_mode), lease=tier.stream_lease,
+                       grace=tier.stream_grace)
 
 
 def usage_rules(rights: Rights, entitlement: Entitlement, device_id: str) -> UsageRules:

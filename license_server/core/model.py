@@ -123,6 +123,10 @@ class LicenseChallenge:
     signed_payload: bytes = b""
     # Opaque application data the client passed through (PlayReady CustomData), for the token/policy layer.
     custom_data: str | None = None
+    # A playback's identity across re-acquired licenses, where the dialect's stream heartbeat is a new
+    # license (FairPlay: the SPC's playback id; PlayReady: "", the device and title); None: not a re-acquiring
+    # dialect (a Widevine-style heartbeat is a RENEWAL naming its license).
+    playback_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,15 +174,17 @@ class LicensePolicy:
     soft_enforce_playback: bool = False
     soft_enforce_rental: bool = False
     lease_duration: int = 0  # FairPlay-style lease (seconds; 0 = none); never with persistence
+    renewal_server_url: str = ""  # where renewals go ("": the license URL), Widevine Policy field 8
+    renew_with_usage: bool = False  # renewals carry usage (Widevine Policy field 11)
 
-    def as_dict(self) -> dict[str, int | bool]:
+    def as_dict(self) -> dict[str, int | bool | str]:
         return dict(self.__dict__)
 
-    def __getitem__(self, name: str) -> int | bool:
+    def __getitem__(self, name: str) -> int | bool | str:
         """Read a field by its stored JSON name (``policy["rental_duration"]``), for API and test callers."""
         if name not in self.__dataclass_fields__:
             raise KeyError(name)
-        value: int | bool = getattr(self, name)
+        value: int | bool | str = getattr(self, name)
         return value
 
     @classmethod

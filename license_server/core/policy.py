@@ -75,6 +75,8 @@ class PolicyOverrides:
     # PlayReady's test-server ``sl:150``/``sl:2000`` with ``persist:true``: the license itself names a software
     # security level as enough, so a client without our evidence (pyplayready) may persist; no other key opens this
     unattested_persistence: bool | None = None
+    renewal_server_url: str | None = None  # where renewals go (Widevine Policy renewal_server_url)
+    renew_with_usage: bool | None = None
 
     def apply(self, policy: LicensePolicy) -> LicensePolicy:
         changes: dict[str, Any] = {
@@ -91,10 +93,12 @@ class PolicyOverrides:
                 ("soft_enforce_playback", self.soft_enforce_playback),
                 ("soft_enforce_rental", self.soft_enforce_rental),
                 ("lease_duration", self.lease_duration),
+                ("renewal_server_url", self.renewal_server_url),
+                ("renew_with_usage", self.renew_with_usage),
             )
             if value is not None
         }
-        return replace(policy, **changes)
+        return replace(policy, **changes) if changes else policy
 
 
 def requested_kind(challenge: LicenseChallenge, overrides: PolicyOverrides) -> LicenseKind:

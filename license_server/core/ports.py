@@ -13,7 +13,12 @@ runs each such method in *one* transaction:
 * :meth:`LicenseRepository.record_lifecycle` / :meth:`LicenseRepository.mark_released` /
   :meth:`LicenseRepository.release_by_key_ids`: lifecycle events with their audit entries;
 * :meth:`LicenseRepository.record_report`: a device report, deduplicated by unique keys;
-* :meth:`LicenseRepository.record_download`: an authorized download with its single-use token check.
+* :meth:`LicenseRepository.record_download`: an authorized download with its single-use token check;
+* stream sessions (:mod:`license_server.core.streams`): opened, continued or refused, with the
+  evictions, inside ``record_grant`` (``stream=``); a heartbeat extends the lease inside
+  ``record_lifecycle`` (``stream_heartbeat=True``); ``mark_released`` and a Secure Stop report close
+  the license's session in their transaction; :meth:`LicenseRepository.close_stream` (FairPlay lease
+  end) and :meth:`LicenseRepository.end_stream` (an operator) close one at once.
 
 Refusals raised from inside a write (replay, spent token, caps) are
 :class:`~license_server.errors.DrmError` and leave nothing written.
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from license_server.core.model import Grant, LicensePolicy
+from license_server.core.streams import StreamSession, StreamStart
 from license_server.errors import DrmError
 
 
@@ -165,8 +171,14 @@ class LicenseRepository(Protocol):
     # ------------------------------------------------------------ atomic writes
 
     def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int,
-                     holder: Holder | None = None, caps: UsageRules | None = None) -> None:
-        """License + device + replay key + single-use token + caps + audit, in one transaction.
+                     holder: Holder | None = None, caps: UsageRules | None = None,
+                     stream: StreamStart | None = None) -> None:
+        """License + device + replay key + single-use token + caps + stream session + audit, in one transaction.
+
+        With ``stream``, :func:`streams.decide_open` runs on a snapshot of the account's stream
+        sessions taken inside the transaction: the license opens a session (evicting the oldest
+        under ``evict_oldest``), continues the live session of the same playback, or is refused
+        (``STREAM_LIMIT_REACHED``, ``STREAM_EVICTED``).
 
         Raises ``REPLAYED_CHALLENGE`` if ``request_key`` was seen, ``TOKEN_REUSED`` if the
         holder's token id was spent, and whatever :func:`entitlements.check_usage` raises for
@@ -184,11 +196,13 @@ class LicenseRepository(Protocol):
                          version: int | None = None, license_start: int | None = None,
                          policy: LicensePolicy | None = None, first_used_at: int | None = None,
                          released: bool = False, message: str | None = None,
-                         request_key: str | None = None) -> None:
+                         request_key: str | None = None, stream_heartbeat: bool = False) -> None:
         """Apply a lifecycle transition decided by the core, with its audit entry.
 
         With ``request_key`` (a renewal's replay key), the key is claimed in the same
         transaction: a key seen before raises ``REPLAYED_CHALLENGE`` and nothing changes.
+        With ``stream_heartbeat``, the license's stream session (if any) is checked by
+        :func:`streams.check_heartbeat` and its lease extended, in the same transaction.
         """
         ...
 
@@ -218,6 +232,18 @@ class LicenseRepository(Protocol):
 
     def record_download(self, download: DownloadRecord, *, token: TokenSpend | None = None) -> None:
         """Record an authorized download with its single-use token check and audit entry."""
+        ...
+
+    def close_stream(self, *, system: str, device_id: str, playback_id: str, now: int, reason: str) -> list[str]:
+        """Close the open stream session of a device's playback at once (FairPlay lease end); its license ids."""
+        ...
+
+    def end_stream(self, session_id: str, *, now: int, reason: str) -> StreamSession | None:
+        """An operator ends a session (its next heartbeat: ``STREAM_EVICTED``); None if unknown."""
+        ...
+
+    def streams(self, *, account: str | None = None, now: int, include_ended: bool = False) -> list[StreamSession]:
+        """Stream sessions (live ones unless ``include_ended``), by account then opening time."""
         ...
 
     # ------------------------------------------------------------------- reads

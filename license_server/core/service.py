@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
 from license_server import crypto
 from license_server.clock import Clock
-from license_server.core import attestation, entitlements, lifecycle, policy
+from license_server.core import attestation, entitlements, lifecycle, policy, streams
 from license_server.core.attestation import AttestationRules, GenuineApp, ModelInfo, TrustAnchor
 from license_server.core.entitlements import Access, Entitlement
 from license_server.core.freshness import skew_message
@@ -31,9 +31,10 @@ from license_server.core.lifecycle import Event, State
 from license_server.core.model import Grant, LicenseChallenge, LicenseKind, LicensePolicy, VerifiedDevice
 from license_server.core.policy import PolicyOverrides
 from license_server.core.ports import DownloadRecord, Holder, LicenseRecord, LicenseRepository, TokenSpend
+from license_server.core.streams import StreamStart
 from license_server.errors import DrmError, ErrorCode
 from license_server.keyring import Keyring, Title
-from license_server.revocations import RevocationFile
+from license_server.revocations import RevocationList
 from license_server.rights import Rights, RightsBook
 from license_server.tokens import TokenVerifier
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 # license (e.g. the MAC keys that later verify renewals and releases).
 BuildLicense = Callable[[Grant], tuple[bytes, dict[str, str]]]
 VerifyHolder = Callable[[LicenseRecord], None]
+GrantListener = Callable[[str, str], None]  # (system, license kind), told of every durable grant (metrics)
 UNAUDITED = {ErrorCode.MALFORMED_CHALLENGE, ErrorCode.CHALLENGE_TOO_LARGE, ErrorCode.INVALID_POLICY_OVERRIDE}
 
 
@@ -94,11 +96,13 @@ class LicenseService:
         keyring: Keyring,
         store: LicenseRepository,
         clock: Clock,
-        revocations: RevocationFile,
+        revocations: RevocationList,
         rules: AttestationRules,
         rights: RightsBook,
         tokens: TokenVerifier | None = None,
         require_token: bool = False,
+        stream_limits: bool = True,
+        on_grant: GrantListener | None = None,
     ) -> None:
         self.keyring = keyring
         self.store = store
@@ -108,6 +112,8 @@ class LicenseService:
         self.rights = rights
         self.tokens = tokens
         self.require_token = require_token
+        self.stream_limits = stream_limits  # False: serve --no-stream-limits (negative testing: no sessions)
+        self.on_grant = on_grant
 
     def entitlement(self, access: Access, now: int) -> Entitlement:
         """The verified token's entitlement; without a token, the development default or a refusal."""
@@ -177,6 +183,13 @@ class LicenseService:
         grant = self.evaluate(challenge, trust=trust, overrides=overrides, access=access, entitlement=entitlement,
                               rights=rights, license_id=crypto.random_bytes(16).hex(), now=now, pending=pending)
         device = pending.device
+        stream = None
+        rules = entitlements.stream_rules(rights, entitlement) if self.stream_limits else None
+        if rules is not None and grant.kind is LicenseKind.TEMPORARY and device is not None:
+            grant = replace(grant, policy=streams.heartbeat_policy(grant.policy, rules))
+            playback = challenge.playback_id
+            stream = StreamStart(rules, challenge.system, device.device_id, grant.content_id, continuation=None
+                                 if playback is None else f"{device.device_id}:{grant.content_id}:{playback}")
         body, secrets = build(grant)
         request_key = f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
         caps = None
@@ -184,7 +197,7 @@ class LicenseService:
             caps = entitlements.usage_rules(rights, entitlement, device.device_id)
         holder = Holder(entitlement.account, entitlement.tier, entitlement.jti, entitlement.expires_at)
         return grant, body, dict(system=challenge.system, request_key=request_key, secrets=secrets, now=now,
-                                 holder=holder, caps=caps)
+                                 holder=holder, caps=caps, stream=stream)
 
     def evaluate(self, challenge: LicenseChallenge, *, trust: TrustAnchor | None, overrides: PolicyOverrides,
                  access: Access, entitlement: Entitlement, rights: Rights, license_id: str, now: int,
@@ -211,8 +224,9 @@ class LicenseService:
         attestation.check_key_ids(tuple(key.kid for key in grant.keys), self.revocations.current())
         return grant
 
-    @staticmethod
-    def _log_grant(challenge: LicenseChallenge, grant: Grant) -> None:
+    def _log_grant(self, challenge: LicenseChallenge, grant: Grant) -> None:
+        if self.on_grant is not None:
+            self.on_grant(challenge.system, grant.kind.value)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "granted %s %s license %s for %s to %s (%s)",
@@ -242,6 +256,7 @@ class LicenseService:
                 record.license_id, event="renewal", state=state.value, now=now, system=challenge.system,
                 version=grant.version, license_start=now, first_used_at=now if in_use else None,
                 message=f"version {grant.version}", request_key=self._replay_key("renewal", challenge, record),
+                stream_heartbeat=self.stream_limits,
             )
         except DrmError as error:
             self.refused(error, challenge, device_id=None, now=now)
@@ -330,6 +345,13 @@ class LicenseService:
         except DrmError as error:
             self.refused(error, challenge, device_id=None, now=now)
             raise
+
+    def end_playback(self, challenge: LicenseChallenge, trust: TrustAnchor) -> list[str]:
+        """A FairPlay-style lease end: the attested device's stream session of that playback closes at once."""
+        device = self.verify_device(challenge, trust)
+        return self.store.close_stream(system=challenge.system, device_id=device.device_id,
+                                       playback_id=challenge.playback_id or "", now=self.clock.now(),
+                                       reason="lease end")
 
     def release_key_ids(self, system: str, kids: tuple[bytes, ...]) -> list[str]:
         """Release the licenses holding ``kids`` (Clear Key names licenses by key id); unknown kids are refused."""

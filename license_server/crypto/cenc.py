@@ -17,8 +17,9 @@ The media parser (``device_emulator.media``) turns fMP4 boxes into
 :class:`ProtectedSample` values; whoever holds the key (a software keystore or
 the emulated TEE) calls :func:`decrypt_sample`.
 
-Speed: ``cenc`` streams each protected range through one CTR context straight
-into the output buffer (no joined copy); ``cbcs`` gathers a range's pattern
+Speed: ``cenc`` streams each protected range through one CTR context and joins
+the clear and decrypted pieces with one copy (no copy of the input first, no
+copy of a buffer last); the AES object of the last key is reused; ``cbcs`` gathers a range's pattern
 blocks with one numpy strided view (or index array), runs one CBC call over
 them and scatters the result back, instead of slicing block by block.
 """
@@ -66,7 +67,7 @@ def aes_cbc_decrypt_blocks(key: bytes, iv: bytes, data: bytes) -> bytes:
     """AES-CBC decryption of whole blocks, no padding."""
     if len(data) % BLOCK:
         raise CencError("CBC input is not a whole number of blocks")
-    ctx = Cipher(algorithms.AES(key), modes.CBC(_iv16(iv))).decryptor()
+    ctx = Cipher(_aes(key), modes.CBC(_iv16(iv))).decryptor()
     return ctx.update(data) + ctx.finalize()
 
 
@@ -120,21 +121,33 @@ def _transform(key: bytes, sample: ProtectedSample, *, decrypt: bool) -> bytes:
 
 
 def _ctr_ranges(key: bytes, iv: bytes, data: bytes, ranges: list[tuple[int, int]]) -> bytes:
-    """CTR over the protected ranges as one keystream, in place in a copy of ``data``."""
+    """CTR over the protected ranges as one keystream; the clear and decrypted pieces are joined once."""
     if len(iv) not in (8, 16):
         raise CencError(f"a cenc IV has 8 or 16 bytes, not {len(iv)}")
-    out = bytearray(data)
-    buf = memoryview(out)
-    ctx = Cipher(algorithms.AES(key), modes.CTR(iv.ljust(BLOCK, b"\x00"))).decryptor()
+    ctx = Cipher(_aes(key), modes.CTR(iv.ljust(BLOCK, b"\x00"))).decryptor()
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = []
+    position = 0
     for offset, length in ranges:
-        # update_into wants BLOCK - 1 spare bytes after its output: the range's last block goes through update.
-        head = max(0, length - BLOCK)
-        if head:
-            ctx.update_into(buf[offset:offset + head], buf[offset:])
-        if length - head:
-            buf[offset + head:offset + length] = ctx.update(buf[offset + head:offset + length])
-    buf.release()
-    return bytes(out)
+        if offset > position:
+            parts.append(view[position:offset])
+        parts.append(ctx.update(view[offset:offset + length]))  # CTR is a stream: partial blocks carry on
+        position = offset + length
+    if position < len(data):
+        parts.append(view[position:])
+    return b"".join(parts)
+
+
+_last_key: tuple[bytes, algorithms.AES] | None = None
+
+
+def _aes(key: bytes) -> algorithms.AES:
+    """The AES algorithm object of ``key``; the last one is reused (a player decrypts many samples per key)."""
+    global _last_key
+    last = _last_key
+    if last is None or last[0] != key:
+        last = _last_key = (bytes(key), algorithms.AES(key))
+    return last[1]
 
 
 def _cbcs_ranges(key: bytes, sample: ProtectedSample, ranges: list[tuple[int, int]],

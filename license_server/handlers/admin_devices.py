@@ -5,9 +5,10 @@
 system id or model, or a content key id) and ``DELETE
 /admin/revocations/{kind}/{value}`` to un-revoke.
 
-Revocations live in ``revocations.json`` (:mod:`license_server.revocations`),
-written atomically; the license service re-reads it, so every dialect refuses
-a revoked device with ``DEVICE_REVOKED`` from the next request on.
+Revocations live in the namespace's ``revocations`` state document
+(:mod:`license_server.revocations`), written in one store transaction; every
+worker re-reads it when the store's state generation moves, so every dialect
+refuses a revoked device with ``DEVICE_REVOKED`` from the next request on.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from license_server.core.attestation import Revocations
 from license_server.errors import DrmError, ErrorCode
 from license_server.handlers.admin_common import body_model, reply
 from license_server.handlers.admin_licenses import summary
-from license_server.http import CLOCK, KEYRING, SERVICE, STORE
+from license_server.http import KEYRING
 from license_server.keyring import Keyring
-from license_server.revocations import RevocationFile, note_key, revocation_target, stored_as
+from license_server.namespaces import namespace_of
+from license_server.revocations import RevocationList as StoredRevocations
+from license_server.revocations import note_key, revocation_target, stored_as
 
 log = logging.getLogger(__name__)
 
@@ -50,28 +53,29 @@ def _device(row: dict[str, Any], revoked: Revocations) -> DeviceSummary:
 
 
 async def list_devices(request: web.Request) -> web.Response:
-    revoked = request.app[SERVICE].revocations.current()
-    devices = [_device(row, revoked) for row in request.app[STORE].devices()]
+    revoked = namespace_of(request).service.revocations.current()
+    devices = [_device(row, revoked) for row in namespace_of(request).store.devices()]
     return reply(DeviceList(count=len(devices), devices=devices))
 
 
 async def show_device(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"].lower()
-    store = request.app[STORE]
+    store = namespace_of(request).store
     row = store.device(device_id) if len(device_id) <= 128 else None
     if row is None:
         raise DrmError(ErrorCode.DEVICE_NOT_FOUND, f"no device {device_id[:128]!r} on this server")
-    now = request.app[CLOCK].now()
+    now = namespace_of(request).clock.now()
     licenses = [summary(r, now) for r in store.licenses(device_id=device_id)]
-    base = _device(row, request.app[SERVICE].revocations.current())
+    base = _device(row, namespace_of(request).service.revocations.current())
     return reply(DeviceDetail(**base.model_dump(), licenses=licenses))
 
 
-def _document(revocations: RevocationFile) -> dict[str, Any]:
+def _document(revocations: StoredRevocations) -> dict[str, Any]:
     try:
         return revocations.document()
     except ValueError as exc:  # hand-edited into something unreadable: say so, do not overwrite it
-        raise DrmError(ErrorCode.INTERNAL_ERROR, f"revocations.json is unreadable ({exc}); fix or remove it") from exc
+        message = f"the revocation list is unreadable ({exc}); fix or replace it"
+        raise DrmError(ErrorCode.INTERNAL_ERROR, message) from exc
 
 
 def _entries(doc: dict[str, Any], keyring: Keyring) -> list[Revocation]:
@@ -97,12 +101,12 @@ async def list_revocations(request: web.Request) -> web.Response:
 
 async def revoke(request: web.Request) -> web.Response:
     wanted = await body_model(request, RevocationRequest)
-    keyring, revocations = request.app[KEYRING], request.app[SERVICE].revocations
+    keyring, revocations = request.app[KEYRING], namespace_of(request).service.revocations
     kind, value = next((kind, str(getattr(wanted, field))) for kind, field in REQUEST_FIELDS.items()
                        if getattr(wanted, field) is not None)
     target = revocation_target(kind, value, keyring)
     _document(revocations)  # refuse before writing if the file is unreadable
-    revocations.revoke(**target, reason=wanted.reason, now=request.app[CLOCK].now())
+    revocations.revoke(**target, reason=wanted.reason, now=namespace_of(request).clock.now())
     log.info("admin: revoked %s %s", kind, value)
     stored = stored_as(target)
     entry = next(e for e in _entries(_document(revocations), keyring) if (e.kind, e.value) == stored)
@@ -113,7 +117,7 @@ async def unrevoke(request: web.Request) -> web.Response:
     kind, value = request.match_info["kind"], request.match_info["value"]
     if kind not in KINDS:
         raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no revocation kind {kind[:40]!r} (use {', '.join(KINDS)})")
-    revocations = request.app[SERVICE].revocations
+    revocations = namespace_of(request).service.revocations
     _document(revocations)
     if not revocations.unrevoke(**revocation_target(kind, value, request.app[KEYRING])):
         raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"{kind} {value[:80]!r} is not revoked")
@@ -122,7 +126,7 @@ async def unrevoke(request: web.Request) -> web.Response:
 
 
 def _revocation_list(request: web.Request) -> web.Response:
-    doc = _document(request.app[SERVICE].revocations)
+    doc = _document(namespace_of(request).service.revocations)
     return reply(RevocationList(revocations=_entries(doc, request.app[KEYRING])))
 
 

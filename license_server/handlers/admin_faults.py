@@ -1,9 +1,9 @@
 """Fault injection over HTTP: the middleware that applies faults, and the admin
 routes ``GET/POST/DELETE /admin/faults`` and ``DELETE /admin/faults/{fault_id}``.
 
-The middleware runs after routing, so the matched route's name tells the
-dialect (:func:`license_server.faults.fault_dialect`, the same prefix rule the
-error middleware uses to pick a renderer). Errors are rendered by the
+The middleware runs after routing, so the matched route tells the dialect
+(:func:`license_server.faults.fault_dialect`, decided once per route in the
+app's :mod:`route table <license_server.route_table>`). Errors are rendered by the
 dialect's own error renderer (:func:`license_server.http.render_error`), so a
 Widevine player gets a Widevine error message, a PlayReady player a SOAP fault.
 
@@ -13,6 +13,9 @@ Content matching looks at what is visible without decoding a challenge: the
 Binary challenges (Widevine, PlayReady, FairPlay) name their content only
 inside the signed message, so target them with a license URL that carries
 ``?content=<id>``, or use a dialect-wide fault.
+
+Faults belong to the request's namespace (its ``faults`` state document), so they apply on every
+worker and replica, never in another namespace.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from aiohttp import web
 from license_server import jsonsafe
 from license_server.admin_models import FaultList, FaultsCleared, FaultSpec
 from license_server.errors import DrmError, ErrorCode
-from license_server.faults import FaultBook, fault_dialect
 from license_server.handlers.admin_common import body_model, reply
-from license_server.http import CLOCK, SETTINGS, render_error
+from license_server.http import render_error
+from license_server.namespaces import namespace_of
+from license_server.route_table import ROUTES
 
 log = logging.getLogger(__name__)
 
-FAULTS = web.AppKey("faults", FaultBook)
 CONTENT_QUERY = ("content", "content_id")
 CONTENT_MEMBERS = ("content_id", "content")
 
@@ -58,14 +61,16 @@ async def request_content_ids(request: web.Request) -> frozenset[str]:
 async def fault_injector(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    book = request.app[FAULTS]
-    route = request.match_info.route
-    # CORS preflights are the browser's, not the player's: never disturbed, never counted.
-    faultable = bool(book) and request.method != "OPTIONS"
-    dialect = fault_dialect(route.name if route is not None else None) if faultable else None
+    namespace = namespace_of(request)
+    book = namespace.faults
+    # No fault configured (the normal case): one truth test. CORS preflights are the browser's, not the
+    # player's: never disturbed, never counted. The route's fault target was decided once (route table).
+    if not book or request.method == "OPTIONS":
+        return await handler(request)
+    dialect = request.app[ROUTES].info(request.match_info.route).fault_target
     if dialect is None:
         return await handler(request)
-    now = request.app[CLOCK].now()
+    now = namespace.clock.now()
     content_ids = await request_content_ids(request) if book.wants_content(dialect, now) else frozenset()
     hit = book.take(dialect, content_ids, now)
     if hit is None:
@@ -89,34 +94,31 @@ async def fault_injector(
 
 
 async def list_faults(request: web.Request) -> web.Response:
-    faults = request.app[FAULTS].active(request.app[CLOCK].now())
+    faults = namespace_of(request).faults.active(namespace_of(request).clock.now())
     return reply(FaultList(faults=[f.view() for f in faults]))
 
 
 async def add_fault(request: web.Request) -> web.Response:
     spec = await body_model(request, FaultSpec)
-    if request.app[SETTINGS].workers > 1:
-        raise DrmError(ErrorCode.ADMIN_REQUEST_INVALID,
-                       "fault injection lives in one process's memory: start the server with --workers 1")
-    fault = request.app[FAULTS].add(spec, request.app[CLOCK].now())
+    namespace = namespace_of(request)
+    fault = namespace.faults.add(spec, namespace.clock.now())
     log.info("admin: fault %s added (%s on %s)", fault.id, spec.action, spec.dialect or "every dialect")
     return reply(fault.view(), status=201)
 
 
 async def clear_faults(request: web.Request) -> web.Response:
-    return reply(FaultsCleared(cleared=request.app[FAULTS].clear()))
+    return reply(FaultsCleared(cleared=namespace_of(request).faults.clear()))
 
 
 async def remove_fault(request: web.Request) -> web.Response:
     fault_id = request.match_info["fault_id"]
-    if not request.app[FAULTS].remove(fault_id):
+    if not namespace_of(request).faults.remove(fault_id):
         raise DrmError(ErrorCode.ADMIN_NOT_FOUND, f"no fault {fault_id[:40]!r}")
     return reply(FaultsCleared(cleared=1))
 
 
 def install(app: web.Application) -> None:
-    """The fault book and the middleware (append after the admin guard)."""
-    app[FAULTS] = FaultBook()
+    """The middleware (append after the admin guard); each namespace keeps its own faults."""
     app.middlewares.append(fault_injector)
 
 

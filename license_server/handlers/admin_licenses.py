@@ -27,7 +27,7 @@ from license_server.core.lifecycle import Event, State, current_state, transitio
 from license_server.core.ports import LicenseRecord
 from license_server.errors import DrmError, ErrorCode
 from license_server.handlers.admin_common import body_model, query_model, reply
-from license_server.http import CLOCK, STORE
+from license_server.namespaces import namespace_of
 from license_server.store_sql import SqlStore as Store
 
 
@@ -60,8 +60,8 @@ async def list_licenses(request: web.Request) -> web.Response:
     query = query_model(request, LicenseQuery)
     filters = {"device_id": query.device_id.lower() if query.device_id else None,
                "content_id": query.content_id, "system": query.system, "account": query.account}
-    now = request.app[CLOCK].now()
-    store = request.app[STORE]
+    now = namespace_of(request).clock.now()
+    store = namespace_of(request).store
     if query.state is None:  # the page is the first ``limit`` rows, read through an index
         views = [summary(r, now) for r in store.licenses(limit=query.limit, **filters)]
     else:  # the state is computed (a deadline may have passed): read lazily until the page is full
@@ -72,9 +72,9 @@ async def list_licenses(request: web.Request) -> web.Response:
 
 
 async def show_license(request: web.Request) -> web.Response:
-    store = request.app[STORE]
+    store = namespace_of(request).store
     record = _record(store, request.match_info["license_id"])
-    return reply(detail(store, record, request.app[CLOCK].now()))
+    return reply(detail(store, record, namespace_of(request).clock.now()))
 
 
 async def expire_license(request: web.Request) -> web.Response:
@@ -83,7 +83,7 @@ async def expire_license(request: web.Request) -> web.Response:
     A released license cannot be expired (``LICENSE_RELEASED``): its slot is already free.
     """
     change = await body_model(request, ForceExpire, optional=True)
-    store, now = request.app[STORE], request.app[CLOCK].now()
+    store, now = namespace_of(request).store, namespace_of(request).clock.now()
     record = _record(store, request.match_info["license_id"])
     state = current_state(State(record.state), record.policy, record.license_start, now)
     target = transition(state, Event.EXPIRE)

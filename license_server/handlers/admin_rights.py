@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 
 from license_server.errors import DrmError, ErrorCode
 from license_server.handlers.admin_common import body_model, reply
-from license_server.http import KEYRING, SERVICE
+from license_server.http import KEYRING
+from license_server.namespaces import namespace_of
 from license_server.rights import Rights, TitleRights
 
 
@@ -36,13 +37,13 @@ class CatalogView(BaseModel):
 
 
 async def get_rights(request: web.Request) -> web.Response:
-    return reply(request.app[SERVICE].rights.current())
+    return reply(namespace_of(request).service.rights.current())
 
 
 async def put_rights(request: web.Request) -> web.Response:
     rights = await body_model(request, Rights)
     _known_titles(request, rights.titles)
-    return reply(request.app[SERVICE].rights.replace(rights))
+    return reply(namespace_of(request).service.rights.replace(rights))
 
 
 async def patch_title(request: web.Request) -> web.Response:
@@ -50,14 +51,14 @@ async def patch_title(request: web.Request) -> web.Response:
     content_id = request.match_info["content_id"]
     title = await body_model(request, TitleRights)
     _known_titles(request, {content_id: title})
-    book = request.app[SERVICE].rights
+    book = namespace_of(request).service.rights
     current = book.current()
     updated = current.model_copy(update={"titles": {**current.titles, content_id: title}})
     return reply(book.replace(updated))
 
 
 async def get_catalog(request: web.Request) -> web.Response:
-    rights = request.app[SERVICE].rights.current()
+    rights = namespace_of(request).service.rights.current()
     titles = [
         CatalogTitle(content_id=t.content_id, name=t.name, rights=rights.title(t.content_id),
                      tracks=[CatalogTrack(track=e.track.value, kid=e.kid.hex()) for e in t.tracks])

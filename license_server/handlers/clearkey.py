@@ -17,7 +17,8 @@ from aiohttp import web
 from license_server import crypto
 from license_server.core.model import Grant
 from license_server.errors import ERROR_CODE_HEADER, DrmError
-from license_server.http import CLOCK, SERVICE, access_of, error_renderer, json_error, read_body
+from license_server.http import access_of, error_renderer, json_error, read_body
+from license_server.namespaces import namespace_of
 from license_server.protocols import clearkey
 from license_server.protocols.cfg import parse_overrides
 
@@ -66,19 +67,19 @@ async def license_exchange(request: web.Request) -> web.Response:
     # durations, so the CDM enforces none of them.
     overrides = parse_overrides(request.query)
     challenge = clearkey.to_challenge(
-        message, request_id=crypto.random_bytes(16), request_time=request.app[CLOCK].now()
+        message, request_id=crypto.random_bytes(16), request_time=namespace_of(request).clock.now()
     )
 
     def build(grant: Grant) -> tuple[bytes, dict[str, str]]:
         return clearkey.build_license(grant, message.session_type), {}
 
-    answer = await request.app[SERVICE].acquire_async(challenge, trust=None, overrides=overrides, build=build,
+    answer = await namespace_of(request).service.acquire_async(challenge, trust=None, overrides=overrides, build=build,
                                           access=access_of(request))
     return web.Response(body=answer, content_type=CONTENT_TYPE, headers=CORS_HEADERS)
 
 
 def _release(request: web.Request, message: clearkey.ReleaseRequest) -> web.Response:
-    released = request.app[SERVICE].release_key_ids(clearkey.SYSTEM, tuple(message.kids))
+    released = namespace_of(request).service.release_key_ids(clearkey.SYSTEM, tuple(message.kids))
     log.info("clearkey release of %d key id(s): %d license(s) marked released", len(message.kids), len(released))
     return web.Response(body=clearkey.build_release_ack(message.kids), content_type=CONTENT_TYPE, headers=CORS_HEADERS)
 

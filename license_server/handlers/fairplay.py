@@ -14,8 +14,9 @@ from aiohttp import web
 from license_server.core import invalidation
 from license_server.core.model import Grant
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
-from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
+from license_server.http import KEYRING, access_of, error_renderer, read_body
 from license_server.keyring import Keyring
+from license_server.namespaces import namespace_of
 from license_server.protocols.fairplay import ckc, fields, spc
 from license_server.protocols.fairplay import policy as fp_policy
 from license_server.protocols.fairplay.transport import Answer, answer_shape, encode_answer, read_spc
@@ -62,6 +63,9 @@ async def license_exchange(request: web.Request) -> web.Response:
         raise malformed(f"assetId {form_asset!r} does not match the SPC's asset id {parsed.asset_id!r}")
     if parsed.is_invalidation:
         return render(_invalidate(request, parsed), answer)
+    if parsed.playback.state == fields.PlaybackState.STOPPED:  # lease end: the stream session closes at once
+        closed = namespace_of(request).service.end_playback(parsed.challenge, request.app[TRUST])
+        return render(ckc.build_lease_end_ack(parsed.secrets, fields.InvalidationAck(tuple(closed), ())), answer)
     overrides = fp_policy.overrides_for(request.query, license_kind=parsed.challenge.license_kind,
                                         audio_only=parsed.audio_only)
     offline_key = bool(parsed.capabilities.flags & fields.Capability.OFFLINE_KEY)
@@ -69,8 +73,9 @@ async def license_exchange(request: web.Request) -> web.Response:
     def build(grant: Grant) -> tuple[bytes, dict[str, str]]:
         return ckc.build_ckc(grant, parsed.secrets, offline_key_supported=offline_key), {}
 
-    answer_bytes = request.app[SERVICE].acquire(parsed.challenge, trust=request.app[TRUST], overrides=overrides,
-                                                build=build, access=access_of(request))
+    service = namespace_of(request).service
+    answer_bytes = service.acquire(parsed.challenge, trust=request.app[TRUST], overrides=overrides,
+                                   build=build, access=access_of(request))
     return render(answer_bytes, answer)
 
 
@@ -81,7 +86,7 @@ def _invalidate(request: web.Request, parsed: spc.ParsedSpc) -> bytes:
         raise malformed("an offline-sync SPC must carry the signed destruction record")
     if sorted(d.hex() for d in sync.deleted) != sorted(record.license_ids):
         raise malformed("the offline-sync deleted ids and the destruction record disagree")
-    result = invalidation.invalidate(request.app[SERVICE], parsed.challenge, trust=request.app[TRUST],
+    result = invalidation.invalidate(namespace_of(request).service, parsed.challenge, trust=request.app[TRUST],
                                      license_ids=record.license_ids, content_id=record.content_id,
                                      reason=f"secure invalidation: deleted on the device at {record.deleted_at}")
     ack = fields.InvalidationAck(result.released, result.not_found)

@@ -7,22 +7,24 @@ import os
 from aiohttp import web
 
 from license_server import __version__
-from license_server.http import CLOCK, KEYRING, SETTINGS, STORE
+from license_server.http import KEYRING, SETTINGS
+from license_server.namespaces import namespace_of
 
 
 async def healthz(request: web.Request) -> web.Response:
-    app = request.app
+    app, namespace = request.app, namespace_of(request)
     return web.json_response(
         {
             "status": "ok",
             "version": __version__,
-            "time": app[CLOCK].now(),
+            "time": namespace.clock.now(),
+            "namespace": namespace.name,
             "test_clock": app[SETTINGS].test_clock,
             "mode": "strict" if app[SETTINGS].require_token else "development",
             "workers": app[SETTINGS].workers,
             "process": os.getpid(),
             "public_test_keys": app[KEYRING].is_public_test_keyring,
-            "schema_version": app[STORE].schema_version,
+            "schema_version": namespace.store.schema_version,
             "systems": sorted({n.split(".")[0] for n in app.router.named_resources() if "." in n}
                               - {"health", "admin"}),
         }

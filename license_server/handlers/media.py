@@ -34,8 +34,9 @@ from license_server.downloads import (
     rung_files,
 )
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
-from license_server.http import CLOCK, KEYRING, SERVICE, SETTINGS, access_of, read_body
+from license_server.http import KEYRING, SETTINGS, access_of, read_body
 from license_server.media_library import MediaLibrary, UrlSigningKey
+from license_server.namespaces import namespace_of
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ async def authorize_download(request: web.Request) -> web.Response:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()[:5])
         raise malformed(f"not a valid download request (check: {fields})") from exc
     app = request.app
-    keyring, library, now = app[KEYRING], app[LIBRARY], app[CLOCK].now()
-    service, access = app[SERVICE], access_of(request)
+    namespace = namespace_of(request)
+    keyring, library, now = app[KEYRING], app[LIBRARY], namespace.clock.now()
+    service, access = namespace.service, access_of(request)
     store = service.store
     try:
         entitlement = service.entitlement(access, now)
@@ -79,7 +81,7 @@ async def authorize_download(request: web.Request) -> web.Response:
         sizes = {path: library.file_size(wanted.content_id, wanted.scheme, path) for path, _ in files}
         expires_at = now + app[SETTINGS].media_url_ttl
         secret = app[SIGNING_KEY].secret()
-        base = f"{MEDIA_PREFIX}{wanted.content_id}/{wanted.scheme}/"
+        base = f"{namespace.url_prefix}{MEDIA_PREFIX}{wanted.content_id}/{wanted.scheme}/"  # URLs keep the namespace
         total, per_hour = estimate(renditions, sizes)
         answer = DownloadAnswer(
             download_id=crypto.random_bytes(12).hex(), content_id=wanted.content_id, quality=wanted.quality,
@@ -109,8 +111,9 @@ async def authorize_download(request: web.Request) -> web.Response:
 async def media_file(request: web.Request) -> web.StreamResponse:
     """Serve a packaged file, only with a valid and unexpired presigned URL."""
     relative = request.match_info["path"]
-    now = request.app[CLOCK].now()
-    expires_at = presign.verify(request.app[SIGNING_KEY].secret(), MEDIA_PREFIX + relative,
+    namespace = namespace_of(request)
+    now = namespace.clock.now()
+    expires_at = presign.verify(request.app[SIGNING_KEY].secret(), namespace.url_prefix + MEDIA_PREFIX + relative,
                                 request.query.get("exp"), request.query.get("sig"), now=now)
     path = request.app[LIBRARY].resolve(relative.split("/"))
     size = path.stat().st_size

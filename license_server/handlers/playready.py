@@ -28,7 +28,8 @@ from license_server.core.model import Grant, LicenseChallenge, LicenseKind, Requ
 from license_server.core.ports import LicenseRecord
 from license_server.core.service import DeviceReport, ReportKind
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode, malformed
-from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
+from license_server.http import KEYRING, access_of, error_renderer, read_body
+from license_server.namespaces import namespace_of
 from license_server.protocols.playready import MAX_BODY_BYTES, SYSTEM, faults, reports, soap, testcfg, xmlsafe
 from license_server.protocols.playready.challenge import ParsedChallenge, parse_license_challenge
 from license_server.protocols.playready.dispatch import operation_name
@@ -64,7 +65,7 @@ async def rightsmanager(request: web.Request) -> web.Response:
 
 
 def _acquire(request: web.Request, operation: xmlsafe.Element, body: bytes) -> web.Response:
-    service, trust = request.app[SERVICE], request.app[TRUST]
+    service, trust = namespace_of(request).service, request.app[TRUST]
     now = service.clock.now()
     cfg = testcfg.parse_cfg(request.query.get("cfg"), now=now)
     keys = request.app[KEYRING].playready
@@ -95,7 +96,7 @@ def _client_info(request: web.Request, challenge: LicenseChallenge, parsed: Pars
                  now: int) -> web.Response:
     """``msg:clientinfo``: verify the device like a license request, then echo what we know."""
     trust = request.app[TRUST]
-    device = request.app[SERVICE].verify_device(challenge, trust)  # refuses a challenge without device claims
+    device = namespace_of(request).service.verify_device(challenge, trust)  # refuses a challenge without device claims
     chain = trust.chain_info(challenge.device.certificate_chain if challenge.device else b"", now=now)
     return _xml(soap.build_client_info_response({
         "DeviceID": device.device_id, "Model": device.model, "SystemID": str(device.system_id),
@@ -108,7 +109,7 @@ def _client_info(request: web.Request, challenge: LicenseChallenge, parsed: Pars
 
 
 def _report(request: web.Request, operation: xmlsafe.Element, body: bytes) -> web.Response:
-    service, trust = request.app[SERVICE], request.app[TRUST]
+    service, trust = namespace_of(request).service, request.app[TRUST]
     report = reports.parse_report(operation, body)
     challenge = LicenseChallenge(
         system=SYSTEM, kind=RequestKind.RELEASE, license_kind=LicenseKind.PERSISTENT, content_id=None,

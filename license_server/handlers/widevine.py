@@ -12,7 +12,8 @@ from license_server import crypto
 from license_server.core.model import Grant, RequestKind
 from license_server.core.ports import LicenseRecord
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
-from license_server.http import KEYRING, SERVICE, access_of, error_renderer, read_body
+from license_server.http import KEYRING, access_of, error_renderer, read_body
+from license_server.namespaces import namespace_of
 from license_server.protocols.cfg import parse_overrides
 from license_server.protocols.widevine import codec
 from license_server.protocols.widevine.trust import WidevineTrust
@@ -34,7 +35,7 @@ def render_error(error: DrmError) -> web.Response:
 async def license_exchange(request: web.Request) -> web.Response:
     body = await read_body(request, codec.MAX_MESSAGE_BYTES)
     keyring = request.app[KEYRING]
-    service = request.app[SERVICE]
+    service = namespace_of(request).service
     if codec.is_service_certificate_request(body):
         return _reply(codec.build_service_certificate(keyring.service_certificate))
     parsed = codec.parse_license_request(body, service_key_pem=keyring.service_key_pem)

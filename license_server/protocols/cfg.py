@@ -102,6 +102,13 @@ def _level(key: str, value: str) -> SecurityLevel:
         raise CfgError(f"cfg: key {key!r} needs L1 or L3, not {value!r}", key=key) from exc
 
 
+def _url(key: str, value: str) -> str:
+    """An absolute http(s) URL (no spaces, parentheses or commas: the grammar forbids them)."""
+    if not value.startswith(("http://", "https://")) or len(value) > 2048:
+        raise CfgError(f"cfg: key {key!r} needs an http:// or https:// URL, not {value!r}", key=key)
+    return value
+
+
 def _required(key: str, value: str) -> bool:
     """Only ``required``: a license URL may add the attestation requirement, never lift one."""
     if value.lower() != "required":
@@ -120,6 +127,9 @@ OVERRIDE_KEYS: dict[str, tuple[str, Callable[[str, str], object], str]] = {
     "renewretry": ("renewal_retry_interval", parse_seconds, "seconds between renewal attempts"),
     "renewrecovery": ("renewal_recovery_duration", parse_seconds,
                       "seconds after expiry during which a renewal is still accepted"),
+    "renewurl": ("renewal_server_url", _url,
+                 "renewal server URL (http/https) the license names for renewals"),
+    "renewusage": ("renew_with_usage", parse_bool, "renewals carry usage (Widevine renew_with_usage)"),
     "grace": ("play_start_grace_period", parse_seconds, "play-start grace period in seconds"),
     "softplayback": ("soft_enforce_playback", parse_bool,
                      "soft enforcement of the playback window (a started playback may finish)"),

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import write_revocations
+
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent.parent
 KEYS = PROJECT / "keys"
@@ -91,10 +93,10 @@ class LicenseServer:
             return [dict(r) for r in conn.execute("SELECT * FROM audit WHERE system = 'clearkey' ORDER BY id")]
 
     def revoke_keys(self, *kids: bytes) -> None:
-        (self.data_dir / "revocations.json").write_text(json.dumps({"key_ids": [k.hex() for k in kids]}))
+        write_revocations(self.data_dir, {"key_ids": [k.hex() for k in kids]})
 
     def clear_revocations(self) -> None:
-        (self.data_dir / "revocations.json").unlink(missing_ok=True)
+        write_revocations(self.data_dir, {})
 
 
 @pytest.fixture(scope="module")

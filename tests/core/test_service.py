@@ -41,8 +41,9 @@ from license_server.core.ports import (
 from license_server.core.service import DeviceReport, LicenseService, ReportKind
 from license_server.errors import DrmError, ErrorCode
 from license_server.keyring import default_keys_dir, load_keyring
-from license_server.revocations import RevocationFile
+from license_server.revocations import RevocationList
 from license_server.rights import Rights
+from license_server.store import Store
 
 NOW = 1_800_000_000
 
@@ -201,7 +202,7 @@ def service(store: MemoryRepository, tmp_path: Path) -> LicenseService:
     rules = replace(RULES, genuine_apps=(GenuineApp(*APP),))
     repository: LicenseRepository = store  # the fake satisfies the port protocol
     return LicenseService(keyring=keyring, store=repository, clock=ControlledClock(NOW, frozen=True),
-                          revocations=RevocationFile(tmp_path / "revocations.json"), rules=rules,
+                          revocations=RevocationList(Store.memory()), rules=rules,
                           rights=FixedRights(Rights(max_active_downloads_per_device=2)))  # type: ignore[arg-type]
 
 

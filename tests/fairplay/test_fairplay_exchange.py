@@ -186,11 +186,11 @@ async def test_compromised_devices_are_refused(fairplay, make_device, store, fla
     assert store.licenses() == [] and store.audit_trail()[0]["code"] == code
 
 
-async def test_revoked_device_is_refused(fairplay, make_device, settings):
-    from license_server.revocations import RevocationFile
+async def test_revoked_device_is_refused(fairplay, make_device, store):
+    from license_server.revocations import RevocationList
 
     device = make_device("L1")
-    RevocationFile(settings.revocations_path).revoke(device_id=device.device_id)
+    RevocationList(store).revoke(device_id=device.device_id)
     status, code, _ = await refusal(fairplay, device)
     assert (status, code) == (403, "DEVICE_REVOKED")
 

@@ -157,9 +157,12 @@ async def test_errorcode_and_revoked_hooks(playready, make_device, store):
     assert b"<StatusCode>0x8004c065</StatusCode>" in reply.body and b"faultcode>soap:Server<" in reply.body
     reply, _, _ = await playready.acquire(device, query="?cfg=(errorcode:8004C600)")
     _assert_fault(reply, "INTERNAL_ERROR", 0x8004C600)
-    reply, _, _ = await playready.acquire(device, query="?cfg=(errorcode:0x8004C602)")
-    _assert_fault(reply, "INJECTED_FAULT", 0x8004C602)
+    reply, _, _ = await playready.acquire(device, query="?cfg=(errorcode:0x8004C602)")  # the stream limit's code
+    _assert_fault(reply, "STREAM_LIMIT_REACHED", 0x8004C602)
     assert b"DRM_E_SERVER_DEVICE_LIMIT_REACHED" in reply.body
+    reply, _, _ = await playready.acquire(device, query="?cfg=(errorcode:0x8004C603)")  # public, none of ours
+    _assert_fault(reply, "INJECTED_FAULT", 0x8004C603)
+    assert b"DRM_E_SERVER_INDIV_REQUIRED" in reply.body
     reply, outcome, _ = await playready.acquire(device, query="?cfg=(revoked:true)")
     _assert_fault(reply, "DEVICE_REVOKED", 0x8004C065)
     assert isinstance(outcome, CdmError) and outcome.code == "DEVICE_REVOKED"

@@ -4,13 +4,15 @@
 const TOKEN = "drm-console-admin-token";
 let poller = null;
 
+// Opened as /ns/<name>/console, every call stays in that namespace (docs/namespaces.md).
+const NAMESPACE_PREFIX = (location.pathname.match(/^\/ns\/[a-z0-9-]+/) || [""])[0];
 const $ = (sel) => document.querySelector(sel);
 const token = () => sessionStorage.getItem(TOKEN);
 
 async function api(method, path, body) {
   const headers = { Authorization: "Bearer " + token() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const response = await fetch(NAMESPACE_PREFIX + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (response.status === 401) { logout("the admin token was refused"); throw new Error("unauthorized"); }
   return response;
 }

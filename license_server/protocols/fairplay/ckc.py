@@ -118,6 +118,11 @@ def build_invalidation_ack(secrets: SessionSecrets, ack: fields.InvalidationAck,
                            (Tag.EMU_INVALIDATION_ACK, ack.encode())])
 
 
+def build_lease_end_ack(secrets: SessionSecrets, ack: fields.InvalidationAck) -> bytes:
+    """The CKC that acknowledges a lease end (playback state STOPPED): the closed licenses, no content keys."""
+    return _seal(secrets, [(Tag.R1, secrets.r1), (Tag.EMU_INVALIDATION_ACK, ack.encode())])
+
+
 # ------------------------------------------------------------------ device side
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ class PlaybackState(IntEnum):
     FIRST_PLAYBACK_CK_REQUIRED = 0xF4DEE5A2
     CURRENTLY_PLAYING_CK_REQUIRED = 0x4F834330
     CURRENTLY_PLAYING_CK_NOT_REQUIRED = 0xA5D6739E
+    STOPPED = 0x5D4E3C2B  # ours: the player ended the playback (lease end), so its stream session closes at once
 
 
 class Capability(IntFlag):

@@ -166,7 +166,7 @@ def parse_spc(body: bytes, *, app_certificate: bytes, app_key_pem: bytes) -> Par
     claims = _device_claims(blocks, plain, capabilities)
     challenge = LicenseChallenge(
         system=SYSTEM, kind=RequestKind.NEW, license_kind=kind, content_id=content_id, key_ids=key_ids,
-        request_id=seed, request_time=playback.date, device=claims,
+        request_id=seed, request_time=playback.date, device=claims, playback_id=f"{playback.playback_id:016x}",
     )
     return ParsedSpc(
         challenge=challenge, secrets=SessionSecrets(sk, hu, r1, seed), asset_id=asset_id,

@@ -198,6 +198,6 @@ def parse_license_challenge(operation: Element, body: bytes, *, server_key_pem: 
         system=SYSTEM, kind=RequestKind.NEW,
         license_kind=LicenseKind.PERSISTENT if persistent else LicenseKind.TEMPORARY,
         content_id=None, key_ids=header.kids, request_id=nonce, request_time=client_time, device=claims,
-        custom_data=custom_data,
+        custom_data=custom_data, playback_id="",  # a stream's heartbeat is a license re-acquired by device and title
     )
     return ParsedChallenge(neutral, header, nonce, client_version, custom_data, version, lists)
