@@ -166,6 +166,3 @@ class SqlStreamSessions:
         rows = self.sql.execute(f"{_SELECT} {where} ORDER BY account, opened_at, session_id", args).fetchall()
         sessions = [_session(row) for row in rows]
         return sessions if include_ended else [s for s in sessions if s.live(now)]
-
-
-SqliteStreamSessions = SqlStreamSessions  # the name it had when only SQLite kept stream sessions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -53,5 +54,10 @@ def test_a_sqlite_url_names_the_file(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--store", f"sqlite:///{target}")
     try:
         assert target.exists() and not (tmp_path / "data" / "license-server.db").exists()
+        with urllib.request.urlopen(server.url + "/ns/side/healthz", timeout=10) as reply:
+            assert reply.status == 200
+        # the other namespaces live beside the file, not in the data dir
+        assert (target.parent / "namespaces" / "side" / "license-server.db").exists()
+        assert not (tmp_path / "data" / "namespaces").exists()
     finally:
         server.stop()
