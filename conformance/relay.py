@@ -57,7 +57,8 @@ class Relay:
         self.down = False
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.relay = self  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        # the target's path stays (a namespace's /ns/<name>): the device must reach the same namespace
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{parts.path.rstrip('/')}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         daemon=True)
 

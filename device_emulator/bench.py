@@ -112,16 +112,33 @@ def run_bench(*, server: str | None, concurrency: int, duration: float, requests
               show_default=True, help="persistent exercises caps (raised for the run on a server it administers).")
 @click.option("--store-mode", type=click.Choice(["direct", "group"]), default="direct", show_default=True,
               help="Store mode of the spawned server (see `serve --store-mode`).")
+@click.option("--compare-stores", "compare_url", default=None, metavar="POSTGRES_URL",
+              help="Instead: the same load on SQLite (one host), then PostgreSQL at this URL behind one and two "
+                   "spawned replicas, in one run (device_emulator/bench_stores.py).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(server: str | None, concurrency: int, duration: float, requests: int, devices: int, privacy: bool,
             keys_dir: Path | None, workers: int, store_size: int | None, system: str, kind: str, store_mode: str,
-            as_json: bool) -> None:
+            as_json: bool, compare_url: str | None = None) -> None:
     """Measure Widevine-style licenses/s and latency percentiles."""
     if store_size is not None:
         # The store benchmark is server-side code; run it as its own process so this client
         # tool never imports the server's store.
         argv = [sys.executable, "-m", "license_server.bench_store", "--store-size", str(store_size)]
         raise SystemExit(subprocess.run(argv + (["--json"] if as_json else []), check=False).returncode)
+    if compare_url is not None:
+        from device_emulator import bench_stores
+
+        with tempfile.TemporaryDirectory(prefix="drm-bench-") as tmp:
+            try:
+                rows = bench_stores.compare(Path(tmp), compare_url, prepare=prepare_challenges,
+                                            concurrency=concurrency, duration=duration, requests=requests,
+                                            devices=devices, keys_dir=keys_dir,
+                                            privacy=privacy, system=system,
+                                            echo=lambda m: click.echo(m, err=True))
+            except RuntimeError as exc:  # a spawned server did not start (e.g. the database is unreachable)
+                raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps(rows) if as_json else bench_stores.table(rows))
+        return
     result = run_bench(server=server, concurrency=concurrency, duration=duration, requests=requests,
                        devices=devices, keys_dir=keys_dir, privacy=privacy, workers=workers,
                        store_mode=store_mode, system=system, kind=kind, echo=lambda m: click.echo(m, err=True))

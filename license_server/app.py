@@ -22,8 +22,8 @@ from license_server.metrics import Metrics
 from license_server.namespaces import NAMESPACES, MemoryStores, NamespaceRouter, Namespaces, Shared
 from license_server.rights import ShippedRights
 from license_server.settings import Settings
-from license_server.store import Store
 from license_server.store_api import DEFAULT_NAMESPACE, StoreFactory
+from license_server.store_sql import SqlStore as Store
 from license_server.tokens import TokenKeys, TokenVerifier
 
 log = logging.getLogger(__name__)

@@ -137,8 +137,10 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None]
 
 
 def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
-                 store_mode: str = "direct", pythonpath: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """A local server on a free port (``pythonpath``: serve another source tree, for before/after runs)."""
+                 store_mode: str = "direct", pythonpath: Path | None = None,
+                 store: str | None = None) -> tuple[subprocess.Popen, str]:
+    """A local server on a free port (``pythonpath``: serve another source tree, for before/after runs;
+    ``store``: a ``--store`` URL)."""
     import socket
 
     with socket.socket() as sock:
@@ -148,6 +150,8 @@ def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
                str(data_dir), "--log-level", "WARNING", "--workers", str(workers), "--store-mode", store_mode]
     if keys_dir:
         command += ["--keys", str(keys_dir)]
+    if store:
+        command += ["--store", store]
     env = {**os.environ, "PYTHONPATH": str(pythonpath)} if pythonpath is not None else None
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"

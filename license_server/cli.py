@@ -18,9 +18,10 @@ from license_server.eventloop import install_fast_event_loop
 from license_server.keyring import Keyring, KeyringError, default_keys_dir, load_keyring
 from license_server.metrics import disable_multiprocess, enable_multiprocess
 from license_server.settings import Settings
-from license_server.store import AuditRetention, Store
-from license_server.store_api import DEFAULT_NAMESPACE
+from license_server.store import AuditRetention, SqlStore, Store
+from license_server.store_api import DEFAULT_NAMESPACE, StoreFactory
 from license_server.store_factory import SqliteStores
+from license_server.store_url import StoreLocation
 from license_server.store_writer import GroupCommitStore
 
 log = logging.getLogger("license_server")
@@ -87,7 +88,10 @@ def main() -> None:
 @click.option("--store-mode", type=click.Choice(["direct", "group"]), default="direct", show_default=True,
               envvar="DRM_SERVER_STORE_MODE", show_envvar=True,
               help="direct: one transaction per write; group: a writer thread group-commits concurrent writes "
-                   "(docs/store.md).")
+                   "(docs/store.md; SQLite only).")
+@click.option("--store", "store_url", default=None, envvar="DRM_SERVER_STORE", show_envvar=True,
+              help="sqlite:///FILE or postgresql://USER@HOST[:PORT]/DB (shared by replicas, docs/deployment.md) "
+                   "[default: the SQLite file in DATA_DIR].")
 def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_clock: bool,
           allow_compromised_devices: bool, log_level: str, media_dir: Path | None = None,
           admin_token: str | None = None, admin_remote: bool = False, require_token: bool = False,
@@ -95,8 +99,8 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
           token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
           reports_dir: Path | None = None, audit_max_rows: int = 100_000,
           audit_max_age: int | None = 30 * 86400, store_mode: str = "direct", no_stream_limits: bool = False,
-          max_namespaces: int = 1000, log_format: str = "text") -> None:
-    """Run the license server with its embedded SQLite store."""
+          max_namespaces: int = 1000, log_format: str = "text", store_url: str | None = None) -> None:
+    """Run the license server on its embedded SQLite stores, or a shared PostgreSQL database (--store)."""
     from license_server import workers as serving
     from license_server.app import create_app
 
@@ -119,12 +123,10 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     settings.audit_max_rows, settings.audit_max_age = audit_max_rows, audit_max_age or 0
     retention = AuditRetention(max_rows=settings.audit_max_rows, max_age=settings.audit_max_age)
     logs.configure(settings.log_level, settings.log_format)
+    location = _store_location(store_url, settings, store_mode)
     keyring = _keyring(settings.keys_dir)
     _preflight(settings, keyring)  # nothing is written before every check passed
-    try:
-        Store.open(settings.database_path).close()  # create and migrate once, before any worker starts
-    except Exception as exc:
-        _startup_failed(f"cannot open the store {settings.database_path}: {exc}")
+    _prepare_store(location)
     try:
         _admin_token(settings, admin_token)
     except OSError as exc:
@@ -134,17 +136,17 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
 
     def make_app() -> web.Application:
         clock = ControlledClock() if settings.test_clock else SystemClock()
+        stores = _open_stores(location, store_mode, retention)  # one store per namespace
+        app = create_app(settings, store=stores.open(DEFAULT_NAMESPACE), keyring=keyring, clock=clock,
+                         stores=stores)
 
-        def open_store(path: Path) -> Store:
-            if store_mode == "group":
-                return GroupCommitStore(path, retention=retention)
-            return Store.open(path, retention=retention)
+        async def close_store(_: web.Application) -> None:
+            stores.close()
 
-        stores = SqliteStores(settings.data_dir, open_store=open_store)  # one store per namespace
-        return create_app(settings, store=stores.open(DEFAULT_NAMESPACE), keyring=keyring, clock=clock,
-                          stores=stores)
+        app.on_cleanup.append(close_store)
+        return app
 
-    log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, settings.database_path,
+    log.info("license server %s: keys %s, store %s%s", __version__, keyring.directory, location.shown,
              ", TEST CLOCK" if settings.test_clock else "")
     log.info("event loop: %s", install_fast_event_loop())
     metrics_dir = enable_multiprocess() if workers > 1 else None  # a scrape sums every worker's counters
@@ -165,6 +167,54 @@ def _printer(settings: Settings) -> Callable[[str], None]:
             click.echo(line, err=True)
 
     return echo
+
+
+def _store_location(store_url: str | None, settings: Settings, store_mode: str) -> StoreLocation:
+    from license_server.store_url import parse_store_url
+
+    if store_url is None:
+        return StoreLocation("sqlite", path=settings.database_path)
+    try:
+        location = parse_store_url(store_url)
+    except ValueError as exc:
+        _startup_failed(f"--store: {exc}")
+    if location.kind != "sqlite" and store_mode == "group":
+        _startup_failed("--store-mode group batches writes to one SQLite file: use --store-mode direct with "
+                        "PostgreSQL")
+    return location
+
+
+def _prepare_store(location: StoreLocation) -> None:
+    """Create and migrate the store once, before any worker starts; a clear line and exit 2 if it cannot be."""
+    try:
+        if location.path is not None:
+            Store.open(location.path).close()
+        else:
+            from license_server.store_pg import PgStores
+
+            stores = PgStores(location.url or "", size=1)
+            stores.open(DEFAULT_NAMESPACE)
+            stores.close()
+    except Exception as exc:
+        from license_server.store_pg import _reason
+
+        _startup_failed(f"cannot open the store {location.shown}: {_reason(exc)}")
+
+
+def _open_stores(location: StoreLocation, store_mode: str, retention: AuditRetention) -> StoreFactory[SqlStore]:
+    """This worker's stores, one per namespace: SQLite files under the data dir (or beside ``--store
+    sqlite:///FILE``, which holds the default namespace), or schemas of the PostgreSQL database."""
+    if location.path is None:
+        from license_server.store_pg import PgStores
+
+        return PgStores(location.url or "", retention=retention)
+
+    def open_store(path: Path) -> Store:
+        if store_mode == "group":
+            return GroupCommitStore(path, retention=retention)
+        return Store.open(path, retention=retention)
+
+    return SqliteStores(location.path.parent, open_store=open_store, default_path=location.path)
 
 
 def _audit_age(value: str) -> int:

@@ -44,6 +44,7 @@ from license_server.store_api import (
     StoreFactory,
     valid_namespace,
 )
+from license_server.store_sql import SqlStore
 from license_server.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Namespace:
     """Everything a request needs that belongs to one namespace."""
 
     name: str
-    store: Store
+    store: SqlStore
     clock: OffsetClock
     faults: StoredFaults
     revocations: RevocationList
@@ -114,7 +115,7 @@ class Shared:
 class Namespaces:
     """The namespaces this process has opened, built on first use from the app's store factory."""
 
-    def __init__(self, stores: StoreFactory[Store], shared: Shared) -> None:
+    def __init__(self, stores: StoreFactory[SqlStore], shared: Shared) -> None:
         self.stores = stores
         self.shared = shared
         self._open: dict[str, Namespace] = {}
@@ -138,7 +139,7 @@ class Namespaces:
         namespace = self._open[name] = self._build(name, store)
         return namespace
 
-    def _build(self, name: str, store: Store) -> Namespace:
+    def _build(self, name: str, store: SqlStore) -> Namespace:
         shared = self.shared
         clock = OffsetClock(shared.clock)
         revocations, rights = RevocationList(store), RightsBook(shared.rights, store)
@@ -161,7 +162,7 @@ class Namespaces:
         return self.stores.names()
 
 
-def import_legacy_files(store: Store, settings: Settings) -> None:
+def import_legacy_files(store: SqlStore, settings: Settings) -> None:
     """Upgrade path: a data dir from before namespaces kept ``revocations.json`` and ``rights.json``;
     the default namespace takes them in once, when it has no such document yet."""
     for document, path in ((REVOCATIONS_DOCUMENT, settings.revocations_path),
@@ -240,10 +241,10 @@ class MemoryStores:
     """A :class:`~license_server.store_api.StoreFactory` of in-memory stores (tests, and apps built
     with a single store): the given store is ``default``, other namespaces get fresh memory stores."""
 
-    def __init__(self, default: Store) -> None:
-        self._stores: dict[str, Store] = {DEFAULT_NAMESPACE: default}
+    def __init__(self, default: SqlStore) -> None:
+        self._stores: dict[str, SqlStore] = {DEFAULT_NAMESPACE: default}
 
-    def open(self, namespace: str) -> Store:
+    def open(self, namespace: str) -> SqlStore:
         if not valid_namespace(namespace):
             raise ValueError(f"not a namespace name: {namespace!r}")
         store = self._stores.get(namespace)

@@ -1,80 +1,42 @@
-"""The server's repository over SQLite (sqlite-utils), in WAL mode.
+"""The server's embedded repository: :class:`~license_server.store_sql.SqlStore` over SQLite, in WAL mode.
 
-Implements the core's storage port (:class:`~license_server.core.ports.LicenseRepository`):
-the core never sees SQL, it calls intent-named methods. Each write the port
-declares atomic runs inside one ``BEGIN IMMEDIATE`` transaction.
+The decisions live in :mod:`license_server.store_sql` (shared with PostgreSQL); this module opens
+the file, runs :data:`~license_server.store_schema.MIGRATIONS` and turns a write into a savepoint
+inside a group-commit batch (:mod:`license_server.store_writer`).
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from collections.abc import Generator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import sqlite_utils
 
-from license_server.core import entitlements
-from license_server.core.entitlements import month_start
-from license_server.core.model import Grant, LicensePolicy
-from license_server.core.ports import (
-    DownloadRecord,
-    Holder,
-    Holding,
-    LicenseRecord,
-    TokenSpend,
-    UsageRules,
-    UsageSnapshot,
-)
-from license_server.core.streams import StreamStart
-from license_server.errors import DrmError, ErrorCode
-from license_server.sqlite_support import connect, migrate, savepoint, transaction
-from license_server.store_documents import SqliteStateDocuments
+from license_server.core.ports import Holder, LicenseRecord
+from license_server.sqlite_support import connect, migrate, savepoint
+from license_server.store_backend import SqliteBackend
 from license_server.store_schema import MIGRATIONS
-from license_server.store_streams import SqliteStreamSessions
+from license_server.store_sql import (
+    LICENSE_FILTERS,
+    LICENSE_SUMMARY,
+    REPLAY_RETENTION,
+    TOKEN_RETENTION_SLACK,
+    AuditRetention,
+    SqlStore,
+)
 
-# Admin filters, most selective first (each of the first four has an index ending in issued_at).
-_FILTERS = ("device_id", "account", "content_id", "system", "state", "kind")
-
-REPLAY_RETENTION = 3600  # seconds; well past the freshness window
-TOKEN_RETENTION_SLACK = 3600  # spent token ids are kept this long past their token's exp
-LICENSE_FILTERS = frozenset({"device_id", "content_id", "state", "system", "kind", "account"})
-"""The columns license reads may filter on (equality)."""
-LICENSE_SUMMARY = ("rowid", "license_id", "system", "device_id", "content_id", "kind", "state", "version", "tracks",
-                   "issued_at", "updated_at", "account")
-
-
-__all__ = ["AuditRetention", "Holder", "LicenseRecord", "Store"]  # the record types live in the core's port
+__all__ = ["LICENSE_FILTERS", "LICENSE_SUMMARY", "REPLAY_RETENTION", "TOKEN_RETENTION_SLACK", "AuditRetention",
+           "Holder", "LicenseRecord", "SqlStore", "Store"]
 
 
-@dataclass(frozen=True)
-class AuditRetention:
-    """How many refusal audit rows to keep, and for how long (0: no limit).
-
-    Refusals are the audit rows any client can cause, so they are the ones bounded; grants
-    and lifecycle events are the license history and stay. Purging runs on write, every
-    ``check_every`` audit writes, deleting at most ``batch`` rows each time (bounded cost
-    per request, by indexed time and rowid).
-    """
-
-    max_rows: int = 100_000
-    max_age: int = 30 * 86400
-    check_every: int = 64
-    batch: int = 1000
-
-
-class Store(SqliteStateDocuments, SqliteStreamSessions):
-    """Devices, licenses, replay records, stream sessions, the audit trail and the namespace's state documents."""
+class Store(SqlStore):
+    """The SQLite store of one namespace (one database file, or ``:memory:``)."""
 
     def __init__(self, db: sqlite_utils.Database, *, retention: AuditRetention | None = None) -> None:
+        super().__init__(SqliteBackend(db), retention=retention)
         self.db = db
-        self.retention = retention or AuditRetention()
-        self._audit_writes = 0
         self.in_batch = False  # set by the group-commit writer around a batch
-        self._migrate()
+        migrate(self.db, MIGRATIONS)
 
     @classmethod
     def open(cls, path: Path | str, *, retention: AuditRetention | None = None) -> Store:
@@ -85,367 +47,10 @@ class Store(SqliteStateDocuments, SqliteStreamSessions):
     def memory(cls) -> Store:
         return cls.open(":memory:")
 
-    def close(self) -> None:
-        self.db.conn.close()
-
-    # -------------------------------------------------------------- plumbing
-
     def transaction(self) -> AbstractContextManager[None]:
         """One atomic write: a transaction, or a savepoint inside a group-commit batch (:mod:`store_writer`)."""
-        return savepoint(self.db) if self.in_batch else transaction(self.db)
-
-    def _migrate(self) -> None:
-        migrate(self.db, MIGRATIONS)
+        return savepoint(self.db) if self.in_batch else super().transaction()
 
     @property
     def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
-
-    # ---------------------------------------------------------------- writes
-
-    def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int,
-                     holder: Holder | None = None, caps: UsageRules | None = None,
-                     stream: StreamStart | None = None) -> None:
-        """Record an issued license with its device, replay key, token, caps and stream session, atomically."""
-        device = grant.device
-        holder = holder or Holder()
-        with self.transaction():
-            self._claim_request(request_key, now)
-            if holder.token_jti is not None:
-                self._spend_token(TokenSpend(holder.token_jti, holder.token_expires_at or now, grant.license_id), now)
-            if caps is not None and device is not None:
-                entitlements.check_usage(caps, self._usage_snapshot(holder.account, device.device_id, now), now)
-            if device is not None:
-                self.db.execute(
-                    """INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT(device_id) DO UPDATE SET last_seen=excluded.last_seen,
-                       verification=excluded.verification, security_level=excluded.security_level""",
-                    (device.device_id, system, device.system_id, device.model, device.security_level.value,
-                     device.verification.value, now, now),
-                )
-            self.db.execute(
-                "INSERT INTO licenses (license_id, system, device_id, content_id, kind, state, version, kids, tracks, "
-                "policy, issued_at, updated_at, released_at, secrets, license_start, account, tier, token_jti) "
-                "VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
-                (
-                    grant.license_id, system, device.device_id if device else None, grant.content_id,
-                    grant.kind.value, grant.version,
-                    json.dumps([k.kid.hex() for k in grant.keys]),
-                    json.dumps([k.track.value for k in grant.keys]),
-                    json.dumps(grant.policy.as_dict()), grant.issued_at, now, json.dumps(secrets), grant.issued_at,
-                    holder.account, holder.tier, holder.token_jti,
-                ),
-            )
-            self.db.conn.executemany("INSERT OR IGNORE INTO license_kids VALUES (?, ?)",
-                                [(k.kid.hex(), grant.license_id) for k in grant.keys])
-            if stream is not None:
-                self._open_stream(grant, stream, now)
-            self._audit(now, system, "grant", device.device_id if device else None, grant.content_id,
-                        grant.license_id, None, f"{grant.kind.value}: {','.join(k.track.value for k in grant.keys)}")
-
-    def record_refusal(self, error: DrmError, *, system: str, device_id: str | None, content_id: str | None,
-                       license_id: str | None = None, now: int) -> None:
-        with self.transaction():
-            self._audit(now, system, "refusal", device_id, content_id, license_id, error.code.value, error.message)
-
-    def release_by_key_ids(self, kids: list[bytes], *, system: str, now: int) -> list[str]:
-        """Mark every issued license of ``system`` holding any of ``kids`` as released, and audit it.
-
-        For Clear Key, which has neither license ids nor device identity, so the key ids
-        name the licenses. Returns the released license ids; releasing again matches
-        nothing and is still audited (the acknowledgement is idempotent).
-        """
-        wanted = {kid.hex() for kid in kids}
-        marks = ", ".join("?" * len(wanted))
-        with self.transaction():
-            rows = self.db.execute(
-                f"SELECT DISTINCT l.license_id, l.content_id, l.issued_at FROM license_kids k "
-                f"CROSS JOIN licenses l ON l.license_id = k.license_id "
-                f"WHERE k.kid IN ({marks}) AND l.system = ? AND l.state = 'issued' ORDER BY l.issued_at, l.rowid",
-                (*sorted(wanted), system),
-            ).fetchall() if wanted else []
-            released = [(lid, cid) for lid, cid, _ in rows]
-            for license_id, content_id in released:
-                self.db.execute(
-                    "UPDATE licenses SET state = 'released', released_at = ?, updated_at = ? WHERE license_id = ?",
-                    (now, now, license_id),
-                )
-                self._audit(now, system, "release", None, content_id, license_id, None,
-                            f"released by kids {','.join(sorted(wanted))}")
-            if not released:
-                self._audit(now, system, "release", None, None, None, None,
-                            f"no issued license holds kids {','.join(sorted(wanted))}")
-        return [license_id for license_id, _ in released]
-
-    def record_lifecycle(self, license_id: str, *, event: str, state: str, now: int, system: str,
-                         version: int | None = None, license_start: int | None = None,
-                         policy: LicensePolicy | None = None, first_used_at: int | None = None,
-                         released: bool = False, message: str | None = None,
-                         request_key: str | None = None, stream_heartbeat: bool = False) -> None:
-        """Apply a lifecycle transition decided by the core, with its audit entry, atomically (see the port)."""
-        with self.transaction():
-            if request_key is not None:
-                self._claim_request(request_key, now)
-            if stream_heartbeat:
-                self._stream_heartbeat(license_id, now)
-            self._lifecycle(license_id, event=event, state=state, now=now, system=system, version=version,
-                            license_start=license_start, policy=policy, first_used_at=first_used_at,
-                            released=released, message=message)
-
-    def _lifecycle(self, license_id: str, *, event: str, state: str, now: int, system: str,
-                   version: int | None = None, license_start: int | None = None,
-                   policy: LicensePolicy | None = None, first_used_at: int | None = None,
-                   released: bool = False, message: str | None = None) -> None:
-        row = self.db.execute("SELECT device_id, content_id FROM licenses WHERE license_id = ?",
-                              (license_id,)).fetchone()
-        if row is None:
-            raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
-        self.db.execute(
-            """UPDATE licenses SET state = ?, updated_at = ?,
-                   version = COALESCE(?, version), license_start = COALESCE(?, license_start),
-                   policy = COALESCE(?, policy), first_used_at = COALESCE(first_used_at, ?),
-                   released_at = CASE WHEN ? THEN COALESCE(released_at, ?) ELSE released_at END
-               WHERE license_id = ?""",
-            (state, now, version, license_start, json.dumps(policy.as_dict()) if policy is not None else None,
-             first_used_at, released, now, license_id),
-        )
-        self._audit(now, system, event, row[0], row[1], license_id, None, message)
-
-    def mark_released(self, license_id: str, *, now: int, system: str, reason: str,
-                      request_key: str | None = None) -> bool:
-        """Mark a license released (idempotent), atomically. Returns False if it already was (see the port)."""
-        with self.transaction():
-            row = self.db.execute("SELECT state FROM licenses WHERE license_id = ?", (license_id,)).fetchone()
-            if row is None:
-                raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
-            if request_key is not None and not self._claim_once(request_key, now):
-                return False
-            if row[0] == "released":
-                return False
-            self._lifecycle(license_id, event="release", state="released", now=now, system=system,
-                            released=True, message=reason)
-            self._close_license_stream(license_id, now, reason)
-        return True
-
-    def record_report(self, license_id: str, *, system: str, event: str, report_key: str, now: int,
-                      message: str, once_key: str | None = None, first_used_at: int | None = None) -> bool:
-        """Record a device report, deduplicated by its unique keys, atomically (see the port)."""
-        with self.transaction():
-            row = self.db.execute("SELECT state FROM licenses WHERE license_id = ?", (license_id,)).fetchone()
-            if row is None:
-                raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
-            seen = self.db.execute("SELECT 1 FROM reports WHERE license_id = ? AND report_key = ?",
-                                   (license_id, report_key)).fetchone()
-            if seen is not None:
-                raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "this report was already received")
-            if once_key is not None:
-                try:
-                    self.db.execute("INSERT INTO report_subjects VALUES (?, ?, ?)", (license_id, once_key, now))
-                except sqlite3.IntegrityError:
-                    return False  # the same report resent (its answer was lost): acknowledged, not counted
-            self.db.execute("INSERT INTO reports VALUES (?, ?, ?, ?)", (license_id, report_key, event, now))
-            if event == "secure_stop":
-                self._close_license_stream(license_id, now, "secure stop")
-            self._lifecycle(license_id, event=event, state=row[0], now=now, system=system,
-                            first_used_at=first_used_at, message=message)
-        return True
-
-    def _spend_token(self, spend: TokenSpend, now: int) -> None:
-        """A single-use token buys one license; its id is kept until the token expires."""
-        if spend.same_license_ok:
-            spent_on = self.token_spent_on(spend.jti)
-            if spent_on == spend.license_id:
-                return
-            if spent_on is not None:
-                raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was used for another license")
-        self.db.execute("DELETE FROM used_tokens WHERE expires_at < ?", (now - TOKEN_RETENTION_SLACK,))
-        try:
-            self.db.execute("INSERT INTO used_tokens VALUES (?, ?, ?, ?)",
-                            (spend.jti, spend.license_id, now, spend.expires_at))
-        except sqlite3.IntegrityError as exc:
-            raise DrmError(ErrorCode.TOKEN_REUSED, "this single-use token was already used") from exc
-
-    def token_spent_on(self, jti: str) -> str | None:
-        """The license a single-use token id was spent on ("" if none recorded), or None if unused."""
-        row = self.db.execute("SELECT license_id FROM used_tokens WHERE jti = ?", (jti,)).fetchone()
-        return None if row is None else (row[0] or "")
-
-    def _usage_snapshot(self, account: str | None, device_id: str, now: int) -> UsageSnapshot:
-        # Two plain equality terms (no "? IS NOT NULL" guard) so SQLite serves the OR from both indexes.
-        holder = "device_id = ?" if account is None else "(device_id = ? OR account = ?)"
-        rows = self.db.execute(
-            f"""SELECT license_id, device_id, account, state, policy, license_start, issued_at FROM licenses
-               WHERE {holder} AND kind = 'persistent' AND state NOT IN ('released', 'expired')""",
-            (device_id,) if account is None else (device_id, account),
-        ).fetchall()
-        holdings = tuple(
-            Holding(lid, dev, acct, state, LicensePolicy.from_dict(json.loads(policy)), start or issued, issued)
-            for lid, dev, acct, state, policy, start, issued in rows
-        )
-        this_month = self.db.execute(
-            "SELECT COUNT(*) FROM licenses INDEXED BY licenses_device WHERE kind = 'persistent' AND device_id = ? "
-            "AND account IS ? AND issued_at >= ?",
-            (device_id, account, month_start(now)),
-        ).fetchone()[0]
-        return UsageSnapshot(holdings, this_month)
-
-    def _claim_request(self, request_key: str, now: int) -> None:
-        if not self._claim_once(request_key, now):
-            raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "this challenge was already used")
-
-    def _claim_once(self, request_key: str, now: int) -> bool:
-        """Record a replay key; False if it was seen (keys older than the retention are forgotten)."""
-        self.db.execute("DELETE FROM seen_requests WHERE seen_at < ?", (now - REPLAY_RETENTION,))
-        try:
-            self.db.execute("INSERT INTO seen_requests VALUES (?, ?)", (request_key, now))
-        except sqlite3.IntegrityError:
-            return False
-        return True
-
-    def _audit(self, now: int, system: str, event: str, device_id: str | None, content_id: str | None,
-               license_id: str | None, code: str | None, message: str | None) -> None:
-        self.db.execute(
-            "INSERT INTO audit (at, system, event, device_id, content_id, license_id, code, message) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (now, system, event, device_id, content_id, license_id, code, message),
-        )
-        self._audit_writes += 1
-        if self._audit_writes % self.retention.check_every == 0:
-            self._purge_refusals(now, self.retention.batch)
-
-    def purge_audit(self, now: int) -> int:
-        """Apply the audit retention fully now (in batches); the number of refusal rows deleted."""
-        total = 0
-        while True:
-            with self.transaction():
-                deleted = self._purge_refusals(now, self.retention.batch)
-            total += deleted
-            if deleted < self.retention.batch:
-                return total
-
-    def _purge_refusals(self, now: int, limit: int) -> int:
-        """Delete up to ``limit`` refusal rows past the retention's age or row count, oldest first."""
-        deleted = 0
-        if self.retention.max_age > 0:
-            deleted += self.db.execute(
-                "DELETE FROM audit WHERE id IN (SELECT id FROM audit INDEXED BY audit_refusal_at "
-                "WHERE event = 'refusal' AND at < ? LIMIT ?)", (now - self.retention.max_age, limit),
-            ).rowcount
-        if self.retention.max_rows > 0 and deleted < limit:
-            row = self.db.execute(
-                "SELECT id FROM audit INDEXED BY audit_refusal_id WHERE event = 'refusal' "
-                "ORDER BY id DESC LIMIT 1 OFFSET ?", (self.retention.max_rows,),
-            ).fetchone()
-            if row is not None:
-                deleted += self.db.execute(
-                    "DELETE FROM audit WHERE id IN (SELECT id FROM audit INDEXED BY audit_refusal_id "
-                    "WHERE event = 'refusal' AND id <= ? ORDER BY id LIMIT ?)", (row[0], limit - deleted),
-                ).rowcount
-        return deleted
-
-    # ----------------------------------------------------------------- reads
-
-    def license(self, license_id: str) -> LicenseRecord | None:
-        rows = list(self.db["licenses"].rows_where("license_id = ?", [license_id]))
-        return _license(rows[0]) if rows else None
-
-    def licenses(self, *, limit: int | None = None, **filters: str | None) -> list[LicenseRecord]:
-        """Licenses matching every given filter, oldest first, at most ``limit`` of them."""
-        return list(self.iter_licenses(limit=limit, **filters))
-
-    def iter_licenses(self, *, limit: int | None = None,
-                      **filters: str | None) -> Generator[LicenseRecord, None, None]:
-        """:meth:`licenses` lazily: rows are read as they are consumed (admin pages stop early)."""
-        params = {k: v for k, v in filters.items() if k in _FILTERS and v is not None}
-        # Only the most selective filter may use its index (the others are written "+column", which
-        # SQLite never serves from an index): without statistics it could pick ``system`` over ``device_id``.
-        best = next((name for name in _FILTERS if name in params), None)
-        clauses = [f"{'' if name == best else '+'}{name} = :{name}" for name in params]
-        where = " AND ".join(clauses) or None
-        for row in self.db["licenses"].rows_where(where, params, order_by="issued_at", limit=limit):
-            yield _license(row)
-
-    def license_summaries(self, filters: Mapping[str, str | None], *, before: int | None = None,
-                          limit: int = 50) -> list[dict[str, Any]]:
-        """Up to ``limit`` licenses (no policy, keys or secrets), newest first, keyset-paged on ``rowid < before``.
-
-        ``filters`` are equality filters on :data:`LICENSE_FILTERS` (other names and empty values are ignored),
-        so a page costs the same wherever it starts.
-        """
-        where, params = _license_where(filters)
-        if before:
-            where, params = f"{where} AND rowid < ?", [*params, before]
-        rows = self.db.execute(f"SELECT {', '.join(LICENSE_SUMMARY)} FROM licenses WHERE {where} "
-                               "ORDER BY rowid DESC LIMIT ?", [*params, limit]).fetchall()
-        out = [dict(zip(LICENSE_SUMMARY, row)) for row in rows]
-        for row in out:
-            row["tracks"] = json.loads(row["tracks"])
-        return out
-
-    def count_licenses(self, filters: Mapping[str, str | None], *, cap: int) -> int:
-        """How many licenses match ``filters`` (as :meth:`license_summaries`), counting no further than ``cap``."""
-        where, params = _license_where(filters)
-        count: int = self.db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM licenses WHERE {where} LIMIT ?)",
-                                     [*params, cap]).fetchone()[0]
-        return count
-
-    def audit_since(self, after: int = 0, *, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest audit entries with an id above ``after``, newest first."""
-        return list(self.db["audit"].rows_where("id > ?", [after], order_by="id desc", limit=limit))
-
-    def devices(self, *, recent: int | None = None) -> list[dict[str, Any]]:
-        """Every device, first seen first; or the ``recent`` most recently seen, latest first."""
-        if recent is not None:
-            return list(self.db["devices"].rows_where(order_by="last_seen desc", limit=recent))
-        return list(self.db["devices"].rows_where(order_by="first_seen"))
-
-    def device(self, device_id: str) -> dict[str, Any] | None:
-        """One device row (as :meth:`devices` returns them), or ``None``."""
-        rows = list(self.db["devices"].rows_where("device_id = ?", [device_id]))
-        return rows[0] if rows else None
-
-    def record_download(self, download: DownloadRecord, *, token: TokenSpend | None = None) -> None:
-        """Record an authorized download with its single-use token check and audit entry, atomically."""
-        d, now = download, download.authorized_at
-        with self.transaction():
-            if token is not None:
-                self._spend_token(token, now)
-            self.db.execute(
-                "INSERT INTO downloads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (d.download_id, d.device_id, d.content_id, d.license_id, d.account, d.tier, d.quality, d.scheme,
-                 d.files, d.total_bytes, now, d.expires_at),
-            )
-            self._audit(now, "media", "download", d.device_id, d.content_id, d.license_id, None,
-                        f"{d.quality} {d.scheme}: {d.files} files, {d.total_bytes} bytes")
-
-    def downloads(self, *, device_id: str | None = None) -> list[dict[str, Any]]:
-        if device_id:
-            return list(self.db["downloads"].rows_where("device_id = ?", [device_id], order_by="authorized_at"))
-        return list(self.db["downloads"].rows_where(order_by="authorized_at"))
-
-    def audit_trail(self, *, license_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        if license_id:
-            return list(self.db["audit"].rows_where("license_id = ?", [license_id], order_by="id desc", limit=limit))
-        return list(self.db["audit"].rows_where(order_by="id desc", limit=limit))
-
-    def counts(self) -> dict[str, int]:
-        return {table: self.db[table].count for table in ("devices", "licenses", "audit", "seen_requests")}
-
-
-def _license_where(filters: Mapping[str, str | None]) -> tuple[str, list[Any]]:
-    names = sorted(name for name, value in filters.items() if name in LICENSE_FILTERS and value)
-    return " AND ".join(f"{name} = ?" for name in names) or "1", [filters[name] for name in names]
-
-
-def _license(row: dict[str, Any]) -> LicenseRecord:
-    return LicenseRecord(
-        license_id=row["license_id"], system=row["system"], device_id=row["device_id"],
-        content_id=row["content_id"], kind=row["kind"], state=row["state"], version=row["version"],
-        kids=json.loads(row["kids"]), tracks=json.loads(row["tracks"]),
-        policy=LicensePolicy.from_dict(json.loads(row["policy"])),
-        issued_at=row["issued_at"], updated_at=row["updated_at"], released_at=row["released_at"],
-        secrets=json.loads(row["secrets"]),
-        license_start=row.get("license_start") or row["issued_at"],
-        first_used_at=row.get("first_used_at"),
-        account=row.get("account"), tier=row.get("tier"), token_jti=row.get("token_jti"),
-    )
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])

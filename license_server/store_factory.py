@@ -3,7 +3,9 @@
 ``default`` keeps today's file, ``<data_dir>/license-server.db``; namespace ``x`` lives in
 ``<data_dir>/namespaces/x/license-server.db``. A reset empties the tables rather than removing
 the file, so that the other workers' open connections stay valid; a delete resets and marks the
-namespace as unlisted (its file stays, empty, until the namespace is used again).
+namespace as unlisted (its file stays, empty, until the namespace is used again). With
+``default_path`` (``--store sqlite:///FILE``) the default namespace is that file and the others
+live beside it, in ``<FILE's directory>/namespaces/``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ OpenStore = Callable[[Path], Store]
 class SqliteStores:
     """Opens and caches the SQLite store of each namespace for this process."""
 
-    def __init__(self, data_dir: Path, *, open_store: OpenStore = Store.open) -> None:
+    def __init__(self, data_dir: Path, *, open_store: OpenStore = Store.open, default_path: Path | None = None) -> None:
         self.data_dir = data_dir
+        self.default_path = default_path or data_dir / DATABASE_NAME
         self._open_store = open_store
         self._stores: dict[str, Store] = {}
         self._lock = threading.Lock()
@@ -34,7 +37,7 @@ class SqliteStores:
     def path(self, namespace: str) -> Path:
         """Where the namespace's database file lives."""
         if namespace == DEFAULT_NAMESPACE:
-            return self.data_dir / DATABASE_NAME
+            return self.default_path
         return self.data_dir / NAMESPACES_DIR / namespace / DATABASE_NAME
 
     def open(self, namespace: str) -> Store:

@@ -199,3 +199,8 @@ def cli_json(*args: str, expect: int = 0, **kwargs) -> dict | list:
     result = run_cli(*args, **kwargs)
     assert result.returncode == expect, (result.returncode, result.stdout, result.stderr)
     return json.loads(result.stdout)
+
+
+# ------------------------------------------------------------ PostgreSQL
+
+from tests.pg_support import any_store, pg_stores, postgres_db, postgres_url  # noqa: E402,F401  (fixtures)

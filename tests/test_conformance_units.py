@@ -295,6 +295,14 @@ def test_relay_forwards_until_it_is_taken_down(fake_server):
         assert not isinstance(dropped.value, urllib.error.HTTPError)
 
 
+
+def test_relay_keeps_the_namespace_path_of_its_target():
+    """A run in a namespace (SERVER/ns/x) must reach that namespace through the relay, not the default one."""
+    with Relay("http://127.0.0.1:9/ns/x/") as relay, Relay("http://127.0.0.1:9") as plain:
+        assert relay.url.startswith("http://127.0.0.1:") and relay.url.endswith("/ns/x")
+        assert plain.url.count("/") == 2  # no path: the default namespace, as before
+
+
 # ------------------------------------------------------------------ screenshot
 
 def test_screenshot_of_a_report_in_headless_chromium(temporary_check, tmp_path):

@@ -1,4 +1,4 @@
-"""The SQLite store's state documents and the per-namespace store factory (store_api)."""
+"""The stores' state documents (SQLite and PostgreSQL) and the per-namespace store factory (store_api)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from license_server.store_api import DEFAULT_NAMESPACE, valid_namespace
 from license_server.store_factory import SqliteStores
 
 
-def test_documents_round_trip_and_move_the_generation() -> None:
-    store = Store.memory()
+def test_documents_round_trip_and_move_the_generation(any_store) -> None:
+    store = any_store
     start = store.state_generation()
     assert store.document("clock") is None
     assert store.update_document("clock", lambda old: json.dumps({"offset": 60})) == '{"offset": 60}'
@@ -24,8 +24,8 @@ def test_documents_round_trip_and_move_the_generation() -> None:
     assert store.state_generation() == start + 2
 
 
-def test_a_failing_change_leaves_the_document_and_generation_alone() -> None:
-    store = Store.memory()
+def test_a_failing_change_leaves_the_document_and_generation_alone(any_store) -> None:
+    store = any_store
     store.update_document("faults", lambda old: "[]")
     generation = store.state_generation()
 

@@ -1,4 +1,4 @@
-"""store.py: device reports are deduplicated by unique keys in the store, not by reading audit text."""
+"""store_sql.py (SQLite and PostgreSQL): device reports are deduplicated by unique keys, not by audit text."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def issue(store: Store, license_id: str = "ab" * 8) -> str:
     return license_id
 
 
-def test_a_report_key_is_unique_per_license():
-    store = Store.memory()
+def test_a_report_key_is_unique_per_license(any_store):
+    store = any_store
     license_id = issue(store)
     assert store.record_report(license_id, system="playready", event="acknowledged", report_key="n1", now=NOW,
                                message="stored")
@@ -32,8 +32,8 @@ def test_a_report_key_is_unique_per_license():
                                message="stored")
 
 
-def test_a_resent_report_about_the_same_subject_is_acknowledged_not_counted_twice():
-    store = Store.memory()
+def test_a_resent_report_about_the_same_subject_is_acknowledged_not_counted_twice(any_store):
+    store = any_store
     license_id = issue(store)
     kwargs = dict(system="playready", event="secure_stop", now=NOW, once_key="played 1..2", first_used_at=1,
                   message="played 1..2 (1 s)")
@@ -44,8 +44,8 @@ def test_a_resent_report_about_the_same_subject_is_acknowledged_not_counted_twic
     assert store.license(license_id).first_used_at == 1
 
 
-def test_reports_on_unknown_licenses_are_not_found_and_the_policy_reads_back_typed():
-    store = Store.memory()
+def test_reports_on_unknown_licenses_are_not_found_and_the_policy_reads_back_typed(any_store):
+    store = any_store
     with pytest.raises(DrmError) as caught:
         store.record_report("ff" * 8, system="playready", event="acknowledged", report_key="n", now=NOW, message="")
     assert caught.value.code is ErrorCode.LICENSE_NOT_FOUND

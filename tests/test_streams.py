@@ -139,56 +139,72 @@ def open_stream(store, license_id: str, *, now: int = START, rules: StreamRules 
                        now=now, stream=StreamStart(rules, "widevine", f"dev-{license_id}", "demo-movie", continuation))
 
 
-def test_migration_9_and_reset_cover_the_stream_tables(store) -> None:
-    assert store.schema_version == len(MIGRATIONS) == 9
+def test_migration_9_and_reset_cover_the_stream_tables(any_store) -> None:
+    assert any_store.schema_version == len(MIGRATIONS) == 9
     assert {"stream_sessions", "stream_licenses"} <= set(RESET_TABLES)
 
 
-def test_store_opens_refuses_and_leaves_nothing_written_on_refusal(store) -> None:
-    open_stream(store, "a")
-    open_stream(store, "b")
+def test_store_opens_refuses_and_leaves_nothing_written_on_refusal(any_store) -> None:
+    open_stream(any_store, "a")
+    open_stream(any_store, "b")
     with pytest.raises(DrmError) as refused:
-        open_stream(store, "c")
+        open_stream(any_store, "c")
     assert refused.value.code is ErrorCode.STREAM_LIMIT_REACHED
-    assert store.license("c") is None  # the grant's transaction rolled back with the refusal
-    assert [s.session_id for s in store.streams(now=START)] == ["a", "b"]
+    assert any_store.license("c") is None  # the grant's transaction rolled back with the refusal
+    assert [s.session_id for s in any_store.streams(now=START)] == ["a", "b"]
 
 
-def test_store_evicts_the_oldest_and_refuses_its_heartbeat(store) -> None:
+def test_store_evicts_the_oldest_and_refuses_its_heartbeat(any_store) -> None:
     rules = StreamRules("acct", 1, StreamMode.EVICT_OLDEST)
-    open_stream(store, "a", rules=rules)
-    open_stream(store, "b", now=START + 1, rules=rules)
+    open_stream(any_store, "a", rules=rules)
+    open_stream(any_store, "b", now=START + 1, rules=rules)
     with pytest.raises(DrmError) as refused:
-        store.record_lifecycle("a", event="renewal", state="renewed", now=START + 2, system="widevine",
+        any_store.record_lifecycle("a", event="renewal", state="renewed", now=START + 2, system="widevine",
                                stream_heartbeat=True)
     assert refused.value.code is ErrorCode.STREAM_EVICTED
-    assert store.license("a").state == "issued"  # the renewal wrote nothing
-    every = {s.session_id: s.state for s in store.streams(now=START + 2, include_ended=True)}
+    assert any_store.license("a").state == "issued"  # the renewal wrote nothing
+    every = {s.session_id: s.state for s in any_store.streams(now=START + 2, include_ended=True)}
     assert every == {"a": SessionState.EVICTED.value, "b": SessionState.OPEN.value}
 
 
-def test_store_heartbeat_extends_the_lease_and_release_closes_at_once(store) -> None:
-    open_stream(store, "a")
-    store.record_lifecycle("a", event="renewal", state="renewed", now=START + 80, system="widevine",
+def test_store_heartbeat_extends_the_lease_and_release_closes_at_once(any_store) -> None:
+    open_stream(any_store, "a")
+    any_store.record_lifecycle("a", event="renewal", state="renewed", now=START + 80, system="widevine",
                            stream_heartbeat=True)
-    (renewed,) = store.streams(now=START + 80)
+    (renewed,) = any_store.streams(now=START + 80)
     assert (renewed.lease_until, renewed.heartbeats) == (START + 140, 1)
-    assert store.mark_released("a", now=START + 81, system="widevine", reason="release acknowledged")
-    assert store.streams(now=START + 81) == []
-    audit = [row["event"] for row in store.audit_trail(license_id="a")]
+    assert any_store.mark_released("a", now=START + 81, system="widevine", reason="release acknowledged")
+    assert any_store.streams(now=START + 81) == []
+    audit = [row["event"] for row in any_store.audit_trail(license_id="a")]
     assert {"stream_open", "stream_close"} <= set(audit)
 
 
-def test_store_continuation_and_operator_end(store) -> None:
-    open_stream(store, "a", continuation="dev:demo-movie:")
-    open_stream(store, "a2", now=START + 30, continuation="dev:demo-movie:")  # the same playback re-acquired
-    (only,) = store.streams(now=START + 30)
+def test_store_continuation_and_operator_end(any_store) -> None:
+    open_stream(any_store, "a", continuation="dev:demo-movie:")
+    open_stream(any_store, "a2", now=START + 30, continuation="dev:demo-movie:")  # the same playback re-acquired
+    (only,) = any_store.streams(now=START + 30)
     assert (only.session_id, only.license_id, only.lease_until) == ("a", "a2", START + 90)
-    ended = store.end_stream("a", now=START + 31, reason="operator")
-    assert ended is not None and ended.state == "ended" and store.end_stream("missing", now=START, reason="") is None
+    ended = any_store.end_stream("a", now=START + 31, reason="operator")
+    assert ended is not None and ended.state == "ended"
+    assert any_store.end_stream("missing", now=START, reason="") is None
     with pytest.raises(DrmError) as refused:
-        open_stream(store, "a3", now=START + 40, continuation="dev:demo-movie:")
+        open_stream(any_store, "a3", now=START + 40, continuation="dev:demo-movie:")
     assert refused.value.code is ErrorCode.STREAM_EVICTED
+
+
+def test_store_a_lapsed_lease_frees_the_slot_and_lease_end_closes_by_playback(any_store) -> None:
+    open_stream(any_store, "a")
+    open_stream(any_store, "b", continuation="dev-b:demo-movie:play-1")
+    with pytest.raises(DrmError):
+        open_stream(any_store, "c", now=START + 90)  # lease 60 + grace 30: still held
+    open_stream(any_store, "c", now=START + 91)  # both lapsed: the slot is free again
+    assert [s.session_id for s in any_store.streams(now=START + 91)] == ["c"]
+    assert any_store.close_stream(system="widevine", device_id="dev-b", playback_id="play-1", now=START + 92,
+                                  reason="lease end") == ["b"]  # lapsed, not yet ended: lease end ends it
+    open_stream(any_store, "d", now=START + 92, continuation="dev-d:demo-movie:play-2")
+    assert any_store.close_stream(system="widevine", device_id="dev-d", playback_id="play-2", now=START + 93,
+                                  reason="lease end") == ["d"]
+    assert [s.session_id for s in any_store.streams(now=START + 93)] == ["c"]
 
 
 def test_the_per_request_stream_queries_use_an_index(store) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from license_server.store import Store
+from license_server.store_sql import SqlStore as Store
 
 LICENSE_FILTERS = ("device_id", "account", "content_id", "state", "system")
 PAGE = 50

@@ -28,7 +28,7 @@ from license_server.core.ports import LicenseRecord
 from license_server.errors import DrmError, ErrorCode
 from license_server.handlers.admin_common import body_model, query_model, reply
 from license_server.namespaces import namespace_of
-from license_server.store import Store
+from license_server.store_sql import SqlStore as Store
 
 
 def summary(record: LicenseRecord, now: int) -> LicenseSummary:
