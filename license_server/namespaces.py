@@ -41,6 +41,7 @@ from license_server.store_api import (
     FAULTS_DOCUMENT,
     REVOCATIONS_DOCUMENT,
     RIGHTS_DOCUMENT,
+    NamespaceLifecycle,
     StoreFactory,
     valid_namespace,
 )
@@ -237,7 +238,7 @@ def namespace_path(request: web.Request) -> str:
     return split_path(request.path)[1]
 
 
-class MemoryStores:
+class MemoryStores(NamespaceLifecycle):
     """A :class:`~license_server.store_api.StoreFactory` of in-memory stores (tests, and apps built
     with a single store): the given store is ``default``, other namespaces get fresh memory stores."""
 
@@ -253,17 +254,7 @@ class MemoryStores:
         return store
 
     def names(self) -> list[str]:
-        return sorted(name for name, store in self._stores.items()
-                      if name == DEFAULT_NAMESPACE or store.document(DELETED_DOCUMENT) is None)
-
-    def reset(self, namespace: str) -> None:
-        self.open(namespace).reset_namespace()
-
-    def delete(self, namespace: str) -> None:
-        if namespace == DEFAULT_NAMESPACE:
-            raise ValueError("the default namespace can be reset, never deleted")
-        self.reset(namespace)
-        self.open(namespace).update_document(DELETED_DOCUMENT, lambda _: json.dumps({"deleted": True}))
+        return sorted(name for name in self._stores if self.listed(name))
 
     def close(self) -> None:
         for name, store in list(self._stores.items()):

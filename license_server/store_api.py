@@ -48,6 +48,33 @@ class StateDocuments(Protocol):
         the generation; returns what was written. ``change`` may raise to abort, leaving it as it was."""
 
 
+class NamespaceStore(StateDocuments, Protocol):
+    """What the namespace lifecycle needs of a store."""
+
+    def reset_namespace(self) -> None:
+        """Empty every table that holds the namespace's data, in one transaction."""
+
+
+class NamespaceLifecycle:
+    """Reset, delete and listing, written once for every :class:`StoreFactory` (each provides ``open``)."""
+
+    def open(self, namespace: str) -> NamespaceStore:
+        raise NotImplementedError
+
+    def reset(self, namespace: str) -> None:
+        self.open(namespace).reset_namespace()
+
+    def delete(self, namespace: str) -> None:
+        if namespace == DEFAULT_NAMESPACE:
+            raise ValueError("the default namespace can be reset, never deleted")
+        self.reset(namespace)
+        self.open(namespace).update_document(DELETED_DOCUMENT, lambda _: '{"deleted": true}')
+
+    def listed(self, namespace: str) -> bool:
+        """Is the namespace listed (``default`` always; others unless deleted and not used since)?"""
+        return namespace == DEFAULT_NAMESPACE or self.open(namespace).document(DELETED_DOCUMENT) is None
+
+
 class StoreFactory(Protocol[StoreT]):
     """Opens the store of each namespace; one factory per server process."""
 

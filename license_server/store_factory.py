@@ -10,13 +10,12 @@ live beside it, in ``<FILE's directory>/namespaces/``.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from license_server.store import Store
-from license_server.store_api import DEFAULT_NAMESPACE, DELETED_DOCUMENT, valid_namespace
+from license_server.store_api import DEFAULT_NAMESPACE, NamespaceLifecycle, valid_namespace
 
 DATABASE_NAME = "license-server.db"
 NAMESPACES_DIR = "namespaces"
@@ -24,7 +23,7 @@ NAMESPACES_DIR = "namespaces"
 OpenStore = Callable[[Path], Store]
 
 
-class SqliteStores:
+class SqliteStores(NamespaceLifecycle):
     """Opens and caches the SQLite store of each namespace for this process."""
 
     def __init__(self, data_dir: Path, *, open_store: OpenStore = Store.open, default_path: Path | None = None) -> None:
@@ -57,16 +56,8 @@ class SqliteStores:
     def names(self) -> list[str]:
         root = self.data_dir / NAMESPACES_DIR
         found = [entry.name for entry in root.iterdir() if valid_namespace(entry.name)] if root.is_dir() else []
-        return sorted({DEFAULT_NAMESPACE, *(name for name in found if self._listed(name))})
-
-    def reset(self, namespace: str) -> None:
-        self.open(namespace).reset_namespace()
-
-    def delete(self, namespace: str) -> None:
-        if namespace == DEFAULT_NAMESPACE:
-            raise ValueError("the default namespace can be reset, never deleted")
-        self.reset(namespace)
-        self.open(namespace).update_document(DELETED_DOCUMENT, lambda _: json.dumps({"deleted": True}))
+        present = (name for name in found if self.path(name).exists())
+        return sorted({DEFAULT_NAMESPACE, *(name for name in present if self.listed(name))})
 
     def close(self) -> None:
         with self._lock:
@@ -74,7 +65,3 @@ class SqliteStores:
                 store.close()
             self._stores.clear()
 
-    def _listed(self, namespace: str) -> bool:
-        if not self.path(namespace).exists():
-            return False
-        return self.open(namespace).document(DELETED_DOCUMENT) is None

@@ -32,7 +32,7 @@ from psycopg_pool import ConnectionPool
 
 from license_server.core.model import Grant
 from license_server.errors import DrmError
-from license_server.store_api import DEFAULT_NAMESPACE, DELETED_DOCUMENT, valid_namespace
+from license_server.store_api import DEFAULT_NAMESPACE, NamespaceLifecycle, valid_namespace
 from license_server.store_pg_schema import PG_MIGRATIONS
 from license_server.store_sql import AuditRetention, SqlStore
 
@@ -220,7 +220,7 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class PgStores:
+class PgStores(NamespaceLifecycle):
     """Opens and caches the PostgreSQL store of each namespace, all on one pool (a :class:`StoreFactory`)."""
 
     def __init__(self, url: str, *, retention: AuditRetention | None = None, size: int = POOL_SIZE) -> None:
@@ -247,20 +247,9 @@ class PgStores:
             rows = conn.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
                                 (SCHEMA_PREFIX,)).fetchall()
         found = [row[0][len(SCHEMA_PREFIX):] for row in rows]
-        listed = [name for name in found if valid_namespace(name) and self._listed(name)]
+        listed = [name for name in found if valid_namespace(name) and self.listed(name)]
         return sorted({DEFAULT_NAMESPACE, *listed})
 
-    def _listed(self, namespace: str) -> bool:
-        return namespace == DEFAULT_NAMESPACE or self.open(namespace).document(DELETED_DOCUMENT) is None
-
-    def reset(self, namespace: str) -> None:
-        self.open(namespace).reset_namespace()
-
-    def delete(self, namespace: str) -> None:
-        if namespace == DEFAULT_NAMESPACE:
-            raise ValueError("the default namespace can be reset, never deleted")
-        self.reset(namespace)
-        self.open(namespace).update_document(DELETED_DOCUMENT, lambda _: '{"deleted": true}')
 
     def close(self) -> None:
         with self._lock:
