@@ -2,35 +2,71 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import sqlite_utils
 
 
-def connect(path: Path | str, *, synchronous: str) -> sqlite_utils.Database:
-    """Open ``path`` (``":memory:"`` for tests) in autocommit mode, WAL on disk."""
+def connect(path: Path | str, *, synchronous: str, autocheckpoint: bool = True) -> sqlite_utils.Database:
+    """Open ``path`` (``":memory:"`` for tests) in autocommit mode, WAL on disk.
+
+    ``autocheckpoint=False``: no checkpoint inside a commit; the caller registers the file
+    with :mod:`license_server.sqlite_checkpoint`, which checkpoints it in the background.
+    """
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     if str(path) != ":memory:":
         db.enable_wal()
         conn.execute(f"PRAGMA synchronous={synchronous}")
+        if not autocheckpoint:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute("PRAGMA busy_timeout=5000")
     return db
 
 
+class WriteTurn:
+    """Whose turn it is to write one database file, across threads and processes: an exclusive
+    ``flock`` on a sidecar file (``FILE-writer``), taken before ``BEGIN IMMEDIATE``.
+
+    SQLite alone makes a writer that finds the file locked sleep 1, 2, 5, 10... ms and retry; a
+    writer queued on the ``flock`` is woken by the kernel the moment the holder commits. The lock
+    dies with its process, so ``kill -9`` never leaves it held. Writers that do not take it (a
+    migration, another tool) still meet SQLite's lock and ``busy_timeout`` as before.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self._fd = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 @contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[None]:
-    """An explicit ``BEGIN IMMEDIATE`` transaction, rolled back on any exception."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+def transaction(db: sqlite_utils.Database, turn: WriteTurn | None = None,
+                committed: Callable[[], None] | None = None) -> Iterator[None]:
+    """An explicit ``BEGIN IMMEDIATE`` transaction, rolled back on any exception; ``turn``: taken around
+    it; ``committed``: called after the commit."""
+    with turn or nullcontext():
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    if committed is not None:
+        committed()
 
 
 @contextmanager

@@ -13,7 +13,8 @@ from pathlib import Path
 import sqlite_utils
 
 from license_server.core.ports import Holder, LicenseRecord
-from license_server.sqlite_support import connect, migrate, savepoint
+from license_server.sqlite_checkpoint import CHECKPOINTER, CheckpointHandle
+from license_server.sqlite_support import WriteTurn, connect, migrate, savepoint
 from license_server.store_backend import SqliteBackend
 from license_server.store_schema import MIGRATIONS
 from license_server.store_sql import (
@@ -32,16 +33,27 @@ __all__ = ["LICENSE_FILTERS", "LICENSE_SUMMARY", "REPLAY_RETENTION", "TOKEN_RETE
 class Store(SqlStore):
     """The SQLite store of one namespace (one database file, or ``:memory:``)."""
 
-    def __init__(self, db: sqlite_utils.Database, *, retention: AuditRetention | None = None) -> None:
-        super().__init__(SqliteBackend(db), retention=retention)
+    def __init__(self, db: sqlite_utils.Database, *, retention: AuditRetention | None = None,
+                 checkpoint: CheckpointHandle | None = None, turn: WriteTurn | None = None) -> None:
+        super().__init__(SqliteBackend(db, turn, checkpoint.written if checkpoint else None), retention=retention)
         self.db = db
+        self.checkpoint = checkpoint
         self.in_batch = False  # set by the group-commit writer around a batch
         migrate(self.db, MIGRATIONS)
 
     @classmethod
     def open(cls, path: Path | str, *, retention: AuditRetention | None = None) -> Store:
-        """Open (creating if needed) the store at ``path``; ``":memory:"`` for tests."""
-        return cls(connect(path, synchronous="NORMAL"), retention=retention)
+        """Open (creating if needed) the store at ``path``; ``":memory:"`` for tests. A file store is
+        checkpointed in the background (:mod:`license_server.sqlite_checkpoint`), never inside a request."""
+        if str(path) == ":memory:":
+            return cls(connect(path, synchronous="NORMAL"), retention=retention)
+        db = connect(path, synchronous="NORMAL", autocheckpoint=False)
+        return cls(db, retention=retention, checkpoint=CHECKPOINTER.register(path), turn=WriteTurn(path))
+
+    def close(self) -> None:
+        if self.checkpoint is not None:
+            CHECKPOINTER.unregister(self.checkpoint)
+        super().close()
 
     @classmethod
     def memory(cls) -> Store:

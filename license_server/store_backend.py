@@ -9,13 +9,13 @@ backend lives in :mod:`license_server.store_pg`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import sqlite_utils
 
-from license_server.sqlite_support import transaction
+from license_server.sqlite_support import WriteTurn, transaction
 
 
 class Rows(Protocol):
@@ -77,8 +77,11 @@ class SqliteBackend:
     for_update = ""
     join_in_order = "CROSS JOIN"
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: sqlite_utils.Database, turn: WriteTurn | None = None,
+                 committed: Callable[[], None] | None = None) -> None:
         self.db = db
+        self.turn = turn  # taken around every write transaction (file stores)
+        self.committed = committed  # told after every commit (the background checkpointer's mark)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
         return self.db.execute(sql, params)
@@ -87,7 +90,7 @@ class SqliteBackend:
         self.db.conn.executemany(sql, rows)
 
     def transaction(self) -> AbstractContextManager[None]:
-        return transaction(self.db)
+        return transaction(self.db, self.turn, self.committed)
 
     def serialize(self, *keys: str) -> None:
         return None
@@ -103,3 +106,5 @@ class SqliteBackend:
 
     def close(self) -> None:
         self.db.conn.close()
+        if self.turn is not None:
+            self.turn.close()

@@ -80,6 +80,7 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
         self.sql = sql
         self.retention = retention or AuditRetention()
         self._audit_writes = 0
+        self._replay_purged_at: int | None = None
 
     def close(self) -> None:
         self.sql.close()
@@ -131,8 +132,10 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
                     holder.account, holder.tier, holder.token_jti,
                 ),
             )
-            self.sql.executemany("INSERT INTO license_kids VALUES (?, ?) ON CONFLICT DO NOTHING",
-                                 [(k.kid.hex(), grant.license_id) for k in grant.keys])
+            kid_rows = {(k.kid.hex(), grant.license_id) for k in grant.keys}
+            if kid_rows:  # one statement for every key id
+                self.sql.execute("INSERT INTO license_kids VALUES " + ", ".join(["(?, ?)"] * len(kid_rows))
+                                 + " ON CONFLICT DO NOTHING", [v for row in sorted(kid_rows) for v in row])
             if stream is not None:
                 self._open_stream(grant, stream, now)
             self._audit(now, system, "grant", device.device_id if device else None, grant.content_id,
@@ -290,9 +293,11 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
             raise DrmError(ErrorCode.REPLAYED_CHALLENGE, "this challenge was already used")
 
     def _claim_once(self, request_key: str, now: int) -> bool:
-        """Record a replay key; False if it was seen (keys older than the retention are forgotten)."""
-        if self.sql.try_serialize("purge:seen_requests"):
+        """Record a replay key; False if it was seen (keys older than the retention are forgotten, a purge
+        at most once per second of the clock: the same second has nothing new to forget)."""
+        if now != self._replay_purged_at and self.sql.try_serialize("purge:seen_requests"):
             self.sql.execute("DELETE FROM seen_requests WHERE seen_at < ?", (now - REPLAY_RETENTION,))
+            self._replay_purged_at = now
         return bool(self.sql.execute("INSERT INTO seen_requests VALUES (?, ?) ON CONFLICT DO NOTHING",
                                      (request_key, now)).rowcount)
 

@@ -30,12 +30,30 @@ from license_server.core.model import Grant
 from license_server.core.ports import DownloadRecord, Holder, TokenSpend, UsageRules
 from license_server.core.streams import StreamSession, StreamStart
 from license_server.errors import DrmError
-from license_server.sqlite_support import connect
+from license_server.sqlite_checkpoint import CHECKPOINTER
+from license_server.sqlite_support import WriteTurn, connect
 from license_server.store import AuditRetention, Store
 
 T = TypeVar("T")
+Waiter = Future[Any] | asyncio.Future[Any]
+Outcome = tuple[Waiter, BaseException | None, Any]
 MAX_BATCH = 256
 _STOP = None
+
+
+def _resolve(outcome: Outcome) -> None:
+    waiter, error, value = outcome
+    if waiter.cancelled() or waiter.done():
+        return
+    if error is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(value)
+
+
+def _resolve_all(outcomes: list[Outcome]) -> None:
+    for outcome in outcomes:
+        _resolve(outcome)
 
 
 class GroupCommitStore(Store):
@@ -43,9 +61,12 @@ class GroupCommitStore(Store):
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
                  retention: AuditRetention | None = None) -> None:
-        super().__init__(connect(path, synchronous=synchronous), retention=retention)  # reads, and migrations
-        self._writer = Store(connect(path, synchronous=synchronous), retention=retention)
-        self._queue: queue.SimpleQueue[tuple[Callable[[Store], Any], Future[Any]] | None] = queue.SimpleQueue()
+        checkpoint = CHECKPOINTER.register(path)
+        super().__init__(connect(path, synchronous=synchronous, autocheckpoint=False), retention=retention,
+                         checkpoint=checkpoint, turn=WriteTurn(path))  # reads, migrations, unrouted writes
+        self._writer = Store(connect(path, synchronous=synchronous, autocheckpoint=False), retention=retention)
+        self._turn = WriteTurn(path)
+        self._queue: queue.SimpleQueue[tuple[Callable[[Store], Any], Waiter] | None] = queue.SimpleQueue()
         self.batches = 0  # committed batches (tests and the bench read it)
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
@@ -53,9 +74,16 @@ class GroupCommitStore(Store):
     # ------------------------------------------------------------ the writer
 
     def submit(self, write: Callable[[Store], T]) -> Future[T]:
+        """Queue ``write`` for a synchronous caller (it waits on the future)."""
         future: Future[T] = Future()
         self._queue.put((write, future))
         return future
+
+    async def run(self, write: Callable[[Store], T]) -> T:
+        """Queue ``write`` and await its batch's commit, without blocking the event loop."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put((write, future))
+        return await future
 
     def _run(self) -> None:
         while (first := self._queue.get()) is not _STOP:
@@ -69,41 +97,58 @@ class GroupCommitStore(Store):
                     self._queue.put(_STOP)
                     break
                 batch.append(item)
-            self._commit(batch)
+            self._settle(self._commit(batch))
 
-    def _commit(self, batch: list[tuple[Callable[[Store], Any], Future[Any]]]) -> None:
+    def _commit(self, batch: list[tuple[Callable[[Store], Any], Waiter]]) -> list[Outcome]:
+        """Run the batch in one transaction; every write's outcome, all failed if the commit did not happen."""
         writer = self._writer
-        outcomes: list[tuple[Future[Any], Exception | None, Any]] = []
+        outcomes: list[Outcome] = []
         try:
-            writer.db.execute("BEGIN IMMEDIATE")
-            writer.in_batch = True
-            for write, future in batch:
+            with self._turn:
+                writer.db.execute("BEGIN IMMEDIATE")
+                writer.in_batch = True
                 try:
-                    outcomes.append((future, None, write(writer)))
-                except Exception as exc:
-                    outcomes.append((future, exc, None))
-            writer.in_batch = False
-            writer.db.execute("COMMIT")
+                    for write, waiter in batch:
+                        try:
+                            outcomes.append((waiter, None, write(writer)))
+                        except Exception as exc:
+                            outcomes.append((waiter, exc, None))
+                    writer.in_batch = False
+                    writer.db.execute("COMMIT")
+                except BaseException:
+                    writer.in_batch = False
+                    try:
+                        writer.db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                    raise
         except BaseException as exc:  # the batch did not become durable: nobody is acknowledged
-            writer.in_batch = False
-            try:
-                writer.db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            for _, future in batch:
-                future.set_exception(exc)
-            return
+            return [(waiter, exc, None) for _, waiter in batch]
+        self.checkpoint.written()  # type: ignore[union-attr]
         self.batches += 1
-        for future, error, value in outcomes:
-            if error is not None:
-                future.set_exception(error)
+        return outcomes
+
+    @staticmethod
+    def _settle(outcomes: list[Outcome]) -> None:
+        """Answer the waiters: synchronous ones at once, each event loop's in one wake-up."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+        for outcome in outcomes:
+            waiter = outcome[0]
+            if isinstance(waiter, asyncio.Future):
+                by_loop.setdefault(waiter.get_loop(), []).append(outcome)
             else:
-                future.set_result(value)
+                _resolve(outcome)
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve_all, settled)
+            except RuntimeError:  # the loop closed while its writes ran: nobody is waiting any more
+                pass
 
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join(10)
         self._writer.close()
+        self._turn.close()
         super().close()
 
     # --------------------------------------------------- writes, routed to it
@@ -114,15 +159,15 @@ class GroupCommitStore(Store):
     async def record_grant_async(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str],
                                  now: int, holder: Holder | None = None, caps: UsageRules | None = None,
                                  stream: StreamStart | None = None) -> None:
-        await asyncio.wrap_future(self.submit(lambda w: w.record_grant(
+        await self.run(lambda w: w.record_grant(
             grant, system=system, request_key=request_key, secrets=secrets, now=now, holder=holder, caps=caps,
-            stream=stream)))
+            stream=stream))
 
     def record_refusal(self, error: DrmError, **kwargs: Any) -> None:
         self.submit(lambda w: w.record_refusal(error, **kwargs)).result()
 
     async def record_refusal_async(self, error: DrmError, **kwargs: Any) -> None:
-        await asyncio.wrap_future(self.submit(lambda w: w.record_refusal(error, **kwargs)))
+        await self.run(lambda w: w.record_refusal(error, **kwargs))
 
     def release_by_key_ids(self, kids: list[bytes], **kwargs: Any) -> list[str]:
         return self.submit(lambda w: w.release_by_key_ids(kids, **kwargs)).result()
