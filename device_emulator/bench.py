@@ -110,7 +110,7 @@ def run_bench(*, server: str | None, concurrency: int, duration: float, requests
               show_default=True, help="The dialect whose licenses are requested.")
 @click.option("--type", "kind", type=click.Choice(["temporary", "persistent"]), default="temporary",
               show_default=True, help="persistent exercises caps (raised for the run on a server it administers).")
-@click.option("--store-mode", type=click.Choice(["direct", "group"]), default="direct", show_default=True,
+@click.option("--store-mode", type=click.Choice(["direct", "batch", "group"]), default="direct", show_default=True,
               help="Store mode of the spawned server (see `serve --store-mode`).")
 @click.option("--compare-stores", "compare_url", default=None, metavar="POSTGRES_URL",
               help="Instead: the same load on SQLite (one host), then PostgreSQL at this URL behind one and two "

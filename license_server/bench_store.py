@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from license_server.core.entitlements import slot_end
 from license_server.core.model import (
     Grant,
     Hdcp,
@@ -52,6 +53,7 @@ HOLDERS = 10_000
 BASELINE, BASELINE_HOLDERS = 100, 10  # the "empty" store holds a few licenses, so admin pages are full on both
 NOW = 1_780_000_000
 POLICY = json.dumps(LicensePolicy(can_persist=True, license_duration=30 * 86400).as_dict())
+SLOT = slot_end(json.loads(POLICY), 0)  # a license's slot end is its start plus this
 
 
 def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW) -> None:
@@ -68,12 +70,13 @@ def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW) ->
             state = ("issued", "released", "expired", "renewed")[i % 4]
             issued = now - 40 * 86400 + (i * 40 * 86400) // max(count, 1)
             yield (f"bench-{i:08d}", "widevine", f"{holder:032x}", f"title-{i % 500}", kind, state, 1,
-                   f'["{i:032x}"]', '["HD"]', POLICY, issued, issued, "{}", issued, f"acct-{holder}", "premium")
+                   f'["{i:032x}"]', '["HD"]', POLICY, issued, issued, "{}", issued, f"acct-{holder}", "premium",
+                   issued + SLOT if kind == "persistent" else None)
 
     conn.executemany(
         "INSERT INTO licenses (license_id, system, device_id, content_id, kind, state, version, kids, tracks, "
-        "policy, issued_at, updated_at, secrets, license_start, account, tier) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())  # type: ignore[arg-type]
+        "policy, issued_at, updated_at, secrets, license_start, account, tier, slot_end) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())  # type: ignore[arg-type]
     conn.execute("INSERT INTO license_kids SELECT substr(kids, 3, 32), license_id FROM licenses")
     conn.execute("INSERT INTO audit (at, system, event, device_id, content_id, license_id, code, message) "
                  "SELECT issued_at, system, 'grant', device_id, content_id, license_id, NULL, kind FROM licenses")

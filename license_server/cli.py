@@ -20,6 +20,7 @@ from license_server.metrics import disable_multiprocess, enable_multiprocess
 from license_server.settings import Settings
 from license_server.store import AuditRetention, SqlStore, Store
 from license_server.store_api import DEFAULT_NAMESPACE, StoreFactory
+from license_server.store_batch import LoopBatchStore
 from license_server.store_factory import SqliteStores
 from license_server.store_url import StoreLocation
 from license_server.store_writer import GroupCommitStore
@@ -85,7 +86,7 @@ def main() -> None:
               help="Namespaces (/ns/<name>/) the server creates at most, default included (docs/namespaces.md).")
 @click.option("--reports-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
               help="Directory of conformance reports the web console (/console) lists and opens.")
-@click.option("--store-mode", type=click.Choice(["direct", "group"]), default="direct", show_default=True,
+@click.option("--store-mode", type=click.Choice(["direct", "batch", "group"]), default="direct", show_default=True,
               envvar="DRM_SERVER_STORE_MODE", show_envvar=True,
               help="direct: one transaction per write; group: a writer thread group-commits concurrent writes "
                    "(docs/store.md; SQLite only).")
@@ -178,7 +179,7 @@ def _store_location(store_url: str | None, settings: Settings, store_mode: str) 
         location = parse_store_url(store_url)
     except ValueError as exc:
         _startup_failed(f"--store: {exc}")
-    if location.kind != "sqlite" and store_mode == "group":
+    if location.kind != "sqlite" and store_mode in ("batch", "group"):
         _startup_failed("--store-mode group batches writes to one SQLite file: use --store-mode direct with "
                         "PostgreSQL")
     return location
@@ -212,6 +213,8 @@ def _open_stores(location: StoreLocation, store_mode: str, retention: AuditReten
     def open_store(path: Path) -> Store:
         if store_mode == "group":
             return GroupCommitStore(path, retention=retention)
+        if store_mode == "batch":
+            return LoopBatchStore(path, retention=retention)
         return Store.open(path, retention=retention)
 
     return SqliteStores(location.path.parent, open_store=open_store, default_path=location.path)

@@ -40,6 +40,7 @@ class Store(SqlStore):
         self.checkpoint = checkpoint
         self.in_batch = False  # set by the group-commit writer around a batch
         migrate(self.db, MIGRATIONS)
+        self.fill_slot_ends()
 
     @classmethod
     def open(cls, path: Path | str, *, retention: AuditRetention | None = None) -> Store:

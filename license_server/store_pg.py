@@ -178,6 +178,7 @@ class PgStore(SqlStore):
         self.schema = schema
         self._executor = executor
         self._version = migrate(pool, schema)
+        self.fill_slot_ends()
 
     @property
     def schema_version(self) -> int:

@@ -115,6 +115,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE stream_licenses (license_id TEXT PRIMARY KEY, session_id TEXT NOT NULL);
     CREATE INDEX stream_licenses_session ON stream_licenses(session_id)
     """,
+    # 10: when each persistent license stops holding a download slot (entitlements.slot_end), so the caps
+    # count active holdings in two partial indexes instead of reading every holding back; rows from before
+    # are filled in when the store opens (SqlStore.fill_slot_ends)
+    """
+    ALTER TABLE licenses ADD COLUMN slot_end INTEGER;
+    CREATE INDEX licenses_slots_device ON licenses(device_id, slot_end)
+        WHERE kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed');
+    CREATE INDEX licenses_slots_account ON licenses(account, device_id, slot_end)
+        WHERE kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed');
+    CREATE INDEX licenses_slot_unknown ON licenses(license_id) WHERE kind = 'persistent' AND slot_end IS NULL
+    """,
 )
 
 RESET_TABLES: tuple[str, ...] = (

@@ -23,11 +23,10 @@ from typing import Any
 
 from license_server.core import entitlements
 from license_server.core.entitlements import month_start
-from license_server.core.model import Grant, LicensePolicy
+from license_server.core.model import Grant, LicenseKind, LicensePolicy
 from license_server.core.ports import (
     DownloadRecord,
     Holder,
-    Holding,
     LicenseRecord,
     TokenSpend,
     UsageRules,
@@ -110,7 +109,7 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
                 accounts = [f"account:{holder.account}"] if holder.account else []
                 self.sql.serialize(f"device:{device.device_id}", *accounts)
             if caps is not None and device is not None:
-                entitlements.check_usage(caps, self._usage_snapshot(holder.account, device.device_id, now), now)
+                entitlements.check_usage(caps, self._usage_snapshot(holder.account, device.device_id, now))
             if device is not None:
                 self.sql.execute(
                     """INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -121,8 +120,8 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
                 )
             self.sql.execute(
                 "INSERT INTO licenses (license_id, system, device_id, content_id, kind, state, version, kids, tracks, "
-                "policy, issued_at, updated_at, released_at, secrets, license_start, account, tier, token_jti) "
-                "VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+                "policy, issued_at, updated_at, released_at, secrets, license_start, account, tier, token_jti, "
+                "slot_end) VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
                 (
                     grant.license_id, system, device.device_id if device else None, grant.content_id,
                     grant.kind.value, grant.version,
@@ -130,6 +129,8 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
                     json.dumps([k.track.value for k in grant.keys]),
                     json.dumps(grant.policy.as_dict()), grant.issued_at, now, json.dumps(secrets), grant.issued_at,
                     holder.account, holder.tier, holder.token_jti,
+                    entitlements.slot_end(grant.policy, grant.issued_at) if grant.kind is LicenseKind.PERSISTENT
+                    else None,
                 ),
             )
             kid_rows = {(k.kid.hex(), grant.license_id) for k in grant.keys}
@@ -195,18 +196,23 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
                    version: int | None = None, license_start: int | None = None,
                    policy: LicensePolicy | None = None, first_used_at: int | None = None,
                    released: bool = False, message: str | None = None) -> None:
-        row = self.sql.execute(f"SELECT device_id, content_id FROM licenses WHERE license_id = ?{self.sql.for_update}",
-                              (license_id,)).fetchone()
+        row = self.sql.execute("SELECT device_id, content_id, policy, license_start, issued_at FROM licenses "
+                               f"WHERE license_id = ?{self.sql.for_update}", (license_id,)).fetchone()
         if row is None:
             raise DrmError(ErrorCode.LICENSE_NOT_FOUND, f"no license {license_id}")
+        slot_end = None  # moves with the license's start or policy
+        if license_start is not None or policy is not None:
+            slot_end = entitlements.slot_end(policy if policy is not None else json.loads(row[2]),
+                                             license_start if license_start is not None else row[3] or row[4])
         self.sql.execute(
             """UPDATE licenses SET state = ?, updated_at = ?,
                    version = COALESCE(?, version), license_start = COALESCE(?, license_start),
                    policy = COALESCE(?, policy), first_used_at = COALESCE(first_used_at, ?),
+                   slot_end = COALESCE(?, slot_end),
                    released_at = CASE WHEN ? THEN COALESCE(released_at, ?) ELSE released_at END
                WHERE license_id = ?""",
             (state, now, version, license_start, json.dumps(policy.as_dict()) if policy is not None else None,
-             first_used_at, released, now, license_id),
+             first_used_at, slot_end, released, now, license_id),
         )
         self._audit(now, system, event, row[0], row[1], license_id, None, message)
 
@@ -270,23 +276,40 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
         return None if row is None else (row[0] or "")
 
     def _usage_snapshot(self, account: str | None, device_id: str, now: int) -> UsageSnapshot:
-        # Two plain equality terms (no "? IS NOT NULL" guard) so SQLite serves the OR from both indexes.
-        holder = "device_id = ?" if account is None else "(device_id = ? OR account = ?)"
-        rows = self.sql.execute(
-            f"""SELECT license_id, device_id, account, state, policy, license_start, issued_at FROM licenses
-               WHERE {holder} AND kind = 'persistent' AND state NOT IN ('released', 'expired')""",
-            (device_id,) if account is None else (device_id, account),
-        ).fetchall()
-        holdings = tuple(
-            Holding(lid, dev, acct, state, LicensePolicy.from_dict(json.loads(policy)), start or issued, issued)
-            for lid, dev, acct, state, policy, start, issued in rows
-        )
+        """Active holdings counted in the two slot indexes (migration 10), so a grant costs the same however
+        many licenses the device or account already holds."""
+        active = "kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed') AND slot_end > ?"
+        on_device = self.sql.execute(
+            f"SELECT COUNT(*) FROM licenses{self.sql.hint('licenses_slots_device')} WHERE device_id = ? AND {active}",
+            (device_id, now)).fetchone()[0]
+        devices = frozenset(row[0] for row in self.sql.execute(
+            f"SELECT DISTINCT device_id FROM licenses{self.sql.hint('licenses_slots_account')} "
+            f"WHERE account = ? AND {active}", (account, now)).fetchall()) if account is not None else frozenset()
         this_month = self.sql.execute(
             f"SELECT COUNT(*) FROM licenses{self.sql.hint('licenses_device')} WHERE kind = 'persistent' "
             "AND device_id = ? AND account IS NOT DISTINCT FROM ? AND issued_at >= ?",
             (device_id, account, month_start(now)),
         ).fetchone()[0]
-        return UsageSnapshot(holdings, this_month)
+        return UsageSnapshot(on_device, devices, this_month)
+
+    def fill_slot_ends(self, batch: int = 5000) -> int:
+        """Compute the slot end of persistent licenses stored before migration 10 (once, at open); how many."""
+        filled = 0
+        if self.sql.execute(f"SELECT 1 FROM licenses{self.sql.hint('licenses_slot_unknown')} "
+                            "WHERE kind = 'persistent' AND slot_end IS NULL LIMIT 1").fetchone() is None:
+            return 0  # the usual case: nothing to fill, and no write transaction taken
+        while True:
+            with self.transaction():
+                rows = self.sql.execute(  # an empty partial index once filled, so every open can ask
+                    f"SELECT license_id, policy, license_start, issued_at FROM licenses"
+                    f"{self.sql.hint('licenses_slot_unknown')} WHERE kind = 'persistent' AND slot_end IS NULL "
+                    "LIMIT ?", (batch,)).fetchall()
+                for license_id, policy, start, issued in rows:
+                    self.sql.execute("UPDATE licenses SET slot_end = ? WHERE license_id = ?",
+                                     (entitlements.slot_end(json.loads(policy), start or issued), license_id))
+            filled += len(rows)
+            if len(rows) < batch:
+                return filled
 
     def _claim_request(self, request_key: str, now: int) -> None:
         if not self._claim_once(request_key, now):

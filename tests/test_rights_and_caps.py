@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from license_server.core import entitlements
-from license_server.core.entitlements import Holding, UsageRules, UsageSnapshot
+from license_server.core import entitlements, lifecycle
+from license_server.core.entitlements import UsageRules, UsageSnapshot
 from license_server.core.model import LicenseKind
 from license_server.errors import ERROR_CODE_HEADER, DrmError, ErrorCode
 from license_server.rights import default_rights
@@ -48,27 +48,31 @@ async def persistent(widevine, device, value=None, *, content="demo-movie", regi
 # ------------------------------------------------------------------ units
 
 
-def holding(device: str, account: str = "alice", *, start: int = START, state: str = "issued") -> Holding:
-    return Holding(f"lic-{device}-{start}", device, account, state, {"can_persist": True, "rental_duration": 30 * DAY},
-                   start, start)
-
-
 def test_caps_pure_rules() -> None:
     rules = UsageRules("alice", "d3", device_cap=2, max_active_per_device=2, monthly_allowance=None)
-    two_devices = UsageSnapshot((holding("d1"), holding("d2")), 0)
+    two_devices = UsageSnapshot(0, frozenset({"d1", "d2"}), 0)
     with pytest.raises(DrmError) as raised:
-        entitlements.check_usage(rules, two_devices, START)
+        entitlements.check_usage(rules, two_devices)
     assert raised.value.code is ErrorCode.DEVICE_LIMIT_REACHED
-    entitlements.check_usage(UsageRules("alice", "d2", 2, 2, None), two_devices, START)  # a holder may add more
-    entitlements.check_usage(rules, UsageSnapshot((holding("d1"), holding("d2", state="released")), 0), START)
-    entitlements.check_usage(rules, two_devices, START + 31 * DAY)  # both expired: slots free
-    full = UsageSnapshot((holding("d3"), holding("d3", start=START + 1)), 0)
+    entitlements.check_usage(UsageRules("alice", "d2", 2, 2, None), UsageSnapshot(1, frozenset({"d1", "d2"}), 0))
+    entitlements.check_usage(rules, UsageSnapshot(0, frozenset({"d1"}), 0))  # a free device slot
     with pytest.raises(DrmError) as raised:
-        entitlements.check_usage(rules, full, START)
+        entitlements.check_usage(rules, UsageSnapshot(2, frozenset({"d3"}), 0))
     assert raised.value.code is ErrorCode.DOWNLOAD_LIMIT_REACHED
     with pytest.raises(DrmError) as raised:
-        entitlements.check_usage(UsageRules("alice", "d3", None, None, 15), UsageSnapshot((), 15), START)
+        entitlements.check_usage(UsageRules("alice", "d3", None, None, 15), UsageSnapshot(0, frozenset(), 15))
     assert raised.value.code is ErrorCode.MONTHLY_ALLOWANCE_EXHAUSTED
+
+
+def test_a_slot_ends_at_the_deadline_plus_the_renewal_recovery() -> None:
+    rental = {"can_persist": True, "rental_duration": 30 * DAY}
+    assert entitlements.slot_end(rental, START) == START + 30 * DAY
+    recovering = {**rental, "renewal_recovery_duration": 3600}
+    assert entitlements.slot_end(recovering, START) == START + 30 * DAY + 3600
+    assert entitlements.slot_end({"can_persist": True}, START) == entitlements.NEVER
+    for policy in (rental, recovering):  # the moment the lifecycle calls it expired, not a second before
+        end = entitlements.slot_end(policy, START)
+        assert not lifecycle.is_expired(policy, START, end - 1) and lifecycle.is_expired(policy, START, end)
 
 
 def test_month_start_is_the_calendar_month_in_utc() -> None:

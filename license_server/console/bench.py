@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from license_server.clock import ControlledClock
+from license_server.core.entitlements import slot_end
 from license_server.dialects import NAMES
 from license_server.keyring import load_keyring
 from license_server.settings import Settings
@@ -32,6 +33,7 @@ def seed(store: Store, count: int, content_ids: list[str]) -> None:
     """Bulk-insert ``count`` licenses and their grant audit entries (benchmark fixture only)."""
     policy = json.dumps({"can_play": True, "can_persist": True, "rental_duration": 2592000,
                          "playback_duration": 172800})
+    slot = slot_end(json.loads(policy), 0)
     rows, audit = [], []
     for i in range(count):
         license_id = f"{i:032x}"
@@ -39,13 +41,13 @@ def seed(store: Store, count: int, content_ids: list[str]) -> None:
         content = content_ids[i % len(content_ids)]
         at = START - count + i
         rows.append((license_id, system, device, content, "persistent", STATES[i % len(STATES)], 1, "[]",
-                     '["SD"]', policy, at, at, "{}", at, f"account-{i % 20000}"))
+                     '["SD"]', policy, at, at, "{}", at, f"account-{i % 20000}", at + slot))
         audit.append((at, system, "grant", device, content, license_id, None, "persistent: SD"))
     with store.transaction():
         store.db.conn.executemany(
             "INSERT INTO licenses (license_id, system, device_id, content_id, kind, state, version, kids, tracks, "
-            "policy, issued_at, updated_at, secrets, license_start, account) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            "policy, issued_at, updated_at, secrets, license_start, account, slot_end) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         store.db.conn.executemany(
             "INSERT INTO audit (at, system, event, device_id, content_id, license_id, code, message) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", audit)

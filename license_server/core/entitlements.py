@@ -15,10 +15,9 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 
 from license_server.core import lifecycle
-from license_server.core.lifecycle import State
 from license_server.core.model import Hdcp, LicenseKind, Robustness, SecurityLevel, Track
 from license_server.core.policy import DEFAULT_TRACK_REQUIREMENTS, PolicyOverrides, TrackRequirement
-from license_server.core.ports import Holding, UsageRules, UsageSnapshot
+from license_server.core.ports import UsageRules, UsageSnapshot
 from license_server.core.streams import StreamMode, StreamRules
 from license_server.errors import DrmError, ErrorCode
 from license_server.rights import Rights, TitleRights
@@ -197,26 +196,34 @@ def month_start(now: int) -> int:
     return int(day.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
 
 
-def is_active(holding: Holding, now: int) -> bool:
-    """Unreleased and not past its deadline: it holds a download slot."""
-    try:
-        state = lifecycle.current_state(State(holding.state), holding.policy, holding.license_start, now)
-    except ValueError:  # a state the lifecycle does not know holds no slot
-        return False
-    return state not in (State.RELEASED, State.EXPIRED)
+NEVER = 2**62
+"""The slot end of a license without a deadline (an integer, so that one indexed comparison decides)."""
+ACTIVE_STATES = (lifecycle.State.ISSUED.value, lifecycle.State.IN_USE.value, lifecycle.State.RENEWED.value)
+"""States that hold a download slot until :func:`slot_end`."""
 
 
-def check_usage(rules: UsageRules, snapshot: UsageSnapshot, now: int) -> None:
+def slot_end(policy: lifecycle.PolicyLike, license_start: int) -> int:
+    """When a persistent license stops holding a download slot, unless released first: its deadline plus
+    the renewal recovery window (the moment :func:`lifecycle.is_expired` turns true), or :data:`NEVER`.
+
+    Stored with the license (and updated by every lifecycle event that moves its start or policy), so that
+    the caps count active holdings in SQL instead of reading each one back.
+    """
+    terms = lifecycle.typed(policy)
+    end = terms.deadline(license_start)
+    return NEVER if end is None else end + terms.renewal_recovery_duration
+
+
+def check_usage(rules: UsageRules, snapshot: UsageSnapshot) -> None:
     """Device cap per account, active downloads per device, monthly allowance."""
-    active = [h for h in snapshot.holdings if is_active(h, now)]
     if rules.device_cap is not None and rules.account is not None:
-        devices = {h.device_id for h in active if h.account == rules.account}
+        devices = snapshot.account_devices
         if rules.device_id not in devices and len(devices) >= rules.device_cap:
             raise DrmError(ErrorCode.DEVICE_LIMIT_REACHED,
                            f"{len(devices)} of {rules.device_cap} devices of this account hold downloads; "
                            "release one first")
     if rules.max_active_per_device is not None:
-        on_device = sum(1 for h in active if h.device_id == rules.device_id)
+        on_device = snapshot.device_active
         if on_device >= rules.max_active_per_device:
             raise DrmError(ErrorCode.DOWNLOAD_LIMIT_REACHED,
                            f"this device holds {on_device} active downloads (limit {rules.max_active_per_device})")

@@ -99,26 +99,13 @@ class LicenseRecord:
 
 
 @dataclass(frozen=True)
-class Holding:
-    """A persistent license as the caps see it."""
-
-    license_id: str
-    device_id: str | None
-    account: str | None
-    state: str
-    policy: LicensePolicy
-    license_start: int
-    issued_at: int
-
-    def __post_init__(self) -> None:
-        _typed_policy(self)
-
-
-@dataclass(frozen=True)
 class UsageSnapshot:
-    """Taken by the repository inside the grant's transaction."""
+    """Taken by the repository inside the grant's transaction. Only active holdings count: a persistent
+    license that is neither released nor expired and whose slot has not ended
+    (:func:`~license_server.core.entitlements.slot_end`)."""
 
-    holdings: tuple[Holding, ...]  # unreleased persistent licenses of the account or the device
+    device_active: int  # active persistent licenses on this device
+    account_devices: frozenset[str]  # the devices holding an active persistent license of the account
     device_grants_this_month: int  # persistent grants to this device (same account) since month start
 
 

@@ -31,7 +31,6 @@ from license_server.core.policy import PolicyOverrides
 from license_server.core.ports import (
     DownloadRecord,
     Holder,
-    Holding,
     LicenseRecord,
     LicenseRepository,
     TokenSpend,
@@ -71,7 +70,7 @@ class MemoryRepository:
         if holder.token_jti is not None and holder.token_jti in self.tokens:
             raise DrmError(ErrorCode.TOKEN_REUSED, "spent")
         if caps is not None and grant.device is not None:
-            entitlements.check_usage(caps, self._snapshot(grant.device.device_id), now)
+            entitlements.check_usage(caps, self._snapshot(grant.device.device_id, now))
         self.seen_requests.add(request_key)
         if holder.token_jti is not None:
             self.tokens[holder.token_jti] = grant.license_id
@@ -88,12 +87,11 @@ class MemoryRepository:
         )
         self.audit.append(("grant", grant.license_id, None))
 
-    def _snapshot(self, device_id: str) -> UsageSnapshot:
-        holdings = tuple(Holding(r.license_id, r.device_id, r.account, r.state, r.policy, r.license_start, r.issued_at)
-                         for r in self.licenses.values()
-                         if r.kind == "persistent" and r.state not in ("released", "expired")
-                         and r.device_id == device_id)
-        return UsageSnapshot(holdings, len(holdings))
+    def _snapshot(self, device_id: str, now: int) -> UsageSnapshot:
+        active = [r for r in self.licenses.values()
+                  if r.kind == "persistent" and r.state in entitlements.ACTIVE_STATES and r.device_id == device_id
+                  and entitlements.slot_end(r.policy, r.license_start) > now]
+        return UsageSnapshot(len(active), frozenset(), len(active))
 
     def record_refusal(self, error: DrmError, *, system: str, device_id: str | None, content_id: str | None,
                        license_id: str | None = None, now: int) -> None:
