@@ -54,7 +54,7 @@ def prepare_challenges(workdir: Path, *, count: int, devices: int, keys_dir: Pat
 
 
 def run_bench(*, server: str | None, concurrency: int, duration: float, requests: int, devices: int,
-              keys_dir: Path | None, privacy: bool, workers: int = 1, store_mode: str = "direct",
+              keys_dir: Path | None, privacy: bool, workers: int = 1, store_mode: str | None = None,
               system: str = "widevine", kind: str = "temporary",
               echo: Callable[[str], None] = print) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="drm-bench-") as tmp:
@@ -64,7 +64,8 @@ def run_bench(*, server: str | None, concurrency: int, duration: float, requests
         if server is None:
             proc, server = spawn_server(work / "server-data", keys_dir, workers, store_mode)
             admin_token = (work / "server-data" / "admin-token").read_text().strip()
-            echo(f"spawned a server with {workers} worker(s), store mode {store_mode}, at {server}")
+            echo(f"spawned a server with {workers} worker(s), store mode {store_mode or 'batch (default)'}, "
+                 f"at {server}")
         try:
             warning = explain_skew(clock_skew(server))
             if warning:
@@ -110,14 +111,14 @@ def run_bench(*, server: str | None, concurrency: int, duration: float, requests
               show_default=True, help="The dialect whose licenses are requested.")
 @click.option("--type", "kind", type=click.Choice(["temporary", "persistent"]), default="temporary",
               show_default=True, help="persistent exercises caps (raised for the run on a server it administers).")
-@click.option("--store-mode", type=click.Choice(["direct", "batch", "group"]), default="direct", show_default=True,
-              help="Store mode of the spawned server (see `serve --store-mode`).")
+@click.option("--store-mode", type=click.Choice(["direct", "batch", "group"]), default=None,
+              help="Store mode of the spawned server (see `serve --store-mode`) [default: the server's, batch].")
 @click.option("--compare-stores", "compare_url", default=None, metavar="POSTGRES_URL",
               help="Instead: the same load on SQLite (one host), then PostgreSQL at this URL behind one and two "
                    "spawned replicas, in one run (device_emulator/bench_stores.py).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(server: str | None, concurrency: int, duration: float, requests: int, devices: int, privacy: bool,
-            keys_dir: Path | None, workers: int, store_size: int | None, system: str, kind: str, store_mode: str,
+            keys_dir: Path | None, workers: int, store_size: int | None, system: str, kind: str, store_mode: str | None,
             as_json: bool, compare_url: str | None = None) -> None:
     """Measure Widevine-style licenses/s and latency percentiles."""
     if store_size is not None:

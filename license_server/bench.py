@@ -137,7 +137,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None]
 
 
 def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
-                 store_mode: str = "direct", pythonpath: Path | None = None,
+                 store_mode: str | None = None, pythonpath: Path | None = None,
                  store: str | None = None) -> tuple[subprocess.Popen, str]:
     """A local server on a free port (``pythonpath``: serve another source tree, for before/after runs;
     ``store``: a ``--store`` URL)."""
@@ -147,7 +147,9 @@ def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "license_server.cli", "serve", "--port", str(port), "--data-dir",
-               str(data_dir), "--log-level", "WARNING", "--workers", str(workers), "--store-mode", store_mode]
+               str(data_dir), "--log-level", "WARNING", "--workers", str(workers)]
+    if store_mode:
+        command += ["--store-mode", store_mode]
     if keys_dir:
         command += ["--keys", str(keys_dir)]
     if store:

@@ -86,10 +86,11 @@ def main() -> None:
               help="Namespaces (/ns/<name>/) the server creates at most, default included (docs/namespaces.md).")
 @click.option("--reports-dir", default=None, type=click.Path(path_type=Path, file_okay=False),
               help="Directory of conformance reports the web console (/console) lists and opens.")
-@click.option("--store-mode", type=click.Choice(["direct", "batch", "group"]), default="direct", show_default=True,
+@click.option("--store-mode", type=click.Choice(["direct", "batch", "group"]), default=None,
               envvar="DRM_SERVER_STORE_MODE", show_envvar=True,
-              help="direct: one transaction per write; group: a writer thread group-commits concurrent writes "
-                   "(docs/store.md; SQLite only).")
+              help="SQLite: batch (default) commits the grants of one event-loop pass together; direct: one "
+                   "transaction per write; group: a writer thread group-commits every write (docs/store.md). "
+                   "PostgreSQL: direct only.")
 @click.option("--store", "store_url", default=None, envvar="DRM_SERVER_STORE", show_envvar=True,
               help="sqlite:///FILE or postgresql://USER@HOST[:PORT]/DB (shared by replicas, docs/deployment.md) "
                    "[default: the SQLite file in DATA_DIR].")
@@ -99,7 +100,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
           token_jwks: Path | None = None, token_audience: str | None = None, token_issuer: str | None = None,
           token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
           reports_dir: Path | None = None, audit_max_rows: int = 100_000,
-          audit_max_age: int | None = 30 * 86400, store_mode: str = "direct", no_stream_limits: bool = False,
+          audit_max_age: int | None = 30 * 86400, store_mode: str | None = None, no_stream_limits: bool = False,
           max_namespaces: int = 1000, log_format: str = "text", store_url: str | None = None) -> None:
     """Run the license server on its embedded SQLite stores, or a shared PostgreSQL database (--store)."""
     from license_server import workers as serving
@@ -125,6 +126,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     retention = AuditRetention(max_rows=settings.audit_max_rows, max_age=settings.audit_max_age)
     logs.configure(settings.log_level, settings.log_format)
     location = _store_location(store_url, settings, store_mode)
+    store_mode = store_mode or ("batch" if location.kind == "sqlite" else "direct")
     keyring = _keyring(settings.keys_dir)
     _preflight(settings, keyring)  # nothing is written before every check passed
     _prepare_store(location)
@@ -170,7 +172,7 @@ def _printer(settings: Settings) -> Callable[[str], None]:
     return echo
 
 
-def _store_location(store_url: str | None, settings: Settings, store_mode: str) -> StoreLocation:
+def _store_location(store_url: str | None, settings: Settings, store_mode: str | None) -> StoreLocation:
     from license_server.store_url import parse_store_url
 
     if store_url is None:
@@ -180,8 +182,8 @@ def _store_location(store_url: str | None, settings: Settings, store_mode: str) 
     except ValueError as exc:
         _startup_failed(f"--store: {exc}")
     if location.kind != "sqlite" and store_mode in ("batch", "group"):
-        _startup_failed("--store-mode group batches writes to one SQLite file: use --store-mode direct with "
-                        "PostgreSQL")
+        _startup_failed(f"--store-mode {store_mode} batches writes to one SQLite file: use --store-mode direct "
+                        "with PostgreSQL")
     return location
 
 

@@ -81,7 +81,7 @@ def test_the_writer_uses_its_own_connection(store) -> None:
     assert os.path.exists(store.db.conn.execute("PRAGMA database_list").fetchone()[2])
 
 
-@pytest.mark.parametrize("mode", ["direct", "group"])
+@pytest.mark.parametrize("mode", ["direct", "batch", "group"])
 def test_kill_9_loses_no_acknowledged_license(server_process, keyring, mode) -> None:
     """Clear Key grants fired concurrently at a real server, killed with SIGKILL mid-stream:
     every license answered 200 is in the store afterwards (the answer waits for the commit)."""

@@ -23,9 +23,11 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from device_emulator.bench import prepare_challenges
+from device_emulator.bench_dialects import raise_device_cap
 from license_server.bench import fire, spawn_server
 from license_server.protocols import clearkey
 
@@ -50,8 +52,9 @@ def _hello() -> tuple[subprocess.Popen, str]:
 Targets = dict[str, tuple[str, Callable[[int], list[bytes]]]]
 
 
-CONFIGS = (("direct, 1 worker", 1, "direct"), ("group, 1 worker", 1, "group"),
-           ("direct, 2 workers", 2, "direct"), ("group, 2 workers", 2, "group"))
+CONFIGS = (("batch, 1 worker", 1, "batch"), ("batch, 2 workers", 2, "batch"),
+           ("direct, 1 worker", 1, "direct"), ("direct, 2 workers", 2, "direct"), ("group, 2 workers", 2, "group"))
+BASELINE_MODES = ("direct", "group")  # the modes an older tree knows
 
 
 def _start_targets(work: Path, procs: list[subprocess.Popen], ck_body: bytes,
@@ -61,19 +64,26 @@ def _start_targets(work: Path, procs: list[subprocess.Popen], ck_body: bytes,
     targets: Targets = {"aiohttp hello-world": (url + "/", lambda n: [ck_body] * n)}
     trees: list[tuple[str, Path | None]] = [("", None)] + ([(" (baseline)", baseline)] if baseline else [])
     for (label, workers, mode), (suffix, tree) in ((c, t) for t in trees for c in CONFIGS):
+        if tree is not None and mode not in BASELINE_MODES:
+            continue
         label += suffix
-        proc, server = spawn_server(work / label.replace(" ", "").replace(",", "-"), None, workers, mode,
-                                    pythonpath=tree)
+        data_dir = work / label.replace(" ", "").replace(",", "-").replace("(", "").replace(")", "")
+        proc, server = spawn_server(data_dir, None, workers, mode, pythonpath=tree)
         procs.append(proc)
         targets[f"Clear Key, {label}"] = (server + "/clearkey/license", lambda n: [ck_body] * n)
         # Challenges are built just before each round (outside the timing): built all up front, the
         # last target's would age past the server's freshness window on a slow machine.
-        def fresh(n: int, server: str = server, where: Path = work / f"dev-{len(procs)}") -> list[bytes]:
+        def fresh(n: int, server: str = server, kind: str = "temporary",
+                  where: Path = work / f"dev-{len(procs)}") -> list[bytes]:
             where.mkdir(exist_ok=True)
             return prepare_challenges(where / str(len(list(where.iterdir()))), count=n, devices=4, keys_dir=None,
-                                      server=server, privacy=False)[0]
+                                      server=server, privacy=False, kind=kind)[0]
 
         targets[f"Widevine, {label}"] = (server + "/widevine/license", fresh)
+        if workers == 2:  # persistent grants check the caps, raised so that 4 devices can hold every license
+            raise_device_cap(server, (data_dir / "admin-token").read_text().strip())
+            targets[f"Widevine persistent, {label}"] = (server + "/widevine/license",
+                                                        partial(fresh, server=server, kind="persistent"))
     return targets
 
 

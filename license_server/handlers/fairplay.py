@@ -74,8 +74,8 @@ async def license_exchange(request: web.Request) -> web.Response:
         return ckc.build_ckc(grant, parsed.secrets, offline_key_supported=offline_key), {}
 
     service = namespace_of(request).service
-    answer_bytes = service.acquire(parsed.challenge, trust=request.app[TRUST], overrides=overrides,
-                                   build=build, access=access_of(request))
+    answer_bytes = await service.acquire_async(parsed.challenge, trust=request.app[TRUST], overrides=overrides,
+                                               build=build, access=access_of(request))
     return render(answer_bytes, answer)
 
 

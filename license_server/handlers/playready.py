@@ -58,13 +58,13 @@ async def rightsmanager(request: web.Request) -> web.Response:
     operation = soap.parse_operation(body)
     name = operation_name(operation, request.headers.get("SOAPAction"))
     if name == "AcquireLicense":
-        return _acquire(request, operation, body)
+        return await _acquire(request, operation, body)
     if name in reports.SIGNED_ELEMENT:
         return _report(request, operation, body)
     raise DrmError(ErrorCode.UNSUPPORTED_REQUEST, f"operation {name} is not supported")
 
 
-def _acquire(request: web.Request, operation: xmlsafe.Element, body: bytes) -> web.Response:
+async def _acquire(request: web.Request, operation: xmlsafe.Element, body: bytes) -> web.Response:
     service, trust = namespace_of(request).service, request.app[TRUST]
     now = service.clock.now()
     cfg = testcfg.parse_cfg(request.query.get("cfg"), now=now)
@@ -88,8 +88,8 @@ def _acquire(request: web.Request, operation: xmlsafe.Element, body: bytes) -> w
         chain = trust.chain_info(challenge.device.certificate_chain if challenge.device else b"", now=now)
         return build_license_response(grant, parsed, cfg, chain), {}
 
-    return _xml(service.acquire(challenge, trust=trust, overrides=cfg.overrides(now), build=build,
-                                access=access_of(request)))
+    return _xml(await service.acquire_async(challenge, trust=trust, overrides=cfg.overrides(now), build=build,
+                                            access=access_of(request)))
 
 
 def _client_info(request: web.Request, challenge: LicenseChallenge, parsed: ParsedChallenge,
