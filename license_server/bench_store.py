@@ -8,9 +8,10 @@ queries, not the fill), then times the per-request store operations on both,
 alternating rounds so that load from other processes hits both equally:
 
 * ``grant``: :meth:`Store.record_grant` of a persistent license with caps
-  (replay key, cap snapshot, device upsert, license, key ids, audit);
+  (replay key, cap snapshot, device upsert, license, key ids, audit), to a device and
+  account that already hold licenses (100 each on the filled store, 10 on the empty one);
 * ``renewal``: the license lookup plus :meth:`Store.record_lifecycle`;
-* ``cap_check``: the usage snapshot a capped grant reads;
+* ``cap_check``: the usage snapshot a capped grant reads, for such a holder;
 * ``admin_page``: ``GET /admin/licenses`` pages (unfiltered and by account).
 
 The "empty" store holds 100 licenses over 10 holders, so that an admin page
@@ -86,23 +87,30 @@ def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW) ->
 class Probe:
     """The per-request operations, against one store, with fresh ids every call."""
 
-    def __init__(self, store: Store, tag: str) -> None:
-        self.store, self.tag, self.n = store, tag, 0
+    def __init__(self, store: Store, tag: str, holders: int | None = None) -> None:
+        self.store, self.tag, self.n, self.holders = store, tag, 0, holders
+
+    def _holder(self) -> tuple[str, str]:
+        """A device and account: a new one, or (``holders``) one of the holders the fill gave licenses."""
+        if self.holders is None:
+            return f"{self.tag}{self.n:030x}", f"new-{self.tag}-{self.n}"
+        holder = self.n % self.holders
+        return f"{holder:032x}", f"acct-{holder}"
 
     def _device(self) -> VerifiedDevice:
-        return VerifiedDevice(f"{self.tag}{self.n:030x}", 4660, "bench-l1", SecurityLevel.L1,
+        return VerifiedDevice(self._holder()[0], 4660, "bench-l1", SecurityLevel.L1,
                               PlatformVerification.HARDWARE_VERIFIED, Hdcp.V2_2, b"")
 
     def grant(self) -> None:
         self.n += 1
-        device = self._device()
+        device, account = self._device(), self._holder()[1]
         key = TrackKey(os.urandom(16), os.urandom(16), Track.HD, Robustness.of_level(SecurityLevel.L1), Hdcp.NONE)
         grant = Grant(f"{self.tag}-{self.n}", "title-1", LicenseKind.PERSISTENT, (key,),
                       LicensePolicy(can_persist=True, license_duration=86400), NOW, device)
-        account = f"new-{self.tag}-{self.n}"
+        # caps that count but never refuse: the holder's licenses are counted on every grant
         self.store.record_grant(grant, system="widevine", request_key=f"{self.tag}-rq-{self.n}", secrets={},
                                 now=NOW, holder=Holder(account, "premium"),
-                                caps=UsageRules(account, device.device_id, 5, 50, 1000))
+                                caps=UsageRules(account, device.device_id, 1_000, 1_000_000, 1_000_000))
 
     def renewal(self) -> None:
         record = self.store.license(f"{self.tag}-{self.n}")
@@ -111,7 +119,8 @@ class Probe:
                                     version=record.version + 1, license_start=NOW)
 
     def cap_check(self) -> None:
-        self.store._usage_snapshot(f"new-{self.tag}-{self.n}", self._device().device_id, NOW)
+        device, account = self._holder()
+        self.store._usage_snapshot(account, device, NOW)
 
     def admin_page(self) -> None:
         self.store.licenses(limit=50)
@@ -136,7 +145,9 @@ def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[
         fill(filled, store_size)
         echo(f"filled a store with {store_size} licenses over {HOLDERS} devices/accounts "
              f"in {time.perf_counter() - start:.1f} s")
-        probes = {"empty": Probe(empty, "e"), "filled": Probe(filled, "f")}
+        # Grants and cap checks go to holders that already hold licenses: 10 each on the "empty" store,
+        # 100 each on the filled one (a fresh holder would not see what the caps read per holding).
+        probes = {"empty": Probe(empty, "e", BASELINE_HOLDERS), "filled": Probe(filled, "f", HOLDERS)}
         samples: dict[str, dict[str, list[float]]] = {name: {} for name in probes}
         ops = ("grant", "renewal", "cap_check", "admin_page")
         for _ in range(rounds):  # alternate stores every round: shared-CPU noise hits both alike

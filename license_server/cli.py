@@ -91,6 +91,11 @@ def main() -> None:
               help="SQLite: batch (default) commits the grants of one event-loop pass together; direct: one "
                    "transaction per write; group: a writer thread group-commits every write (docs/store.md). "
                    "PostgreSQL: direct only.")
+@click.option("--store-sync", type=click.Choice(["normal", "full"]), default="normal", show_default=True,
+              envvar="DRM_SERVER_STORE_SYNC", show_envvar=True,
+              help="SQLite durability: normal survives a process crash (kill -9) and syncs the WAL at background "
+                   "checkpoints; full also survives power loss, with one WAL sync per commit (per batch in batch "
+                   "and group mode). docs/store.md.")
 @click.option("--store", "store_url", default=None, envvar="DRM_SERVER_STORE", show_envvar=True,
               help="sqlite:///FILE or postgresql://USER@HOST[:PORT]/DB (shared by replicas, docs/deployment.md) "
                    "[default: the SQLite file in DATA_DIR].")
@@ -101,7 +106,8 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
           token_leeway: int = 30, workers: int = 1, require_attestation: bool = False,
           reports_dir: Path | None = None, audit_max_rows: int = 100_000,
           audit_max_age: int | None = 30 * 86400, store_mode: str | None = None, no_stream_limits: bool = False,
-          max_namespaces: int = 1000, log_format: str = "text", store_url: str | None = None) -> None:
+          max_namespaces: int = 1000, log_format: str = "text", store_url: str | None = None,
+          store_sync: str = "normal") -> None:
     """Run the license server on its embedded SQLite stores, or a shared PostgreSQL database (--store)."""
     from license_server import workers as serving
     from license_server.app import create_app
@@ -139,7 +145,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
 
     def make_app() -> web.Application:
         clock = ControlledClock() if settings.test_clock else SystemClock()
-        stores = _open_stores(location, store_mode, retention)  # one store per namespace
+        stores = _open_stores(location, store_mode, retention, store_sync.upper())  # one store per namespace
         app = create_app(settings, store=stores.open(DEFAULT_NAMESPACE), keyring=keyring, clock=clock,
                          stores=stores)
 
@@ -204,7 +210,8 @@ def _prepare_store(location: StoreLocation) -> None:
         _startup_failed(f"cannot open the store {location.shown}: {_reason(exc)}")
 
 
-def _open_stores(location: StoreLocation, store_mode: str, retention: AuditRetention) -> StoreFactory[SqlStore]:
+def _open_stores(location: StoreLocation, store_mode: str, retention: AuditRetention,
+                 synchronous: str = "NORMAL") -> StoreFactory[SqlStore]:
     """This worker's stores, one per namespace: SQLite files under the data dir (or beside ``--store
     sqlite:///FILE``, which holds the default namespace), or schemas of the PostgreSQL database."""
     if location.path is None:
@@ -214,10 +221,10 @@ def _open_stores(location: StoreLocation, store_mode: str, retention: AuditReten
 
     def open_store(path: Path) -> Store:
         if store_mode == "group":
-            return GroupCommitStore(path, retention=retention)
+            return GroupCommitStore(path, retention=retention, synchronous=synchronous)
         if store_mode == "batch":
-            return LoopBatchStore(path, retention=retention)
-        return Store.open(path, retention=retention)
+            return LoopBatchStore(path, retention=retention, synchronous=synchronous)
+        return Store.open(path, retention=retention, synchronous=synchronous)
 
     return SqliteStores(location.path.parent, open_store=open_store, default_path=location.path)
 

@@ -187,9 +187,14 @@ NAMESPACES = web.AppKey("namespaces", Namespaces)
 
 def namespace_of(request: web.Request) -> Namespace:
     """The namespace a request is served in (opened and refreshed by :func:`namespace_middleware`)."""
-    current = request.get(CURRENT)
+    current = request.get(CURRENT)  # set by the middleware for every request that reaches a handler
     if isinstance(current, Namespace):
         return current
+    return _enter(request)
+
+
+def _enter(request: web.Request) -> Namespace:
+    """Open and refresh the request's namespace, and remember it on the request."""
     namespace = request.app[NAMESPACES].get(requested_name(request))
     namespace.refresh()
     request[CURRENT] = namespace
@@ -208,7 +213,7 @@ async def namespace_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Open and refresh the request's namespace before anything else looks at it."""
-    namespace_of(request)
+    _enter(request)
     return await handler(request)
 
 
@@ -225,6 +230,7 @@ class NamespaceRouter(web.UrlDispatcher):
 
     async def resolve(self, request: web.Request) -> web.UrlMappingMatchInfo:  # type: ignore[override]
         name, rest = split_path(request.rel_url.path)
+        request[REQUESTED] = name  # always set: a key that is there is found without a KeyError
         if name is None:
             return await super().resolve(request)
         request[REQUESTED] = name

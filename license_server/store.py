@@ -43,12 +43,12 @@ class Store(SqlStore):
         self.fill_slot_ends()
 
     @classmethod
-    def open(cls, path: Path | str, *, retention: AuditRetention | None = None) -> Store:
+    def open(cls, path: Path | str, *, retention: AuditRetention | None = None, synchronous: str = "NORMAL") -> Store:
         """Open (creating if needed) the store at ``path``; ``":memory:"`` for tests. A file store is
         checkpointed in the background (:mod:`license_server.sqlite_checkpoint`), never inside a request."""
         if str(path) == ":memory:":
             return cls(connect(path, synchronous="NORMAL"), retention=retention)
-        db = connect(path, synchronous="NORMAL", autocheckpoint=False)
+        db = connect(path, synchronous=synchronous, autocheckpoint=False)
         return cls(db, retention=retention, checkpoint=CHECKPOINTER.register(path), turn=WriteTurn(path))
 
     def close(self) -> None:

@@ -66,3 +66,19 @@ def test_a_failed_commit_answers_every_write_of_the_batch_with_the_error(store, 
 def test_synchronous_writes_run_directly(store) -> None:
     store.record_grant(grant(1), system="clearkey", request_key="sync", secrets={}, now=NOW)
     assert store.license("ck-1") is not None and store.batches == 0
+
+
+@pytest.mark.parametrize("mode", ["direct", "batch", "group"])
+def test_store_sync_full_syncs_every_commit_in_each_mode(tmp_path, mode) -> None:
+    from license_server.cli import _open_stores
+    from license_server.store_api import DEFAULT_NAMESPACE
+    from license_server.store_sql import AuditRetention
+    from license_server.store_url import StoreLocation
+
+    location = StoreLocation("sqlite", path=tmp_path / "s.db")
+    for synchronous, level in (("NORMAL", 1), ("FULL", 2)):
+        stores = _open_stores(location, mode, AuditRetention(), synchronous)
+        store = stores.open(DEFAULT_NAMESPACE)
+        connections = [store.db] + ([store._writer.db] if mode == "group" else [])
+        assert [c.execute("PRAGMA synchronous").fetchone()[0] for c in connections] == [level] * len(connections)
+        stores.close()
