@@ -155,7 +155,10 @@ def spawn_server(data_dir: Path, keys_dir: Path | None, workers: int = 1,
     if store:
         command += ["--store", store]
     env = {**os.environ, "PYTHONPATH": str(pythonpath)} if pythonpath is not None else None
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # ``python -m`` puts the working directory first on sys.path: run another tree from inside it, or
+    # this tree's code would be imported in its place
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            cwd=str(pythonpath) if pythonpath is not None else None)
     url = f"http://127.0.0.1:{port}"
     deadline = monotonic() + 90  # a loaded machine starts Python slowly
     while monotonic() < deadline:

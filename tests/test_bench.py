@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 from license_server.bench import _read_response
 from tests.conftest import run_cli
@@ -92,3 +93,27 @@ def test_clock_skew_is_read_from_healthz(server_process) -> None:
                                      method="POST")
     urllib.request.urlopen(request).close()
     assert 7190 <= clock_skew(server.url) <= 7210
+
+
+def test_spawn_server_serves_the_baseline_tree_it_is_given(tmp_path) -> None:
+    """Regression: ``python -m`` put this tree's working directory first on sys.path, so a --baseline
+    server ran the new code and before/after ratios compared the code with itself."""
+    import json
+    import shutil
+    import urllib.request
+
+    from license_server.bench import spawn_server
+
+    root = Path(__file__).resolve().parent.parent
+    tree = tmp_path / "before"
+    for package in ("license_server", "device_emulator", "keys"):
+        shutil.copytree(root / package, tree / package, ignore=shutil.ignore_patterns("__pycache__"))
+    init = tree / "license_server" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "0.0.0-baseline+'))
+    proc, url = spawn_server(tmp_path / "data", None, pythonpath=tree)
+    try:
+        with urllib.request.urlopen(url + "/healthz") as reply:
+            assert json.loads(reply.read())["version"].startswith("0.0.0-baseline+")
+    finally:
+        proc.terminate()
+        proc.wait(10)
