@@ -11,12 +11,19 @@ from pathlib import Path
 
 import sqlite_utils
 
+SERVER_CACHE_KIB = 32 * 1024
+"""Page cache of a server store's connection: the interior pages of a million-license store's indexes
+stay in memory (SQLite's default is 2 MiB; pages are allocated as they are read, so a small store
+uses little)."""
 
-def connect(path: Path | str, *, synchronous: str, autocheckpoint: bool = True) -> sqlite_utils.Database:
+
+def connect(path: Path | str, *, synchronous: str, autocheckpoint: bool = True,
+            cache_kib: int | None = None) -> sqlite_utils.Database:
     """Open ``path`` (``":memory:"`` for tests) in autocommit mode, WAL on disk.
 
     ``autocheckpoint=False``: no checkpoint inside a commit; the caller registers the file
     with :mod:`license_server.sqlite_checkpoint`, which checkpoints it in the background.
+    ``cache_kib``: the connection's page cache, in KiB.
     """
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     db = sqlite_utils.Database(conn)
@@ -26,6 +33,8 @@ def connect(path: Path | str, *, synchronous: str, autocheckpoint: bool = True) 
         if not autocheckpoint:
             conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute("PRAGMA busy_timeout=5000")
+    if cache_kib is not None:
+        conn.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
     return db
 
 
@@ -50,6 +59,11 @@ class WriteTurn:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def connect_server_store(path: Path | str, *, synchronous: str) -> sqlite_utils.Database:
+    """A server store's connection: checkpoints left to the background checkpointer, a larger page cache."""
+    return connect(path, synchronous=synchronous, autocheckpoint=False, cache_kib=SERVER_CACHE_KIB)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import sqlite_utils
 
 from license_server.core.ports import Holder, LicenseRecord
 from license_server.sqlite_checkpoint import CHECKPOINTER, CheckpointHandle
-from license_server.sqlite_support import WriteTurn, connect, migrate, savepoint
+from license_server.sqlite_support import WriteTurn, connect, connect_server_store, migrate, savepoint
 from license_server.store_backend import SqliteBackend
 from license_server.store_schema import MIGRATIONS
 from license_server.store_sql import (
@@ -48,7 +48,7 @@ class Store(SqlStore):
         checkpointed in the background (:mod:`license_server.sqlite_checkpoint`), never inside a request."""
         if str(path) == ":memory:":
             return cls(connect(path, synchronous="NORMAL"), retention=retention)
-        db = connect(path, synchronous=synchronous, autocheckpoint=False)
+        db = connect_server_store(path, synchronous=synchronous)
         return cls(db, retention=retention, checkpoint=CHECKPOINTER.register(path), turn=WriteTurn(path))
 
     def close(self) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 from license_server.core.model import Grant
 from license_server.errors import DrmError
 from license_server.sqlite_checkpoint import CHECKPOINTER
-from license_server.sqlite_support import WriteTurn, connect
+from license_server.sqlite_support import WriteTurn, connect_server_store
 from license_server.store import AuditRetention, Store
 
 Waiter = Future[Any] | asyncio.Future[Any]
@@ -100,7 +100,7 @@ class LoopBatchStore(Store):
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
                  retention: AuditRetention | None = None) -> None:
         turn = WriteTurn(path)
-        super().__init__(connect(path, synchronous=synchronous, autocheckpoint=False), retention=retention,
+        super().__init__(connect_server_store(path, synchronous=synchronous), retention=retention,
                          checkpoint=CHECKPOINTER.register(path), turn=turn)
         self._turn = turn
         self._pending: list[tuple[Write, Waiter]] = []

@@ -124,7 +124,8 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed');
     CREATE INDEX licenses_slots_account ON licenses(account, device_id, slot_end)
         WHERE kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed');
-    CREATE INDEX licenses_slot_unknown ON licenses(license_id) WHERE kind = 'persistent' AND slot_end IS NULL
+    CREATE INDEX licenses_slot_unknown ON licenses(license_id) WHERE kind = 'persistent' AND slot_end IS NULL;
+    CREATE INDEX licenses_month ON licenses(device_id, account, issued_at) WHERE kind = 'persistent'
     """,
 )
 

@@ -31,7 +31,7 @@ from license_server.core.ports import DownloadRecord, Holder, TokenSpend, UsageR
 from license_server.core.streams import StreamSession, StreamStart
 from license_server.errors import DrmError
 from license_server.sqlite_checkpoint import CHECKPOINTER
-from license_server.sqlite_support import WriteTurn, connect
+from license_server.sqlite_support import WriteTurn, connect_server_store
 from license_server.store import AuditRetention, Store
 
 T = TypeVar("T")
@@ -62,9 +62,9 @@ class GroupCommitStore(Store):
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
                  retention: AuditRetention | None = None) -> None:
         checkpoint = CHECKPOINTER.register(path)
-        super().__init__(connect(path, synchronous=synchronous, autocheckpoint=False), retention=retention,
+        super().__init__(connect_server_store(path, synchronous=synchronous), retention=retention,
                          checkpoint=checkpoint, turn=WriteTurn(path))  # reads, migrations, unrouted writes
-        self._writer = Store(connect(path, synchronous=synchronous, autocheckpoint=False), retention=retention)
+        self._writer = Store(connect_server_store(path, synchronous=synchronous), retention=retention)
         self._turn = WriteTurn(path)
         self._queue: queue.SimpleQueue[tuple[Callable[[Store], Any], Waiter] | None] = queue.SimpleQueue()
         self.batches = 0  # committed batches (tests and the bench read it)
