@@ -83,6 +83,11 @@ def resolve(outcome: Outcome) -> None:
         waiter.set_result(value)
 
 
+def resolve_all(outcomes: list[Outcome]) -> None:
+    for outcome in outcomes:
+        resolve(outcome)
+
+
 class _NoTurn:
     def __enter__(self) -> None:
         return None
@@ -120,8 +125,7 @@ class LoopBatchStore(Store):
             return
         committed, outcomes = commit_batch(self, self._turn, batch)
         self.batches += committed
-        for outcome in outcomes:
-            resolve(outcome)
+        resolve_all(outcomes)
 
     async def record_grant_async(self, grant: Grant, **kwargs: Any) -> None:
         await self._enqueue(lambda store: Store.record_grant(store, grant, **kwargs))

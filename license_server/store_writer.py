@@ -9,7 +9,7 @@ refused write, a replayed challenge or a spent token, undoes only itself) and
 commits; only then is each write's future resolved. So no answer leaves before
 its batch is durable at the store's ``synchronous`` level, and caps, replay keys
 and single-use tokens are still decided one write at a time (the writer is
-serial; other worker processes contend on the database lock as before).
+serial; other worker processes queue for the file's write turn, :class:`~license_server.sqlite_support.WriteTurn`).
 
 Asynchronous callers (the grant path on the event loop) ``await`` the future, so
 the loop never blocks on SQLite; synchronous callers wait on it.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -33,27 +32,11 @@ from license_server.errors import DrmError
 from license_server.sqlite_checkpoint import CHECKPOINTER
 from license_server.sqlite_support import WriteTurn, connect_server_store
 from license_server.store import AuditRetention, Store
+from license_server.store_batch import Outcome, Waiter, commit_batch, resolve, resolve_all
 
 T = TypeVar("T")
-Waiter = Future[Any] | asyncio.Future[Any]
-Outcome = tuple[Waiter, BaseException | None, Any]
 MAX_BATCH = 256
 _STOP = None
-
-
-def _resolve(outcome: Outcome) -> None:
-    waiter, error, value = outcome
-    if waiter.cancelled() or waiter.done():
-        return
-    if error is not None:
-        waiter.set_exception(error)
-    else:
-        waiter.set_result(value)
-
-
-def _resolve_all(outcomes: list[Outcome]) -> None:
-    for outcome in outcomes:
-        _resolve(outcome)
 
 
 class GroupCommitStore(Store):
@@ -101,31 +84,10 @@ class GroupCommitStore(Store):
 
     def _commit(self, batch: list[tuple[Callable[[Store], Any], Waiter]]) -> list[Outcome]:
         """Run the batch in one transaction; every write's outcome, all failed if the commit did not happen."""
-        writer = self._writer
-        outcomes: list[Outcome] = []
-        try:
-            with self._turn:
-                writer.db.execute("BEGIN IMMEDIATE")
-                writer.in_batch = True
-                try:
-                    for write, waiter in batch:
-                        try:
-                            outcomes.append((waiter, None, write(writer)))
-                        except Exception as exc:
-                            outcomes.append((waiter, exc, None))
-                    writer.in_batch = False
-                    writer.db.execute("COMMIT")
-                except BaseException:
-                    writer.in_batch = False
-                    try:
-                        writer.db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
-                    raise
-        except BaseException as exc:  # the batch did not become durable: nobody is acknowledged
-            return [(waiter, exc, None) for _, waiter in batch]
-        self.checkpoint.written()  # type: ignore[union-attr]
-        self.batches += 1
+        committed, outcomes = commit_batch(self._writer, self._turn, batch)
+        if committed:
+            self.checkpoint.written()  # type: ignore[union-attr]
+            self.batches += 1
         return outcomes
 
     @staticmethod
@@ -137,10 +99,10 @@ class GroupCommitStore(Store):
             if isinstance(waiter, asyncio.Future):
                 by_loop.setdefault(waiter.get_loop(), []).append(outcome)
             else:
-                _resolve(outcome)
+                resolve(outcome)
         for loop, settled in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_resolve_all, settled)
+                loop.call_soon_threadsafe(resolve_all, settled)
             except RuntimeError:  # the loop closed while its writes ran: nobody is waiting any more
                 pass
 
