@@ -41,7 +41,6 @@ class CheckpointHandle:
         self.path = path
         self.turn = WriteTurn(path)
         self.dirty = False
-        self.closed = False
         self.conn: sqlite3.Connection | None = None
 
     def written(self) -> None:
@@ -69,7 +68,6 @@ class Checkpointer:
     def unregister(self, handle: CheckpointHandle) -> None:
         """Stop checkpointing ``handle`` and close its connection (waits for a pass in progress)."""
         with self._lock:
-            handle.closed = True
             if handle in self._handles:
                 self._handles.remove(handle)
             if handle.conn is not None:

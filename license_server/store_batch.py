@@ -25,6 +25,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def commit_batch(store: Store, turn: WriteTurn | None,
     """
     outcomes: list[Outcome] = []
     try:
-        with turn if turn is not None else _NO_TURN:
+        with turn if turn is not None else nullcontext():
             store.db.execute("BEGIN IMMEDIATE")
             store.in_batch = True
             try:
@@ -67,8 +68,6 @@ def commit_batch(store: Store, turn: WriteTurn | None,
                 raise
     except BaseException as exc:  # the batch did not become durable: nobody is acknowledged
         return False, [(waiter, exc, None) for _, waiter in batch]
-    if store.checkpoint is not None:
-        store.checkpoint.written()
     return True, outcomes
 
 
@@ -86,17 +85,6 @@ def resolve(outcome: Outcome) -> None:
 def resolve_all(outcomes: list[Outcome]) -> None:
     for outcome in outcomes:
         resolve(outcome)
-
-
-class _NoTurn:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_TURN = _NoTurn()
 
 
 class LoopBatchStore(Store):
@@ -124,7 +112,9 @@ class LoopBatchStore(Store):
         if not batch:
             return
         committed, outcomes = commit_batch(self, self._turn, batch)
-        self.batches += committed
+        if committed:
+            self.checkpoint.written()  # type: ignore[union-attr]
+            self.batches += 1
         resolve_all(outcomes)
 
     async def record_grant_async(self, grant: Grant, **kwargs: Any) -> None:

@@ -276,8 +276,8 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
         return None if row is None else (row[0] or "")
 
     def _usage_snapshot(self, account: str | None, device_id: str, now: int) -> UsageSnapshot:
-        """Active holdings counted in the two slot indexes (migration 10), so a grant costs the same however
-        many licenses the device or account already holds."""
+        """Active holdings counted over the entries of the slot indexes (migration 10): no holding is read
+        back and no policy parsed, however many licenses the device or account holds."""
         active = "kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed') AND slot_end > ?"
         on_device = self.sql.execute(
             f"SELECT COUNT(*) FROM licenses{self.sql.hint('licenses_slots_device')} WHERE device_id = ? AND {active}",
@@ -285,7 +285,7 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
         devices = frozenset(row[0] for row in self.sql.execute(
             f"SELECT DISTINCT device_id FROM licenses{self.sql.hint('licenses_slots_account')} "
             f"WHERE account = ? AND {active}", (account, now)).fetchall()) if account is not None else frozenset()
-        this_month = self.sql.execute(  # covered by the index: no table row is read
+        this_month = self.sql.execute(  # a partial index of persistent licenses by device, account and time
             f"SELECT COUNT(*) FROM licenses{self.sql.hint('licenses_month')} WHERE kind = 'persistent' "
             "AND device_id = ? AND account IS NOT DISTINCT FROM ? AND issued_at >= ?",
             (device_id, account, month_start(now)),
