@@ -9,7 +9,9 @@ alternating rounds so that load from other processes hits both equally:
 
 * ``grant``: :meth:`Store.record_grant` of a persistent license with caps
   (replay key, cap snapshot, device upsert, license, key ids, audit), to a device and
-  account that already hold licenses (100 each on the filled store, 10 on the empty one);
+  account that already hold licenses (100 each on the filled store, 10 on the empty one),
+  with a license id made as the server makes them and its title's key id (the fill gives
+  every title one key id, as a catalog does, and lays its ids out like the server's);
 * ``renewal``: the license lookup plus :meth:`Store.record_lifecycle`;
 * ``cap_check``: the usage snapshot a capped grant reads, for such a holder;
 * ``admin_page``: ``GET /admin/licenses`` pages (unfiltered and by account).
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from license_server.core.entitlements import slot_end
+from license_server.core.license_ids import new_license_id
 from license_server.core.model import (
     Grant,
     Hdcp,
@@ -51,10 +54,21 @@ from license_server.core.ports import Holder, UsageRules
 from license_server.store import Store
 
 HOLDERS = 10_000
+TITLES = 500
 BASELINE, BASELINE_HOLDERS = 100, 10  # the "empty" store holds a few licenses, so admin pages are full on both
 NOW = 1_780_000_000
 POLICY = json.dumps(LicensePolicy(can_persist=True, license_duration=30 * 86400).as_dict())
 SLOT = slot_end(json.loads(POLICY), 0)  # a license's slot end is its start plus this
+
+
+def fill_issued_at(i: int, count: int, now: int = NOW) -> int:
+    """When the fill's ``i``-th of ``count`` licenses was issued: spread over the 40 days before ``now``."""
+    return now - 40 * 86400 + (i * 40 * 86400) // max(count, 1)
+
+
+def fill_license_id(i: int, count: int, now: int = NOW) -> str:
+    """The fill's ``i``-th license id, laid out as the server makes them (its issue time first)."""
+    return f"{fill_issued_at(i, count, now):010x}{i:022x}"
 
 
 def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW) -> None:
@@ -69,9 +83,11 @@ def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW) ->
         for i in range(count):
             holder, kind = i % holders, ("persistent" if i % 2 else "temporary")
             state = ("issued", "released", "expired", "renewed")[i % 4]
-            issued = now - 40 * 86400 + (i * 40 * 86400) // max(count, 1)
-            yield (f"bench-{i:08d}", "widevine", f"{holder:032x}", f"title-{i % 500}", kind, state, 1,
-                   f'["{i:032x}"]', '["HD"]', POLICY, issued, issued, "{}", issued, f"acct-{holder}", "premium",
+            issued = fill_issued_at(i, count, now)
+            # one key id per title, as in a real catalog
+            title = i % TITLES
+            yield (fill_license_id(i, count, now), "widevine", f"{holder:032x}", f"title-{title}", kind, state, 1,
+                   f'["{title:032x}"]', '["HD"]', POLICY, issued, issued, "{}", issued, f"acct-{holder}", "premium",
                    issued + SLOT if kind == "persistent" else None)
 
     conn.executemany(
@@ -84,11 +100,20 @@ def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW) ->
     conn.execute("COMMIT")
 
 
+def settle(*stores: Store) -> None:
+    """Checkpoint the fills into their database files and flush them to disk, so that the kernel's
+    writeback of a gigabyte of fill does not land inside the measured operations."""
+    for store in stores:
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    os.sync()
+
+
 class Probe:
     """The per-request operations, against one store, with fresh ids every call."""
 
     def __init__(self, store: Store, tag: str, holders: int | None = None) -> None:
         self.store, self.tag, self.n, self.holders = store, tag, 0, holders
+        self.last_license = ""
 
     def _holder(self) -> tuple[str, str]:
         """A device and account: a new one, or (``holders``) one of the holders the fill gave licenses."""
@@ -104,8 +129,10 @@ class Probe:
     def grant(self) -> None:
         self.n += 1
         device, account = self._device(), self._holder()[1]
-        key = TrackKey(os.urandom(16), os.urandom(16), Track.HD, Robustness.of_level(SecurityLevel.L1), Hdcp.NONE)
-        grant = Grant(f"{self.tag}-{self.n}", "title-1", LicenseKind.PERSISTENT, (key,),
+        key = TrackKey((1).to_bytes(16, "big"), os.urandom(16), Track.HD, Robustness.of_level(SecurityLevel.L1),
+                       Hdcp.NONE)  # title-1's key id, which the fill gave to every license of title-1
+        self.last_license = new_license_id(NOW)  # as the server makes them
+        grant = Grant(self.last_license, "title-1", LicenseKind.PERSISTENT, (key,),
                       LicensePolicy(can_persist=True, license_duration=86400), NOW, device)
         # caps that count but never refuse: the holder's licenses are counted on every grant
         self.store.record_grant(grant, system="widevine", request_key=f"{self.tag}-rq-{self.n}", secrets={},
@@ -113,7 +140,7 @@ class Probe:
                                 caps=UsageRules(account, device.device_id, 1_000, 1_000_000, 1_000_000))
 
     def renewal(self) -> None:
-        record = self.store.license(f"{self.tag}-{self.n}")
+        record = self.store.license(self.last_license)
         assert record is not None
         self.store.record_lifecycle(record.license_id, event="renew", state="renewed", now=NOW, system="widevine",
                                     version=record.version + 1, license_start=NOW)

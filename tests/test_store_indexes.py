@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from license_server.bench_store import Probe, fill
+from license_server.bench_store import Probe, fill, fill_license_id
 from license_server.core.model import Grant, LicenseKind, LicensePolicy
 from license_server.store import Store
 from tests.conftest import run_cli
@@ -49,10 +49,13 @@ def full_scans(store: Store, sql: str) -> list[str]:
     return bad
 
 
+FILLED = 2000
+
+
 @pytest.fixture
 def store() -> Store:
     s = Store.memory()
-    fill(s, 2000, holders=50)
+    fill(s, FILLED, holders=50)
     yield s
     s.close()
 
@@ -62,17 +65,17 @@ def test_every_per_request_query_uses_an_index(store: Store) -> None:
     grant = Grant("ck-1", "title-1", LicenseKind.TEMPORARY, (), LicensePolicy(), 1_780_000_000, None)
     actions = [
         probe.grant, probe.renewal, probe.cap_check, probe.admin_page,
-        lambda: store.license("bench-00000007"),
+        lambda: store.license(fill_license_id(7, FILLED)),
         lambda: store.token_spent_on("jti-1"),
         lambda: store.licenses(limit=100, device_id=f"{3:032x}"),
         lambda: store.licenses(limit=100, device_id=f"{3:032x}", system="widevine", account="acct-3"),
         lambda: store.licenses(limit=100, content_id="title-3", system="widevine"),
         lambda: store.licenses(limit=100, system="widevine"),
-        lambda: store.audit_trail(license_id="bench-00000007", limit=200),
+        lambda: store.audit_trail(license_id=fill_license_id(7, FILLED), limit=200),
         lambda: store.audit_trail(limit=100),
         lambda: store.device(f"{3:032x}"),
         lambda: store.downloads(device_id=f"{3:032x}"),
-        lambda: store.mark_released("bench-00000009", now=1_780_000_000, system="widevine", reason="t"),
+        lambda: store.mark_released(fill_license_id(9, FILLED), now=1_780_000_000, system="widevine", reason="t"),
         lambda: store.release_by_key_ids([bytes.fromhex(f"{11:032x}")], system="widevine", now=1_780_000_000),
         lambda: store.record_grant(grant, system="clearkey", request_key="rk-1", secrets={}, now=1_780_000_000),
     ]
@@ -89,8 +92,9 @@ def test_the_plan_check_catches_an_unindexed_query(store: Store) -> None:
 
 
 def test_release_by_key_ids_finds_licenses_through_the_key_id_table(store: Store) -> None:
-    kid = bytes.fromhex(f"{4:032x}")  # bench-00000004 is "issued" (states cycle issued, released, ...)
-    assert store.release_by_key_ids([kid], system="widevine", now=1_780_000_000) == ["bench-00000004"]
+    kid = bytes.fromhex(f"{4:032x}")  # title-4's key: licenses 4, 504, 1004, 1504, all "issued" (states cycle by 4)
+    released = [fill_license_id(i, FILLED) for i in (4, 504, 1004, 1504)]
+    assert store.release_by_key_ids([kid], system="widevine", now=1_780_000_000) == released
     assert store.release_by_key_ids([kid], system="widevine", now=1_780_000_000) == []
 
 

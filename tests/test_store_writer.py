@@ -52,10 +52,10 @@ def test_sync_writes_and_caps_go_through_the_writer(store) -> None:
     probe = Probe(store, "w")
     probe.grant()
     probe.renewal()
-    record = store.license("w-1")
+    record = store.license(probe.last_license)
     assert record is not None and record.state == "renewed" and record.version == 2
-    assert store.mark_released("w-1", now=NOW, system="widevine", reason="test") is True
-    assert store.mark_released("w-1", now=NOW, system="widevine", reason="test") is False
+    assert store.mark_released(probe.last_license, now=NOW, system="widevine", reason="test") is True
+    assert store.mark_released(probe.last_license, now=NOW, system="widevine", reason="test") is False
     with pytest.raises(DrmError) as refused:
         store.record_lifecycle("nope", event="renew", state="renewed", now=NOW, system="widevine")
     assert refused.value.code is ErrorCode.LICENSE_NOT_FOUND

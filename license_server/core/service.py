@@ -21,12 +21,12 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from license_server import crypto
 from license_server.clock import Clock
 from license_server.core import attestation, entitlements, lifecycle, policy, streams
 from license_server.core.attestation import AttestationRules, GenuineApp, ModelInfo, TrustAnchor
 from license_server.core.entitlements import Access, Entitlement
 from license_server.core.freshness import skew_message
+from license_server.core.license_ids import new_license_id
 from license_server.core.lifecycle import Event, State
 from license_server.core.model import Grant, LicenseChallenge, LicenseKind, LicensePolicy, VerifiedDevice
 from license_server.core.policy import PolicyOverrides
@@ -181,7 +181,7 @@ class LicenseService:
         entitlement = self.entitlement(access, now)
         rights = self.rights.current()
         grant = self.evaluate(challenge, trust=trust, overrides=overrides, access=access, entitlement=entitlement,
-                              rights=rights, license_id=crypto.random_bytes(16).hex(), now=now, pending=pending)
+                              rights=rights, license_id=new_license_id(now), now=now, pending=pending)
         device = pending.device
         stream = None
         rules = entitlements.stream_rules(rights, entitlement) if self.stream_limits else None
