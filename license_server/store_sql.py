@@ -19,6 +19,7 @@ import json
 from collections.abc import Generator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from license_server.core import entitlements
@@ -66,6 +67,12 @@ class AuditRetention:
     max_age: int = 30 * 86400
     check_every: int = 64
     batch: int = 1000
+
+
+@lru_cache(maxsize=1024)
+def policy_json(policy: LicensePolicy) -> str:
+    """A policy's stored JSON form: a server issues a handful of distinct policies, so each is encoded once."""
+    return json.dumps(policy.as_dict())
 
 
 class SqlStore(SqlStateDocuments, SqlStreamSessions):
@@ -127,7 +134,7 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
                     grant.kind.value, grant.version,
                     json.dumps([k.kid.hex() for k in grant.keys]),
                     json.dumps([k.track.value for k in grant.keys]),
-                    json.dumps(grant.policy.as_dict()), grant.issued_at, now, json.dumps(secrets), grant.issued_at,
+                    policy_json(grant.policy), grant.issued_at, now, json.dumps(secrets), grant.issued_at,
                     holder.account, holder.tier, holder.token_jti,
                     entitlements.slot_end(grant.policy, grant.issued_at) if grant.kind is LicenseKind.PERSISTENT
                     else None,
@@ -211,7 +218,7 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
                    slot_end = COALESCE(?, slot_end),
                    released_at = CASE WHEN ? THEN COALESCE(released_at, ?) ELSE released_at END
                WHERE license_id = ?""",
-            (state, now, version, license_start, json.dumps(policy.as_dict()) if policy is not None else None,
+            (state, now, version, license_start, policy_json(policy) if policy is not None else None,
              first_used_at, slot_end, released, now, license_id),
         )
         self._audit(now, system, event, row[0], row[1], license_id, None, message)
