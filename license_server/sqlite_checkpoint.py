@@ -31,7 +31,7 @@ from license_server.sqlite_support import WriteTurn
 
 log = logging.getLogger(__name__)
 INTERVAL = 0.2  # seconds between passes
-REWIND_FRAMES = 4000  # about 16 MB of WAL
+REWIND_FRAMES = 16000  # about 64 MB of WAL: each rewind holds writers for a tail checkpoint's fsyncs
 
 
 class CheckpointHandle:

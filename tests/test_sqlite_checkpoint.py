@@ -56,6 +56,7 @@ def _wal_after_steady_writes(path: Path, grants: int) -> int:
 
 def test_the_wal_is_rewound_under_steady_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Passive checkpoints alone never catch up with a busy writer, so the WAL would only grow."""
+    monkeypatch.setattr(sqlite_checkpoint, "REWIND_FRAMES", 4000)  # 16 MB: well inside what 2,500 grants write
     rewound = _wal_after_steady_writes(tmp_path / "rewound.db", 2500)
     monkeypatch.setattr(sqlite_checkpoint, "REWIND_FRAMES", 10**9)
     grown = _wal_after_steady_writes(tmp_path / "grown.db", 2500)
