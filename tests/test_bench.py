@@ -117,3 +117,13 @@ def test_spawn_server_serves_the_baseline_tree_it_is_given(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_compare_serves_a_baseline_in_every_store_mode_its_tree_knows(tmp_path) -> None:
+    from device_emulator.bench_support.compare import modes_of
+
+    old = tmp_path / "old"
+    (old / "license_server").mkdir(parents=True)
+    assert modes_of(old) == ("direct", "group")  # a tree from before batch mode
+    (old / "license_server" / "store_batch.py").write_text("")
+    assert modes_of(old) == ("batch", "direct", "group")

@@ -54,7 +54,12 @@ Targets = dict[str, tuple[str, Callable[[int], list[bytes]]]]
 
 CONFIGS = (("batch, 1 worker", 1, "batch"), ("batch, 2 workers", 2, "batch"),
            ("direct, 1 worker", 1, "direct"), ("direct, 2 workers", 2, "direct"), ("group, 2 workers", 2, "group"))
-BASELINE_MODES = ("direct", "group")  # the modes an older tree knows
+
+
+def modes_of(tree: Path) -> tuple[str, ...]:
+    """The store modes a source tree's server knows (``batch`` came with license_server/store_batch.py)."""
+    has_batch = (tree / "license_server" / "store_batch.py").exists()
+    return ("batch", "direct", "group") if has_batch else ("direct", "group")
 
 
 def _start_targets(work: Path, procs: list[subprocess.Popen], ck_body: bytes,
@@ -64,7 +69,7 @@ def _start_targets(work: Path, procs: list[subprocess.Popen], ck_body: bytes,
     targets: Targets = {"aiohttp hello-world": (url + "/", lambda n: [ck_body] * n)}
     trees: list[tuple[str, Path | None]] = [("", None)] + ([(" (baseline)", baseline)] if baseline else [])
     for (label, workers, mode), (suffix, tree) in ((c, t) for t in trees for c in CONFIGS):
-        if tree is not None and mode not in BASELINE_MODES:
+        if tree is not None and mode not in modes_of(tree):
             continue
         label += suffix
         data_dir = work / label.replace(" ", "").replace(",", "-").replace("(", "").replace(")", "")
