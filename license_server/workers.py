@@ -12,7 +12,6 @@ the store's state generation moves, see :mod:`license_server.namespaces`).
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 from collections.abc import Callable
@@ -25,20 +24,10 @@ MakeApp = Callable[[], web.Application]
 Printer = Callable[[str], None]
 
 
-def _built(make_app: MakeApp) -> web.Application:
-    """The process's application, with everything built so far moved out of the garbage collector's
-    sight (``gc.freeze``): the keyring, the catalog, the codecs and the app live as long as the process,
-    and a full collection would otherwise walk them all again in the middle of serving requests."""
-    app = make_app()
-    gc.collect()
-    gc.freeze()
-    return app
-
-
 def run(make_app: MakeApp, *, host: str, port: int, workers: int, print_line: Printer | None) -> None:
     """Serve until interrupted; with ``workers > 1`` stop the forked workers on the way out."""
     if workers <= 1:
-        web.run_app(_built(make_app), host=host, port=port, access_log=None, print=print_line)
+        web.run_app(make_app(), host=host, port=port, access_log=None, print=print_line)
         return
     context = multiprocessing.get_context("fork")
     children = [context.Process(target=_worker, args=(make_app, host, port), name=f"license-server-worker-{i}",
@@ -47,7 +36,7 @@ def run(make_app: MakeApp, *, host: str, port: int, workers: int, print_line: Pr
         child.start()
     log.info("%d worker processes share %s:%d (SO_REUSEPORT)", workers, host, port)
     try:
-        web.run_app(_built(make_app), host=host, port=port, reuse_port=True, access_log=None, print=print_line)
+        web.run_app(make_app(), host=host, port=port, reuse_port=True, access_log=None, print=print_line)
     finally:
         for child in children:
             child.terminate()
@@ -56,4 +45,4 @@ def run(make_app: MakeApp, *, host: str, port: int, workers: int, print_line: Pr
 
 
 def _worker(make_app: MakeApp, host: str, port: int) -> None:
-    web.run_app(_built(make_app), host=host, port=port, reuse_port=True, access_log=None, print=None)
+    web.run_app(make_app(), host=host, port=port, reuse_port=True, access_log=None, print=None)

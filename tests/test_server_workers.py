@@ -46,17 +46,3 @@ def test_port_zero_needs_a_single_worker(tmp_path) -> None:
                      module="license_server.cli")
     assert result.returncode == 2 and "--workers" in result.stderr
 
-
-def test_a_process_freezes_what_it_built_before_serving() -> None:
-    import gc
-
-    from aiohttp import web
-
-    from license_server import workers
-
-    gc.unfreeze()
-    try:
-        app = workers._built(web.Application)
-        assert isinstance(app, web.Application) and gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
