@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from license_server.core.entitlements import slot_end
-from license_server.core.license_ids import new_license_id
+from license_server.core.license_ids import RANDOM_BYTES, TIME_BYTES, new_license_id
 from license_server.core.model import (
     Grant,
     Hdcp,
@@ -68,7 +68,7 @@ def fill_issued_at(i: int, count: int, now: int = NOW) -> int:
 
 def fill_license_id(i: int, count: int, now: int = NOW) -> str:
     """The fill's ``i``-th license id, laid out as the server makes them (its issue time first)."""
-    return f"{fill_issued_at(i, count, now):010x}{i:022x}"
+    return f"{fill_issued_at(i, count, now):0{2 * TIME_BYTES}x}{i:0{2 * RANDOM_BYTES}x}"
 
 
 def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW) -> None:
