@@ -27,12 +27,12 @@ def connect(path: Path | str, *, synchronous: str, autocheckpoint: bool = True,
     """
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     db = sqlite_utils.Database(conn)
+    conn.execute("PRAGMA busy_timeout=5000")  # first: switching a new file to WAL waits for its lock too
     if str(path) != ":memory:":
         db.enable_wal()
         conn.execute(f"PRAGMA synchronous={synchronous}")
         if not autocheckpoint:
             conn.execute("PRAGMA wal_autocheckpoint=0")
-    conn.execute("PRAGMA busy_timeout=5000")
     if cache_kib is not None:
         conn.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
     return db
@@ -97,10 +97,22 @@ def savepoint(db: sqlite_utils.Database) -> Iterator[None]:
 
 
 def migrate(db: sqlite_utils.Database, migrations: tuple[str, ...]) -> None:
-    """Apply the migrations past ``PRAGMA user_version``, each in its own transaction."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(migrations[version:], start=version + 1):
+    """Apply the migrations past ``PRAGMA user_version``, each in its own transaction.
+
+    Several processes may open a new file at once (two workers meeting a new namespace): each reads
+    the version again inside its write transaction, so a migration another process applied while
+    this one waited for the lock is skipped, not run twice.
+    """
+    for number, script in enumerate(migrations, start=1):
+        if _user_version(db) >= number:
+            continue
         with transaction(db):
+            if _user_version(db) >= number:
+                continue  # applied by another process while this one waited
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version={number}")
+
+
+def _user_version(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
