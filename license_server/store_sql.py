@@ -102,14 +102,15 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
 
     # ---------------------------------------------------------------- writes
 
-    def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int,
+    def record_grant(self, grant: Grant, *, system: str, request_key: str | None, secrets: dict[str, str], now: int,
                      holder: Holder | None = None, caps: UsageRules | None = None,
                      stream: StreamStart | None = None) -> None:
         """Record an issued license with its device, replay key, token, caps and stream session, atomically."""
         device = grant.device
         holder = holder or Holder()
         with self.transaction():
-            self._claim_request(request_key, now)
+            if request_key is not None:
+                self._claim_request(request_key, now)
             if holder.token_jti is not None:
                 self._spend_token(TokenSpend(holder.token_jti, holder.token_expires_at or now, grant.license_id), now)
             if device is not None:  # caps are decided one grant at a time per device and per account

@@ -118,7 +118,7 @@ class GroupCommitStore(Store):
     def record_grant(self, grant: Grant, **kwargs: Any) -> None:
         self.submit(lambda w: w.record_grant(grant, **kwargs)).result()
 
-    async def record_grant_async(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str],
+    async def record_grant_async(self, grant: Grant, *, system: str, request_key: str | None, secrets: dict[str, str],
                                  now: int, holder: Holder | None = None, caps: UsageRules | None = None,
                                  stream: StreamStart | None = None) -> None:
         await self.run(lambda w: w.record_grant(

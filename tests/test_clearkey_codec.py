@@ -111,12 +111,12 @@ def test_too_many_kids_and_too_large_bodies_are_refused():
     assert refused(b" " * (clearkey.MAX_MESSAGE_BYTES + 1)).code is ErrorCode.CHALLENGE_TOO_LARGE
 
 
-def test_to_challenge_is_anonymous_and_carries_the_given_request_id():
+def test_to_challenge_is_anonymous_and_has_no_request_id():
     message = clearkey.parse_message(body({"kids": [KID_B64URL], "type": "persistent-license"}))
-    challenge = clearkey.to_challenge(message, request_id=b"r" * 16, request_time=123)
-    assert challenge.system == "clearkey" and challenge.device is None
+    challenge = clearkey.to_challenge(message, request_time=123)
+    assert challenge.system == "clearkey" and challenge.device is None and challenge.request_time == 123
     assert challenge.kind is RequestKind.NEW and challenge.license_kind is LicenseKind.PERSISTENT
-    assert challenge.key_ids == (KID,) and challenge.request_id == b"r" * 16 and challenge.content_id is None
+    assert challenge.key_ids == (KID,) and challenge.request_id is None and challenge.content_id is None
 
 
 # ------------------------------------------------------------------ building

@@ -84,6 +84,14 @@ async def test_each_request_is_recorded_separately(client, keyring, store):
     assert len(store.licenses(system="clearkey")) == 2
 
 
+async def test_a_request_without_a_nonce_leaves_no_replay_key_behind(client, keyring, store):
+    """Clear Key carries no nonce of the client's: a replay key for it could never match, so none is kept."""
+    body = clearkey.build_license_request([kid_of(keyring, "demo-movie", "SD")])
+    for _ in range(3):
+        assert (await post(client, body))[0].status == 200
+    assert store.counts()["licenses"] == 3 and store.counts()["seen_requests"] == 0
+
+
 # -------------------------------------------------------------- refusals
 
 @pytest.mark.parametrize("payload", [b"", b"{not json", b"[1,2]", {"type": "temporary"},

@@ -187,7 +187,7 @@ def _check_evidence(challenge: LicenseChallenge, claims: DeviceClaims, rules: At
         if rules.require_attestation:
             raise DrmError(ErrorCode.ATTESTATION_REQUIRED, "the challenge carries no attestation evidence")
         raise DrmError(ErrorCode.ATTESTATION_INVALID, "the challenge carries no attestation evidence")
-    if evidence.nonce != attestation_nonce(challenge.request_id):
+    if challenge.request_id is None or evidence.nonce != attestation_nonce(challenge.request_id):
         raise DrmError(ErrorCode.ATTESTATION_INVALID, "attestation evidence was produced for another request")
     if abs(evidence.timestamp - challenge.request_time) > rules.freshness_window:
         raise DrmError(ErrorCode.ATTESTATION_INVALID, "attestation evidence is stale")

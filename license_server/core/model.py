@@ -114,7 +114,9 @@ class LicenseChallenge:
     license_kind: LicenseKind
     content_id: str | None
     key_ids: tuple[bytes, ...]
-    request_id: bytes  # unique per challenge; the replay-detection key
+    # Unique per challenge, the replay-detection key; None where the dialect carries no nonce of the
+    # client's (Clear Key), so there is nothing a replay could repeat and nothing to remember.
+    request_id: bytes | None
     request_time: int
     device: DeviceClaims | None
     # RENEWAL and RELEASE: the license they refer to, and the MAC over the payload.

@@ -157,7 +157,7 @@ class LicenseRepository(Protocol):
 
     # ------------------------------------------------------------ atomic writes
 
-    def record_grant(self, grant: Grant, *, system: str, request_key: str, secrets: dict[str, str], now: int,
+    def record_grant(self, grant: Grant, *, system: str, request_key: str | None, secrets: dict[str, str], now: int,
                      holder: Holder | None = None, caps: UsageRules | None = None,
                      stream: StreamStart | None = None) -> None:
         """License + device + replay key + single-use token + caps + stream session + audit, in one transaction.
@@ -167,7 +167,8 @@ class LicenseRepository(Protocol):
         under ``evict_oldest``), continues the live session of the same playback, or is refused
         (``STREAM_LIMIT_REACHED``, ``STREAM_EVICTED``).
 
-        Raises ``REPLAYED_CHALLENGE`` if ``request_key`` was seen, ``TOKEN_REUSED`` if the
+        Raises ``REPLAYED_CHALLENGE`` if ``request_key`` was seen (None: the challenge has no
+        replay key to claim), ``TOKEN_REUSED`` if the
         holder's token id was spent, and whatever :func:`entitlements.check_usage` raises for
         ``caps`` on a snapshot of the account's and device's persistent licenses taken inside
         the transaction (so concurrent grants cannot both take the last slot).

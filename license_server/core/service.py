@@ -191,7 +191,8 @@ class LicenseService:
             stream = StreamStart(rules, challenge.system, device.device_id, grant.content_id, continuation=None
                                  if playback is None else f"{device.device_id}:{grant.content_id}:{playback}")
         body, secrets = build(grant)
-        request_key = f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
+        request_key = None if challenge.request_id is None else \
+            f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
         caps = None
         if grant.kind is LicenseKind.PERSISTENT and device is not None:
             caps = entitlements.usage_rules(rights, entitlement, device.device_id)
@@ -287,8 +288,10 @@ class LicenseService:
         return body
 
     @staticmethod
-    def _replay_key(event: str, challenge: LicenseChallenge, record: LicenseRecord) -> str:
+    def _replay_key(event: str, challenge: LicenseChallenge, record: LicenseRecord) -> str | None:
         """The replay key of a renewal or release: one per license and challenge (NEW keys never collide)."""
+        if challenge.request_id is None:
+            return None
         return f"{challenge.system}:{event}:{record.license_id}:{challenge.request_id.hex()}"
 
     def report(self, challenge: LicenseChallenge, report: DeviceReport, *, verify: VerifyHolder) -> str:

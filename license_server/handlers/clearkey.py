@@ -14,7 +14,6 @@ import re
 
 from aiohttp import web
 
-from license_server import crypto
 from license_server.core.model import Grant
 from license_server.errors import ERROR_CODE_HEADER, DrmError
 from license_server.http import access_of, error_renderer, json_error, read_body
@@ -66,9 +65,7 @@ async def license_exchange(request: web.Request) -> web.Response:
     # records (e.g. persist:true applies the download rules); a JWK set carries no
     # durations, so the CDM enforces none of them.
     overrides = parse_overrides(request.query)
-    challenge = clearkey.to_challenge(
-        message, request_id=crypto.random_bytes(16), request_time=namespace_of(request).clock.now()
-    )
+    challenge = clearkey.to_challenge(message, request_time=namespace_of(request).clock.now())
 
     def build(grant: Grant) -> tuple[bytes, dict[str, str]]:
         return clearkey.build_license(grant, message.session_type), {}

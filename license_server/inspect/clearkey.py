@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from license_server import crypto
 from license_server.errors import DrmError
 from license_server.inspect.model import Context, Decoded, NotMine
 from license_server.protocols import clearkey
@@ -42,6 +41,6 @@ def decode(doc: dict[str, Any], raw: bytes, context: Context, now: int) -> Decod
                        {"kids": kids}, dialect="clearkey")
     decoded = Decoded("clearkey.request", f"Clear Key license request ({message.session_type.value})",
                       {"kids": kids, "type": message.session_type.value}, dialect="clearkey")
-    decoded.challenge = clearkey.to_challenge(message, request_id=crypto.random_bytes(16), request_time=now)
+    decoded.challenge = clearkey.to_challenge(message, request_time=now)
     decoded.extra = message
     return decoded

@@ -171,11 +171,12 @@ def _parse_kids(doc: dict[str, Any]) -> tuple[bytes, ...]:
     return tuple(result)
 
 
-def to_challenge(message: LicenseRequest, *, request_id: bytes, request_time: int) -> LicenseChallenge:
+def to_challenge(message: LicenseRequest, *, request_time: int) -> LicenseChallenge:
     """The neutral challenge of a license request.
 
-    Clear Key carries no nonce and no device identity: the caller supplies a
-    fresh random ``request_id`` (the store's replay key) and the server time.
+    Clear Key carries no nonce and no device identity: the challenge has no
+    request id (nothing to detect a replay by) and the caller supplies the
+    server time.
     """
     return LicenseChallenge(
         system=SYSTEM,
@@ -183,7 +184,7 @@ def to_challenge(message: LicenseRequest, *, request_id: bytes, request_time: in
         license_kind=message.session_type.license_kind,
         content_id=None,
         key_ids=message.kids,
-        request_id=request_id,
+        request_id=None,
         request_time=request_time,
         device=None,
     )
