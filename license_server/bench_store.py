@@ -12,6 +12,8 @@ alternating rounds so that load from other processes hits both equally:
   account that already hold licenses (100 each on the filled store, 10 on the empty one),
   with a license id made as the server makes them and its title's key id (the fill gives
   every title one key id, as a catalog does, and lays its ids out like the server's);
+* ``grant_temporary``: the same for a temporary license (a streaming grant: no caps, so
+  none of the persistent licenses' slot and monthly indexes is written);
 * ``renewal``: the license lookup plus :meth:`Store.record_lifecycle`;
 * ``cap_check``: the usage snapshot a capped grant reads, for such a holder;
 * ``admin_page``: ``GET /admin/licenses`` pages (unfiltered and by account).
@@ -126,18 +128,23 @@ class Probe:
         return VerifiedDevice(self._holder()[0], 4660, "bench-l1", SecurityLevel.L1,
                               PlatformVerification.HARDWARE_VERIFIED, Hdcp.V2_2, b"")
 
-    def grant(self) -> None:
+    def grant(self, kind: LicenseKind = LicenseKind.PERSISTENT) -> None:
         self.n += 1
         device, account = self._device(), self._holder()[1]
         key = TrackKey((1).to_bytes(16, "big"), os.urandom(16), Track.HD, Robustness.of_level(SecurityLevel.L1),
                        Hdcp.NONE)  # title-1's key id, which the fill gave to every license of title-1
         self.last_license = new_license_id(NOW)  # as the server makes them
-        grant = Grant(self.last_license, "title-1", LicenseKind.PERSISTENT, (key,),
-                      LicensePolicy(can_persist=True, license_duration=86400), NOW, device)
-        # caps that count but never refuse: the holder's licenses are counted on every grant
+        persistent = kind is LicenseKind.PERSISTENT
+        grant = Grant(self.last_license, "title-1", kind, (key,),
+                      LicensePolicy(can_persist=persistent, license_duration=86400), NOW, device)
+        # caps that count but never refuse: the holder's licenses are counted on every persistent grant
         self.store.record_grant(grant, system="widevine", request_key=f"{self.tag}-rq-{self.n}", secrets={},
                                 now=NOW, holder=Holder(account, "premium"),
-                                caps=UsageRules(account, device.device_id, 1_000, 1_000_000, 1_000_000))
+                                caps=UsageRules(account, device.device_id, 1_000, 1_000_000, 1_000_000)
+                                if persistent else None)
+
+    def grant_temporary(self) -> None:
+        self.grant(LicenseKind.TEMPORARY)
 
     def renewal(self) -> None:
         record = self.store.license(self.last_license)
@@ -176,7 +183,7 @@ def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[
         # 100 each on the filled one (a fresh holder would not see what the caps read per holding).
         probes = {"empty": Probe(empty, "e", BASELINE_HOLDERS), "filled": Probe(filled, "f", HOLDERS)}
         samples: dict[str, dict[str, list[float]]] = {name: {} for name in probes}
-        ops = ("grant", "renewal", "cap_check", "admin_page")
+        ops = ("grant", "renewal", "grant_temporary", "cap_check", "admin_page")  # renewal: of the persistent grant
         for _ in range(rounds):  # alternate stores every round: shared-CPU noise hits both alike
             for name, probe in probes.items():
                 for op in ops:
@@ -194,7 +201,7 @@ def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[
 def report(result: dict[str, Any]) -> str:
     lines = [f"store size {result['store_size']}: median cost, filled vs empty store (ratio 1.0 = flat)"]
     for op, row in result["operations"].items():
-        lines.append(f"  {op:<11} empty {row['empty_us']:>8.1f} us   filled {row['filled_us']:>8.1f} us   "
+        lines.append(f"  {op:<15} empty {row['empty_us']:>8.1f} us   filled {row['filled_us']:>8.1f} us   "
                      f"ratio {row['ratio']:.2f}")
     return "\n".join(lines)
 

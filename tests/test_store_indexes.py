@@ -109,5 +109,5 @@ def test_bench_store_size_prints_ratios_as_json() -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["store_size"] == 3000
-    assert set(report["operations"]) == {"grant", "renewal", "cap_check", "admin_page"}
+    assert set(report["operations"]) == {"grant", "grant_temporary", "renewal", "cap_check", "admin_page"}
     assert all(row["ratio"] > 0 for row in report["operations"].values())
