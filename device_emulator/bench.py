@@ -105,8 +105,8 @@ def run_bench(*, server: str | None, concurrency: int, duration: float, requests
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes of the spawned server (see `serve --workers`).")
 @click.option("--store-size", default=None, type=click.IntRange(1),
-              help="Instead: compare grant, renewal, cap check and admin page cost on an empty store and on "
-                   "one filled with this many licenses (a store benchmark, no server).")
+              help="Instead: compare grant (persistent and temporary), renewal, cap check and admin page cost "
+                   "on an empty store and on one filled with this many licenses (a store benchmark, no server).")
 @click.option("--system", type=click.Choice(list(dialects.NAMES)), default="widevine",
               show_default=True, help="The dialect whose licenses are requested.")
 @click.option("--type", "kind", type=click.Choice(["temporary", "persistent"]), default="temporary",
