@@ -54,6 +54,7 @@ from license_server.core.model import (
 )
 from license_server.core.ports import Holder, UsageRules
 from license_server.store import Store
+from license_server.store_schema import MONTHLY_GRANTS_FROM_LICENSES
 
 HOLDERS = 10_000
 TITLES = 500
@@ -97,6 +98,7 @@ def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW) ->
         "policy, issued_at, updated_at, secrets, license_start, account, tier, slot_end) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())  # type: ignore[arg-type]
     conn.execute("INSERT INTO license_kids SELECT substr(kids, 3, 32), license_id FROM licenses")
+    conn.execute(MONTHLY_GRANTS_FROM_LICENSES)  # what the grant path counts as it goes
     conn.execute("INSERT INTO audit (at, system, event, device_id, content_id, license_id, code, message) "
                  "SELECT issued_at, system, 'grant', device_id, content_id, license_id, NULL, kind FROM licenses")
     conn.execute("COMMIT")

@@ -126,4 +126,17 @@ PG_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX licenses_slot_unknown ON licenses(license_id) WHERE kind = 'persistent' AND slot_end IS NULL;
     CREATE INDEX licenses_month ON licenses(device_id, account, issued_at) WHERE kind = 'persistent';
     """,
+    # 11: the monthly allowance counts grants in a small table (device, account or '', calendar month in UTC)
+    """
+    CREATE TABLE monthly_grants (
+        device_id TEXT NOT NULL, account TEXT NOT NULL, month BIGINT NOT NULL, grants BIGINT NOT NULL,
+        PRIMARY KEY (device_id, account, month)
+    );
+    INSERT INTO monthly_grants
+    SELECT device_id, COALESCE(account, ''),
+           CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(issued_at) AT TIME ZONE 'UTC')) AS BIGINT),
+           COUNT(*)
+    FROM licenses WHERE kind = 'persistent' AND device_id IS NOT NULL GROUP BY 1, 2, 3;
+    DROP INDEX licenses_month;
+    """,
 )

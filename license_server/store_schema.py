@@ -6,6 +6,15 @@ tables and indexes in its own dialect.
 
 from __future__ import annotations
 
+MONTHLY_GRANTS_FROM_LICENSES = """
+    INSERT INTO monthly_grants
+    SELECT device_id, COALESCE(account, ''), CAST(strftime('%s', issued_at, 'unixepoch', 'start of month') AS INTEGER),
+           COUNT(*)
+    FROM licenses WHERE kind = 'persistent' AND device_id IS NOT NULL GROUP BY 1, 2, 3
+"""
+"""Count the persistent licenses already stored into ``monthly_grants`` (migration 11, and the store-size
+benchmark's bulk fill, which writes licenses without the grant path)."""
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: foundation
     """
@@ -127,10 +136,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX licenses_slot_unknown ON licenses(license_id) WHERE kind = 'persistent' AND slot_end IS NULL;
     CREATE INDEX licenses_month ON licenses(device_id, account, issued_at) WHERE kind = 'persistent'
     """,
+    # 11: the monthly allowance counts grants in a small table, one row per device, account ('' for none) and
+    # calendar month (UTC), bumped in the grant's transaction, instead of an index over every persistent
+    # license ever issued: on a large store that index put a cold page in every persistent grant
+    f"""
+    CREATE TABLE monthly_grants (
+        device_id TEXT NOT NULL, account TEXT NOT NULL, month INTEGER NOT NULL, grants INTEGER NOT NULL,
+        PRIMARY KEY (device_id, account, month)
+    ) WITHOUT ROWID;
+    {MONTHLY_GRANTS_FROM_LICENSES};
+    DROP INDEX licenses_month
+    """,
 )
 
 RESET_TABLES: tuple[str, ...] = (
     "devices", "licenses", "license_kids", "audit", "seen_requests", "downloads", "used_tokens", "reports",
-    "report_subjects", "state_documents", "stream_sessions", "stream_licenses",
+    "report_subjects", "state_documents", "stream_sessions", "stream_licenses", "monthly_grants",
 )
 """Every table a namespace reset empties (new tables that hold namespace data must be listed here)."""
