@@ -168,10 +168,10 @@ class LicenseRepository(Protocol):
         (``STREAM_LIMIT_REACHED``, ``STREAM_EVICTED``).
 
         Raises ``REPLAYED_CHALLENGE`` if ``request_key`` was seen (None: the challenge has no
-        replay key to claim), ``TOKEN_REUSED`` if the
-        holder's token id was spent, and whatever :func:`entitlements.check_usage` raises for
-        ``caps`` on a snapshot of the account's and device's persistent licenses taken inside
-        the transaction (so concurrent grants cannot both take the last slot).
+        replay key to claim), ``TOKEN_REUSED`` if the holder's token id was spent, and whatever
+        :func:`entitlements.check_usage` raises for ``caps`` on a snapshot of the account's and
+        device's persistent licenses taken inside the transaction (so concurrent grants cannot
+        both take the last slot).
         """
         ...
 

@@ -191,8 +191,8 @@ class LicenseService:
             stream = StreamStart(rules, challenge.system, device.device_id, grant.content_id, continuation=None
                                  if playback is None else f"{device.device_id}:{grant.content_id}:{playback}")
         body, secrets = build(grant)
-        request_key = None if challenge.request_id is None else \
-            f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}"
+        request_key = (None if challenge.request_id is None
+                       else f"{challenge.system}:{device.device_id if device else '-'}:{challenge.request_id.hex()}")
         caps = None
         if grant.kind is LicenseKind.PERSISTENT and device is not None:
             caps = entitlements.usage_rules(rights, entitlement, device.device_id)
