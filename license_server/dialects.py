@@ -40,7 +40,7 @@ class Dialect:
     cfg_grammar: str
     """The dialect's ``?cfg=`` grammar: the function its handler calls to turn the query into
     :class:`~license_server.core.policy.PolicyOverrides` (directly, or through a typed test-server
-    configuration whose ``overrides(now)`` gives them)."""
+    configuration whose ``overrides()`` gives them)."""
     routes: str
     """``setup(app)``: registers the dialect's aiohttp routes."""
     device_cdm: str

@@ -107,7 +107,7 @@ def test_stream_rules_come_from_the_token_then_the_tier() -> None:
 def test_renewal_settings_from_cfg_tokens_and_rights() -> None:
     cfg = parse_overrides({"cfg": "(renewdelay:60,renewretry:10,renewrecovery:30,renewurl:https://r.example/x,"
                                   "renewusage:true)"})
-    policy = cfg.apply(LicensePolicy())
+    policy = cfg.apply(LicensePolicy(), 0)
     assert (policy.renewal_delay, policy.renewal_retry_interval, policy.renewal_recovery_duration,
             policy.renewal_server_url, policy.renew_with_usage) == (60, 10, 30, "https://r.example/x", True)
     with pytest.raises(DrmError) as bad:

@@ -77,8 +77,11 @@ class PolicyOverrides:
     unattested_persistence: bool | None = None
     renewal_server_url: str | None = None  # where renewals go (Widevine Policy renewal_server_url)
     renew_with_usage: bool | None = None
+    # an absolute end (PlayReady's enddate/removaldate): the rental and license windows end at this second,
+    # whichever second the grant is issued in; it wins over both durations
+    ends_at: int | None = None
 
-    def apply(self, policy: LicensePolicy) -> LicensePolicy:
+    def apply(self, policy: LicensePolicy, now: int) -> LicensePolicy:
         changes: dict[str, Any] = {
             name: value
             for name, value in (
@@ -98,6 +101,11 @@ class PolicyOverrides:
             )
             if value is not None
         }
+        if self.ends_at is not None:
+            if self.ends_at <= now:
+                raise DrmError(ErrorCode.INVALID_POLICY_OVERRIDE,
+                               "the license's end date has passed (it would be born expired)")
+            changes["rental_duration"] = changes["license_duration"] = self.ends_at - now
         return replace(policy, **changes) if changes else policy
 
 
@@ -153,7 +161,7 @@ def decide(
         content_id=title.content_id,
         kind=kind,
         keys=tuple(keys),
-        policy=overrides.apply(base),
+        policy=overrides.apply(base, now),
         issued_at=now,
         device=device,
     )

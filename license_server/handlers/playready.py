@@ -88,7 +88,7 @@ async def _acquire(request: web.Request, operation: xmlsafe.Element, body: bytes
         chain = trust.chain_info(challenge.device.certificate_chain if challenge.device else b"", now=now)
         return build_license_response(grant, parsed, cfg, chain), {}
 
-    return _xml(await service.acquire_async(challenge, trust=trust, overrides=cfg.overrides(now), build=build,
+    return _xml(await service.acquire_async(challenge, trust=trust, overrides=cfg.overrides(), build=build,
                                             access=access_of(request)))
 
 

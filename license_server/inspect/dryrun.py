@@ -34,7 +34,7 @@ def baseline_overrides(decoded: Decoded, now: int) -> PolicyOverrides:
     if decoded.dialect == "playready":
         from license_server.protocols.playready import testcfg
 
-        return testcfg.parse_cfg(None, now=now).overrides(now)
+        return testcfg.parse_cfg(None, now=now).overrides()
     return PolicyOverrides()
 
 

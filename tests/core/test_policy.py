@@ -112,7 +112,7 @@ def test_no_device_means_no_device_filtering():
 
 
 def test_overrides_apply_only_what_they_set():
-    changed = PolicyOverrides(rental_duration=10, can_renew=True).apply(policy.PERSISTENT_DEFAULTS)
+    changed = PolicyOverrides(rental_duration=10, can_renew=True).apply(policy.PERSISTENT_DEFAULTS, NOW)
     assert changed.rental_duration == 10 and changed.can_renew
     assert changed.playback_duration == policy.PERSISTENT_DEFAULTS.playback_duration
 

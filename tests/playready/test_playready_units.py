@@ -250,7 +250,7 @@ def test_certificate_chain_levels_and_signatures(keyring):
 
 def test_cfg_persist_and_first_play_expiration_become_neutral_overrides():
     cfg = testcfg.parse_cfg("(persist:true,firstexp:60)", now=NOW)
-    overrides = cfg.overrides(NOW)
+    overrides = cfg.overrides()
     assert (overrides.persist, overrides.playback_duration, overrides.rental_duration) == (True, 60, None)
     assert testcfg.parse_cfg("(firstplayexpiration:90)", now=NOW).first_play_expiration == 90
 
@@ -259,9 +259,21 @@ def test_cfg_dates_are_gmt_and_the_earlier_of_end_and_removal_wins():
     cfg = testcfg.parse_cfg("(begindate:20270115,enddate:20270116080000,removaldate:20270117)", now=NOW)
     assert cfg.begin_date == 1_799_971_200  # 2027-01-15T00:00:00Z
     assert cfg.end_date == NOW + 86400
-    overrides = cfg.overrides(NOW)
-    assert overrides.rental_duration == overrides.license_duration == 86400
+    overrides = cfg.overrides()
+    assert overrides.ends_at == NOW + 86400 and overrides.rental_duration is None
     assert testcfg.parse_cfg("(expiration:20270115090000,removaldate:20270115083000)", now=NOW).deadline == NOW + 1800
+
+
+def test_an_end_date_ends_the_license_at_that_second_whenever_the_grant_is_issued():
+    """Regression: the end date became a duration at parse time; a grant issued a second later ended late."""
+    from license_server.core.policy import PERSISTENT_DEFAULTS
+
+    overrides = testcfg.parse_cfg("(persist:true,enddate:20270116080000)", now=NOW).overrides()
+    for issued in (NOW, NOW + 1, NOW + 3599):
+        assert overrides.apply(PERSISTENT_DEFAULTS, issued).deadline(issued) == NOW + 86400
+    with pytest.raises(DrmError) as refused:
+        overrides.apply(PERSISTENT_DEFAULTS, NOW + 86400)
+    assert refused.value.code is ErrorCode.INVALID_POLICY_OVERRIDE
 
 
 def test_cfg_security_level_opl_kid_key_and_hooks():
@@ -270,7 +282,7 @@ def test_cfg_security_level_opl_kid_key_and_hooks():
     assert cfg.min_security_level == SL2000 and cfg.cipher == "AESCBC" and cfg.real_time and not cfg.play_right
     assert cfg.kid == KID and cfg.content_key == bytes.fromhex("ab" * 16)
     assert cfg.output_protection == xmr.OutputProtection(500, 300, 0, 0, 0)
-    overrides = cfg.overrides(NOW)
+    overrides = cfg.overrides()
     assert overrides.persistent_min_level is SecurityLevel.L3
     assert dict(overrides.track_requirements)[Track.SD].hdcp is Hdcp.V1
     assert testcfg.parse_cfg("(kid:00112233-4455-6677-8899-aabbccddeeff)", now=NOW).kid == KID
@@ -350,10 +362,10 @@ def test_a_software_security_level_in_cfg_lets_an_unattested_client_persist():
     from license_server.core.policy import check_unattested
     from license_server.errors import DrmError
 
-    assert testcfg.parse_cfg("(persist:true,sl:2000)", now=0).overrides(0).unattested_persistence is True
-    check_unattested(LicenseKind.PERSISTENT, testcfg.parse_cfg("(persist:true,sl:150)", now=0).overrides(0))
+    assert testcfg.parse_cfg("(persist:true,sl:2000)", now=0).overrides().unattested_persistence is True
+    check_unattested(LicenseKind.PERSISTENT, testcfg.parse_cfg("(persist:true,sl:150)", now=0).overrides())
     for text in ("(persist:true,sl:3000)", "(persist:true)"):
-        overrides = testcfg.parse_cfg(text, now=0).overrides(0)
+        overrides = testcfg.parse_cfg(text, now=0).overrides()
         assert not overrides.unattested_persistence
         with pytest.raises(DrmError) as refused:
             check_unattested(LicenseKind.PERSISTENT, overrides)

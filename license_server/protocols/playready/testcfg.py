@@ -65,11 +65,10 @@ class TestServerCfg:
         dates = [d for d in (self.end_date, self.removal_date) if d]
         return min(dates) if dates else None
 
-    def overrides(self, now: int) -> PolicyOverrides:
+    def overrides(self) -> PolicyOverrides:
         """The neutral policy changes these keys ask for."""
-        changes: dict[str, Any] = {"persist": self.persist, "playback_duration": self.first_play_expiration}
-        if self.deadline is not None:
-            changes["rental_duration"] = changes["license_duration"] = self.deadline - now
+        changes: dict[str, Any] = {"persist": self.persist, "playback_duration": self.first_play_expiration,
+                                   "ends_at": self.deadline}
         if self.min_security_level is not None:
             changes["persistent_min_level"] = (SecurityLevel.L1 if self.min_security_level >= SL3000
                                                else SecurityLevel.L3)
