@@ -172,15 +172,22 @@ def _time(op: Callable[[], None], repeat: int) -> list[float]:
     return samples
 
 
+def prepare(directory: Path, store_size: int, *, echo: Callable[[str], None] = print) -> tuple[Store, Store]:
+    """The "empty" and the filled store, both filled and settled: what is measured is the queries."""
+    empty, filled = Store.open(directory / "empty.db"), Store.open(directory / "filled.db")
+    fill(empty, BASELINE, holders=BASELINE_HOLDERS)
+    start = time.perf_counter()
+    fill(filled, store_size)
+    settle(empty, filled)
+    echo(f"filled a store with {store_size} licenses over {HOLDERS} devices/accounts "
+         f"and settled it in {time.perf_counter() - start:.1f} s")
+    return empty, filled
+
+
 def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Fill a store with ``store_size`` licenses and compare per-operation medians against an empty one."""
     with tempfile.TemporaryDirectory(prefix="drm-store-bench-") as tmp:
-        empty, filled = Store.open(Path(tmp) / "empty.db"), Store.open(Path(tmp) / "filled.db")
-        fill(empty, BASELINE, holders=BASELINE_HOLDERS)
-        start = time.perf_counter()
-        fill(filled, store_size)
-        echo(f"filled a store with {store_size} licenses over {HOLDERS} devices/accounts "
-             f"in {time.perf_counter() - start:.1f} s")
+        empty, filled = prepare(Path(tmp), store_size, echo=echo)
         # Grants and cap checks go to holders that already hold licenses: 10 each on the "empty" store,
         # 100 each on the filled one (a fresh holder would not see what the caps read per holding).
         probes = {"empty": Probe(empty, "e", BASELINE_HOLDERS), "filled": Probe(filled, "f", HOLDERS)}

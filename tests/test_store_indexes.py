@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from license_server.bench_store import Probe, fill, fill_license_id
+from license_server.bench_store import Probe, fill, fill_license_id, prepare
 from license_server.core.model import Grant, LicenseKind, LicensePolicy
 from license_server.store import Store
 from tests.conftest import run_cli
@@ -102,6 +103,17 @@ def test_admin_pages_are_limited_in_sql(store: Store) -> None:
     page = store.licenses(limit=7, account="acct-3")
     assert len(page) == 7 and all(r.account == "acct-3" for r in page)
     assert [r.issued_at for r in page] == sorted(r.issued_at for r in page)
+
+
+def test_the_store_size_bench_measures_settled_stores(tmp_path: Path) -> None:
+    """Regression: the fill stayed in the write-ahead log, so its checkpoint and writeback landed inside the
+    measured grants (the official figure disagreed with settled copies of the same stores)."""
+    stores = prepare(tmp_path, 3000, echo=lambda _: None)
+    for store in stores:
+        assert store.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1] == 0  # no frames left in the log
+    assert [s.db.execute("SELECT count(*) FROM licenses").fetchone()[0] for s in stores] == [100, 3000]
+    for store in stores:
+        store.close()
 
 
 def test_bench_store_size_prints_ratios_as_json() -> None:
