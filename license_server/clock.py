@@ -42,13 +42,15 @@ class ControlledClock:
 
     def __init__(self, start: int | None = None, *, frozen: bool = False) -> None:
         self._frozen = frozen
-        self._base = start if start is not None else int(time.time())
+        # the wall time with its fraction: two processes (workers, replicas) read the same second at the
+        # same instant; truncating the start and the ticks apart put them up to a second apart
+        self._base: float = start if start is not None else time.time()
         self._offset = 0
         self._started = time.monotonic()
 
     def now(self) -> int:
-        ticked = 0 if self._frozen else int(time.monotonic() - self._started)
-        return self._base + ticked + self._offset
+        ticked = 0.0 if self._frozen else time.monotonic() - self._started
+        return int(self._base + ticked) + self._offset
 
     def advance(self, seconds: int) -> int:
         self._check(self.now() + seconds)

@@ -41,3 +41,18 @@ def test_controlled_clock_bounds():
     assert clock.now() == START
     assert clock.set(MAX_CLOCK) == MAX_CLOCK
     assert clock.reset() == START
+
+
+def test_clocks_started_in_different_processes_read_the_same_second(monkeypatch):
+    """Regression: the start time and the ticks were truncated apart, so two replicas whose clocks started at
+    different fractions of a second read seconds one apart at the same instant (a lapsed lease looked live)."""
+    import license_server.clock as clock_module
+
+    wall, mono = [1000.9], [50.9]
+    monkeypatch.setattr(clock_module.time, "time", lambda: wall[0])
+    monkeypatch.setattr(clock_module.time, "monotonic", lambda: mono[0])
+    early = ControlledClock()
+    wall[0], mono[0] = 1001.2, 51.2
+    late = ControlledClock()
+    wall[0], mono[0] = 1001.5, 51.5
+    assert early.now() == late.now() == 1001
