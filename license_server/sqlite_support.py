@@ -11,10 +11,11 @@ from pathlib import Path
 
 import sqlite_utils
 
-SERVER_CACHE_KIB = 32 * 1024
-"""Page cache of a server store's connection: the interior pages of a million-license store's indexes
-stay in memory (SQLite's default is 2 MiB; pages are allocated as they are read, so a small store
-uses little)."""
+SERVER_CACHE_KIB = 256 * 1024
+"""Page cache of a server store's connection: a million-license store's interior pages and the
+index pages keyed by device or account (about 100 MiB) stay in memory once read (SQLite's default
+is 2 MiB; pages are allocated as they are read, so a small store uses little). docs/store.md has
+the measurements."""
 
 
 def connect(path: Path | str, *, synchronous: str, autocheckpoint: bool = True,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from license_server.bench_store import Probe, fill, fill_license_id, prepare
+from license_server.bench_store import Probe, fill, fill_license_id, prepare, warm
 from license_server.core.model import Grant, LicenseKind, LicensePolicy
 from license_server.store import Store
 from tests.conftest import run_cli
@@ -116,10 +116,23 @@ def test_the_store_size_bench_measures_settled_stores(tmp_path: Path) -> None:
         store.close()
 
 
+def test_warming_reads_every_holder_and_changes_nothing(tmp_path: Path) -> None:
+    """The steady-state figures follow a warm-up that must not write (a grant or a count it left would skew them)."""
+    [empty, filled] = prepare(tmp_path, 3000, echo=lambda _: None)
+    before = filled.db.execute("SELECT count(*), max(updated_at) FROM licenses").fetchone()
+    changes = filled.db.conn.total_changes
+    warm(filled, 10_000)
+    assert filled.db.conn.total_changes == changes
+    assert filled.db.execute("SELECT count(*), max(updated_at) FROM licenses").fetchone() == before
+    for store in (empty, filled):
+        store.close()
+
+
 def test_bench_store_size_prints_ratios_as_json() -> None:
     result = run_cli("bench", "--store-size", "3000", "--json", module="license_server.cli")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["store_size"] == 3000
-    assert set(report["operations"]) == {"grant", "grant_temporary", "renewal", "cap_check", "admin_page"}
+    assert set(report["operations"]) == {"grant", "grant_temporary", "renewal", "cap_check", "admin_page",
+                                         "grant_cold", "grant_temporary_cold"}
     assert all(row["ratio"] > 0 for row in report["operations"].values())
