@@ -24,8 +24,8 @@ returns as many rows on both stores (its cost is per row returned).
 These are measured as on a server that has been running: every holder's entries in the
 four indexes keyed by device or account have been read once (:func:`warm`). Before that,
 ``grant_cold`` and ``grant_temporary_cold`` time the first grant to a holder since the
-store was opened, whose index pages are read from the file (the operating system's cache)
-into SQLite's: on a large store that read, not the query, is most of what grows.
+store was opened, whose index pages are first read from the file (the operating system's
+cache) into SQLite's.
 
 It prints each operation's median on both stores and their ratio (filled/empty;
 1.0 is flat). Ratios, not absolute figures: the machine may be shared.
@@ -63,6 +63,7 @@ from license_server.store import Store
 from license_server.store_schema import MONTHLY_GRANTS_FROM_LICENSES
 
 HOLDERS = 10_000
+REPEAT = 25  # timed operations of a kind per store and round
 HOLDER_STRIDE = 7_919  # a prime: coprime with HOLDERS and BASELINE_HOLDERS
 TITLES = 500
 BASELINE, BASELINE_HOLDERS = 100, 10  # the "empty" store holds a few licenses, so admin pages are full on both
@@ -194,8 +195,8 @@ def prepare(directory: Path, store_size: int, *, echo: Callable[[str], None] = p
 
 
 def warm(store: Store, holders: int) -> None:
-    """Read every holder's entries in the four indexes keyed by device or account, as a server that has
-    served each holder since it opened the store has (reads only: the store is not changed)."""
+    """Read every holder's entries in the four indexes keyed by device or account: the page cache of a
+    server that has served each holder since it opened the store (reads only: the store is not changed)."""
     live = "kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed')"
     queries = ("SELECT COUNT(*) FROM licenses INDEXED BY licenses_device WHERE device_id = ?",
                "SELECT COUNT(*) FROM licenses INDEXED BY licenses_account WHERE account = ?",
@@ -207,10 +208,11 @@ def warm(store: Store, holders: int) -> None:
 
 
 WARM_OPS = ("grant", "grant_temporary", "renewal", "cap_check", "admin_page")  # renewal: of the last grant
-COLD_OPS = ("grant_cold", "grant_temporary_cold")
+COLD_OPS = {"grant_cold": "grant", "grant_temporary_cold": "grant_temporary"}  # name: the Probe method
 
 
-def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[str], None] = print) -> dict[str, Any]:
+def run(store_size: int, *, rounds: int = 20, repeat: int = REPEAT,
+        echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Fill a store with ``store_size`` licenses and compare per-operation medians against an empty one.
 
     First the grants to holders whose pages the process has not read yet (``*_cold``: the first grant
@@ -221,10 +223,10 @@ def run(store_size: int, *, rounds: int = 20, repeat: int = 25, echo: Callable[[
         empty, filled = prepare(Path(tmp), store_size, echo=echo)
         # Grants and cap checks go to holders that already hold licenses: 10 each on the "empty" store,
         # 100 each on the filled one (a fresh holder would not see what the caps read per holding).
-        # Each grant goes to the next holder: on the filled store, the cold ones reach 2 * rounds * repeat
+        # Each grant goes to another holder: on the filled store, the cold ones reach 2 * rounds * repeat
         # of the 10,000 holders, none of them twice.
         cold = _measure({"empty": Probe(empty, "e", BASELINE_HOLDERS), "filled": Probe(filled, "f", HOLDERS)},
-                        {"grant_cold": "grant", "grant_temporary_cold": "grant_temporary"}, rounds, repeat)
+                        COLD_OPS, rounds, repeat)
         warm(empty, BASELINE_HOLDERS)
         warm(filled, HOLDERS)
         steady = _measure({"empty": Probe(empty, "we", BASELINE_HOLDERS), "filled": Probe(filled, "wf", HOLDERS)},
@@ -261,9 +263,13 @@ def report(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench-store", description=__doc__.split("\n")[0])
     parser.add_argument("--store-size", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=20,
+                        help=f"rounds of {REPEAT} operations each (at most {HOLDERS // (2 * REPEAT)}: the cold "
+                             "grants go to holders the process has not seen)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= HOLDERS // (2 * REPEAT):
+        parser.error(f"--rounds must be between 1 and {HOLDERS // (2 * REPEAT)}")
     result = run(args.store_size, rounds=args.rounds, echo=lambda m: print(m, file=sys.stderr))
     print(json.dumps(result) if args.json else report(result))
     return 0

@@ -128,6 +128,11 @@ def test_warming_reads_every_holder_and_changes_nothing(tmp_path: Path) -> None:
         store.close()
 
 
+def test_bench_store_size_refuses_more_rounds_than_cold_holders() -> None:
+    result = run_cli("--rounds", "201", module="license_server.bench_store")
+    assert result.returncode == 2 and "--rounds must be between 1 and 200" in result.stderr
+
+
 def test_bench_store_size_prints_ratios_as_json() -> None:
     result = run_cli("bench", "--store-size", "3000", "--json", module="license_server.cli")
     assert result.returncode == 0, result.stderr
