@@ -61,6 +61,7 @@ from license_server.core.model import (
 from license_server.core.ports import Holder, UsageRules
 from license_server.store import Store
 from license_server.store_schema import MONTHLY_GRANTS_FROM_LICENSES
+from license_server.store_sql import SLOT_HOLDING
 
 HOLDERS = 10_000
 REPEAT = 25  # timed operations of a kind per store and round
@@ -197,11 +198,10 @@ def prepare(directory: Path, store_size: int, *, echo: Callable[[str], None] = p
 def warm(store: Store, holders: int) -> None:
     """Read every holder's entries in the four indexes keyed by device or account: the page cache of a
     server that has served each holder since it opened the store (reads only: the store is not changed)."""
-    live = "kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed')"
     queries = ("SELECT COUNT(*) FROM licenses INDEXED BY licenses_device WHERE device_id = ?",
                "SELECT COUNT(*) FROM licenses INDEXED BY licenses_account WHERE account = ?",
-               f"SELECT COUNT(*) FROM licenses INDEXED BY licenses_slots_device WHERE device_id = ? AND {live}",
-               f"SELECT COUNT(*) FROM licenses INDEXED BY licenses_slots_account WHERE account = ? AND {live}")
+               f"SELECT COUNT(*) FROM licenses INDEXED BY licenses_slots_device WHERE device_id = ? AND {SLOT_HOLDING}",
+               f"SELECT COUNT(*) FROM licenses INDEXED BY licenses_slots_account WHERE account = ? AND {SLOT_HOLDING}")
     for holder in range(holders):
         for query, key in zip(queries, (f"{holder:032x}", f"acct-{holder}") * 2, strict=True):
             store.db.execute(query, (key,)).fetchone()

@@ -53,6 +53,10 @@ LICENSE_SUMMARY = ("rowid", "license_id", "system", "device_id", "content_id", "
 __all__ = ["AuditRetention", "Holder", "LicenseRecord", "SqlStore"]  # the record types live in the core's port
 
 
+SLOT_HOLDING = "kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed')"
+"""The licenses that hold a cap slot while their slot end is ahead: the slot indexes' condition (migration 10)."""
+
+
 @dataclass(frozen=True)
 class AuditRetention:
     """How many refusal audit rows to keep, and for how long (0: no limit).
@@ -292,7 +296,7 @@ class SqlStore(SqlStateDocuments, SqlStreamSessions):
         """Active holdings counted over the entries of the slot indexes (migration 10), and this month's
         grants read from their counter (migration 11): no holding is read back and no policy parsed,
         however many licenses the device or account holds."""
-        active = "kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed') AND slot_end > ?"
+        active = f"{SLOT_HOLDING} AND slot_end > ?"
         on_device = self.sql.execute(
             f"SELECT COUNT(*) FROM licenses{self.sql.hint('licenses_slots_device')} WHERE device_id = ? AND {active}",
             (device_id, now)).fetchone()[0]
