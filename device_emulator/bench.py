@@ -106,7 +106,9 @@ def run_bench(*, server: str | None, concurrency: int, duration: float, requests
               help="Worker processes of the spawned server (see `serve --workers`).")
 @click.option("--store-size", default=None, type=click.IntRange(1),
               help="Instead: compare grant (persistent and temporary), renewal, cap check and admin page cost "
-                   "on an empty store and on one filled with this many licenses (a store benchmark, no server).")
+                   "on an empty store and on one filled with this many licenses, then persistent Widevine grants "
+                   "through two spawned servers on such stores (--devices, --duration, --requests and "
+                   "--concurrency apply).")
 @click.option("--system", type=click.Choice(list(dialects.NAMES)), default="widevine",
               show_default=True, help="The dialect whose licenses are requested.")
 @click.option("--type", "kind", type=click.Choice(["temporary", "persistent"]), default="temporary",
@@ -122,10 +124,8 @@ def command(server: str | None, concurrency: int, duration: float, requests: int
             as_json: bool, compare_url: str | None = None) -> None:
     """Measure Widevine-style licenses/s and latency percentiles."""
     if store_size is not None:
-        # The store benchmark is server-side code; run it as its own process so this client
-        # tool never imports the server's store.
-        argv = [sys.executable, "-m", "license_server.bench_store", "--store-size", str(store_size)]
-        raise SystemExit(subprocess.run(argv + (["--json"] if as_json else []), check=False).returncode)
+        raise SystemExit(_store_size(store_size, devices=devices, keys_dir=keys_dir, duration=duration,
+                                     requests=requests, concurrency=concurrency, as_json=as_json))
     if compare_url is not None:
         from device_emulator import bench_stores
 
@@ -147,3 +147,33 @@ def command(server: str | None, concurrency: int, duration: float, requests: int
     if result.error_rate > MAX_ERROR_RATE:
         click.echo(f"error rate {result.error_rate:.1%} is above {MAX_ERROR_RATE:.0%}", err=True)
         raise SystemExit(1)
+
+
+def _store_size(store_size: int, *, devices: int, keys_dir: Path | None, duration: float, requests: int,
+                concurrency: int, as_json: bool) -> int:
+    """``--store-size``: the store's operations, then grants through two spawned servers (empty, filled)."""
+    from device_emulator import bench_store_size
+
+    # The store benchmark is server-side code; run it as its own process so this client
+    # tool never imports the server's store.
+    argv = [sys.executable, "-m", "license_server.bench_store", "--store-size", str(store_size)]
+    store = subprocess.run(argv + (["--json"] if as_json else []), check=False,
+                           stdout=subprocess.PIPE if as_json else None, text=True)
+    if store.returncode:
+        return store.returncode
+    click.echo("", err=True)
+    with tempfile.TemporaryDirectory(prefix="drm-bench-") as tmp:
+        try:
+            served = bench_store_size.run(Path(tmp), store_size, devices=devices, keys_dir=keys_dir,
+                                          duration=duration, requests=requests, concurrency=concurrency,
+                                          echo=lambda m: click.echo(m, err=True))
+        except (RuntimeError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"store": json.loads(store.stdout), "server": served}) if as_json
+               else bench_store_size.report(served))
+    errors = sum(row["sent"] - row["granted"] for row in served["stores"].values())
+    sent = sum(row["sent"] for row in served["stores"].values())
+    if not sent or errors / sent > MAX_ERROR_RATE:
+        click.echo(f"{errors} of {sent} grants through the servers failed", err=True)
+        return 1
+    return 0

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -69,22 +70,31 @@ class BenchResult:
 
 
 async def fire(url: str, challenges: list[bytes], *, concurrency: int, duration: float,
-               content_type: str = "application/octet-stream", headers: dict[str, str] | None = None) -> BenchResult:
-    """``concurrency`` keep-alive connections, each sending one request at a time.
+               content_type: str = "application/octet-stream", headers: dict[str, str] | None = None,
+               request_headers: Sequence[Mapping[str, str]] | None = None) -> BenchResult:
+    """``concurrency`` keep-alive connections, each sending one request at a time; ``request_headers``,
+    when given, holds each challenge's own headers (a token per device), on top of ``headers``.
 
     A lean HTTP/1.1 client over asyncio streams rather than a full client
     library: on a small machine the load generator shares the CPU with the
     server, and every cycle it spends is one the server does not get.
     """
     target = urlsplit(url)
-    queue = iter(challenges)
     latencies: list[float] = []
     errors: Counter = Counter()
     granted = sent = 0
-    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     path = target.path + (f"?{target.query}" if target.query else "")
-    head = (f"POST {path or '/'} HTTP/1.1\r\nHost: {target.netloc}\r\n{extra}"
-            f"Content-Type: {content_type}\r\nContent-Length: ").encode()
+
+    def request_head(own: Mapping[str, str]) -> bytes:
+        extra = "".join(f"{name}: {value}\r\n" for name, value in {**(headers or {}), **own}.items())
+        return (f"POST {path or '/'} HTTP/1.1\r\nHost: {target.netloc}\r\n{extra}"
+                f"Content-Type: {content_type}\r\nContent-Length: ").encode()
+
+    head = request_head({})
+    heads = [request_head(own) for own in request_headers] if request_headers is not None else None
+    if heads is not None and len(heads) != len(challenges):
+        raise ValueError("request_headers must hold one mapping per challenge")
+    queue = iter(zip(challenges, heads) if heads is not None else ((body, head) for body in challenges))
     start = monotonic()
     deadline = start + duration
 
@@ -94,11 +104,11 @@ async def fire(url: str, challenges: list[bytes], *, concurrency: int, duration:
         reader, writer = await asyncio.open_connection(target.hostname, target.port or (443 if secure else 80),
                                                        ssl=True if secure else None)
         try:
-            for body in queue:
+            for body, request in queue:
                 if monotonic() > deadline:
                     return
                 t0 = monotonic()
-                writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+                writer.write(request + str(len(body)).encode() + b"\r\n\r\n" + body)
                 try:
                     status, code = await _read_response(reader)
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:

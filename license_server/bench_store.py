@@ -40,7 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,22 +83,36 @@ def fill_license_id(i: int, count: int, now: int = NOW) -> str:
     return f"{fill_issued_at(i, count, now):0{2 * TIME_BYTES}x}{i:0{2 * RANDOM_BYTES}x}"
 
 
-def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW) -> None:
-    """Bulk-insert ``count`` licenses over ``holders`` devices/accounts (with devices, key ids, audit rows)."""
+def fill_layout(i: int, holders: int) -> tuple[int, str, str, int]:
+    """The fill's ``i``-th license: its holder, kind, state and title. Each holder's licenses (its
+    ``k``-th is the fill's ``holder + k * holders``-th) are half persistent, a quarter in each state,
+    over many titles; a title has one key id, as in a real catalog."""
+    holder, k = i % holders, i // holders
+    return (holder, "persistent" if k % 2 else "temporary", ("issued", "released", "expired", "renewed")[k % 4],
+            (holder + k) % TITLES)
+
+
+def holder_device(holder: int, named: Sequence[str] = ()) -> str:
+    """The fill's device id of ``holder``: the ``named`` ids first (real devices'), then made-up ones."""
+    return named[holder] if holder < len(named) else f"{holder:032x}"
+
+
+def fill(store: Store, count: int, *, holders: int = HOLDERS, now: int = NOW, named: Sequence[str] = ()) -> None:
+    """Bulk-insert ``count`` licenses over ``holders`` devices/accounts (with devices, key ids, audit rows);
+    the first holders are the devices ``named`` (a benchmark's own devices), the account of holder ``h``
+    is ``acct-h``."""
     conn = store.db.conn
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany(
         "INSERT INTO devices VALUES (?, 'widevine', 4660, 'bench-l1', 'L1', 'HARDWARE_VERIFIED', ?, ?)",
-        ((f"{h:032x}", now - 86400, now - 60) for h in range(holders)))
+        ((holder_device(h, named), now - 86400, now - 60) for h in range(holders)))
 
     def rows() -> object:
         for i in range(count):
-            holder, kind = i % holders, ("persistent" if i % 2 else "temporary")
-            state = ("issued", "released", "expired", "renewed")[i % 4]
+            holder, kind, state, title = fill_layout(i, holders)
             issued = fill_issued_at(i, count, now)
-            # one key id per title, as in a real catalog
-            title = i % TITLES
-            yield (fill_license_id(i, count, now), "widevine", f"{holder:032x}", f"title-{title}", kind, state, 1,
+            yield (fill_license_id(i, count, now), "widevine", holder_device(holder, named), f"title-{title}",
+                   kind, state, 1,
                    f'["{title:032x}"]', '["HD"]', POLICY, issued, issued, "{}", issued, f"acct-{holder}", "premium",
                    issued + SLOT if kind == "persistent" else None)
 
@@ -195,6 +209,22 @@ def prepare(directory: Path, store_size: int, *, echo: Callable[[str], None] = p
     return empty, filled
 
 
+def fill_file(path: Path, count: int, *, holders: int, named: Sequence[str], now: int) -> int:
+    """``--fill``: a store file with ``count`` licenses over ``holders`` (for a server to open), settled."""
+    if not 1 <= holders or len(named) > holders:
+        print(f"bench-store: --holders must be at least 1 and the number of --device ids ({len(named)})",
+              file=sys.stderr)
+        return 2
+    store = Store.open(path)
+    try:
+        fill(store, count, holders=holders, now=now, named=named)
+        settle(store)
+    finally:
+        store.close()
+    print(json.dumps({"filled": str(path), "licenses": count, "holders": holders, "now": now}))
+    return 0
+
+
 def warm(store: Store, holders: int) -> None:
     """Read every holder's entries in the four indexes keyed by device or account: the page cache of a
     server that has served each holder since it opened the store (reads only: the store is not changed)."""
@@ -267,7 +297,16 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"rounds of {REPEAT} operations each (at most {HOLDERS // (2 * REPEAT)}: the cold "
                              "grants go to holders the process has not seen)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--fill", type=Path, default=None, metavar="DB",
+                        help="Instead: fill the store file DB (a server's DATA_DIR/license-server.db) and exit")
+    parser.add_argument("--holders", type=int, default=HOLDERS, help="with --fill: devices/accounts to spread over")
+    parser.add_argument("--device", action="append", default=[], metavar="DEVICE_ID",
+                        help="with --fill: the first holders' device ids (repeat; a benchmark's own devices)")
+    parser.add_argument("--now", type=int, default=None, help="with --fill: the fill's time [default: now]")
     args = parser.parse_args(argv)
+    if args.fill is not None:
+        return fill_file(args.fill, args.store_size, holders=args.holders, named=args.device,
+                         now=int(time.time()) if args.now is None else args.now)
     if not 1 <= args.rounds <= HOLDERS // (2 * REPEAT):
         parser.error(f"--rounds must be between 1 and {HOLDERS // (2 * REPEAT)}")
     result = run(args.store_size, rounds=args.rounds, echo=lambda m: print(m, file=sys.stderr))

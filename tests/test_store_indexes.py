@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from license_server.bench_store import Probe, fill, fill_license_id, prepare, warm
+from license_server.bench_store import Probe, fill, fill_layout, fill_license_id, prepare, warm
 from license_server.core.model import Grant, LicenseKind, LicensePolicy
 from license_server.store import Store
 from tests.conftest import run_cli
@@ -93,8 +93,10 @@ def test_the_plan_check_catches_an_unindexed_query(store: Store) -> None:
 
 
 def test_release_by_key_ids_finds_licenses_through_the_key_id_table(store: Store) -> None:
-    kid = bytes.fromhex(f"{4:032x}")  # title-4's key: licenses 4, 504, 1004, 1504, all "issued" (states cycle by 4)
-    released = [fill_license_id(i, FILLED) for i in (4, 504, 1004, 1504)]
+    kid = bytes.fromhex(f"{4:032x}")  # title-4's key
+    released = [fill_license_id(i, FILLED) for i in range(FILLED)
+                if fill_layout(i, 50)[3] == 4 and fill_layout(i, 50)[2] == "issued"]
+    assert len(released) >= 2
     assert store.release_by_key_ids([kid], system="widevine", now=1_780_000_000) == released
     assert store.release_by_key_ids([kid], system="widevine", now=1_780_000_000) == []
 
@@ -134,10 +136,54 @@ def test_bench_store_size_refuses_more_rounds_than_cold_holders() -> None:
 
 
 def test_bench_store_size_prints_ratios_as_json() -> None:
-    result = run_cli("bench", "--store-size", "3000", "--json", module="license_server.cli")
+    result = run_cli("bench", "--store-size", "3000", "--duration", "1", "--requests", "160", "--devices", "2",
+                     "--json", module="license_server.cli")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["store_size"] == 3000
-    assert set(report["operations"]) == {"grant", "grant_temporary", "renewal", "cap_check", "admin_page",
-                                         "grant_cold", "grant_temporary_cold"}
-    assert all(row["ratio"] > 0 for row in report["operations"].values())
+    store, served = report["store"], report["server"]
+    assert store["store_size"] == 3000
+    assert set(store["operations"]) == {"grant", "grant_temporary", "renewal", "cap_check", "admin_page",
+                                        "grant_cold", "grant_temporary_cold"}
+    assert all(row["ratio"] > 0 for row in store["operations"].values())
+    assert served["store_size"] == 3000 and set(served["stores"]) == {"empty", "filled"}
+    assert all(row["granted"] > 0 and row["errors"] == {} for row in served["stores"].values())
+    assert set(served["ratios"]) == {"p50", "p99", "licenses_per_s"}
+
+
+def test_the_fill_names_real_devices_and_spreads_each_holders_licenses(tmp_path: Path) -> None:
+    result = run_cli("--fill", str(tmp_path / "s.db"), "--store-size", "400", "--holders", "10",
+                     "--device", "d" * 32, "--now", "1800000000", module="license_server.bench_store")
+    assert result.returncode == 0, result.stderr
+    store = Store.open(tmp_path / "s.db")
+    rows = store.db.execute("SELECT kind, state, count(*) FROM licenses WHERE device_id = ? AND account = 'acct-0' "
+                            "GROUP BY kind, state", ("d" * 32,)).fetchall()
+    store.close()
+    # holder 0 is the named device; its 40 licenses mix both kinds and every state
+    assert sorted(map(tuple, rows)) == [("persistent", "released", 10), ("persistent", "renewed", 10),
+                                        ("temporary", "expired", 10), ("temporary", "issued", 10)]
+
+
+def test_bench_fill_refuses_more_devices_than_holders(tmp_path: Path) -> None:
+    result = run_cli("--fill", str(tmp_path / "s.db"), "--store-size", "10", "--holders", "1",
+                     "--device", "a" * 32, "--device", "b" * 32, module="license_server.bench_store")
+    assert result.returncode == 2 and "--holders must be at least 1" in result.stderr
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_grants_through_the_servers_land_beside_the_holders_stored_licenses(tmp_path: Path) -> None:
+    """The devices are the fill's first holders and their tokens name the holders' accounts, so each grant is
+    counted against, and stored beside, the licenses the fill gave that device and account."""
+    from device_emulator import bench_store_size
+
+    result = bench_store_size.run(tmp_path, 2000, devices=2, keys_dir=None, duration=1.0, requests=80,
+                                  concurrency=4, echo=lambda _: None)
+    for name, size, per_holder in (("empty", 100, 10), ("filled", 2000, 1)):  # 2,000 over 10,000 holders: 1 each
+        store = Store.open(tmp_path / name / "license-server.db")
+        devices = [d for (d,) in store.db.execute("SELECT device_id FROM devices ORDER BY first_seen, rowid "
+                                                   "LIMIT 2").fetchall()]
+        held = sum(store.db.execute("SELECT count(*) FROM licenses WHERE device_id = ? AND account = ?",
+                                    (device, f"acct-{i}")).fetchone()[0] for i, device in enumerate(devices))
+        granted = store.db.execute("SELECT count(*) FROM licenses").fetchone()[0] - size  # warm-up included
+        store.close()
+        assert granted >= result["stores"][name]["granted"] > 0
+        assert held == 2 * per_holder + granted  # every grant went to a fill's holder, device and account
