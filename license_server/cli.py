@@ -18,7 +18,7 @@ from license_server.eventloop import install_fast_event_loop
 from license_server.keyring import Keyring, KeyringError, default_keys_dir, load_keyring
 from license_server.metrics import disable_multiprocess, enable_multiprocess
 from license_server.settings import Settings
-from license_server.store import AuditRetention, SqlStore, Store
+from license_server.store import PREWARM_SECONDS, AuditRetention, SqlStore, Store
 from license_server.store_api import DEFAULT_NAMESPACE, StoreFactory
 from license_server.store_batch import LoopBatchStore
 from license_server.store_factory import SqliteStores
@@ -96,6 +96,10 @@ def main() -> None:
               help="SQLite durability: normal survives a process crash (kill -9) and syncs the WAL at background "
                    "checkpoints; full also survives power loss, with one WAL sync per commit (per batch in batch "
                    "and group mode). docs/store.md.")
+@click.option("--prewarm", "prewarm_seconds", default=PREWARM_SECONDS, show_default=True,
+              type=click.FloatRange(0, 600), envvar="DRM_SERVER_PREWARM", show_envvar=True,
+              help="SQLite: seconds each worker may spend at start reading the indexes grants write into its "
+                   "page cache, so that no holder's first grant waits for the file (0: off; docs/store.md).")
 @click.option("--store", "store_url", default=None, envvar="DRM_SERVER_STORE", show_envvar=True,
               help="sqlite:///FILE or postgresql://USER@HOST[:PORT]/DB (shared by replicas, docs/deployment.md) "
                    "[default: the SQLite file in DATA_DIR].")
@@ -107,7 +111,7 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
           reports_dir: Path | None = None, audit_max_rows: int = 100_000,
           audit_max_age: int | None = 30 * 86400, store_mode: str | None = None, no_stream_limits: bool = False,
           max_namespaces: int = 1000, log_format: str = "text", store_url: str | None = None,
-          store_sync: str = "normal") -> None:
+          store_sync: str = "normal", prewarm_seconds: float = PREWARM_SECONDS) -> None:
     """Run the license server on its embedded SQLite stores, or a shared PostgreSQL database (--store)."""
     from license_server import workers as serving
     from license_server.app import create_app
@@ -146,8 +150,10 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     def make_app() -> web.Application:
         clock = ControlledClock() if settings.test_clock else SystemClock()
         stores = _open_stores(location, store_mode, retention, store_sync.upper())  # one store per namespace
-        app = create_app(settings, store=stores.open(DEFAULT_NAMESPACE), keyring=keyring, clock=clock,
-                         stores=stores)
+        store = stores.open(DEFAULT_NAMESPACE)
+        if isinstance(store, Store) and prewarm_seconds > 0:
+            _prewarm(store, prewarm_seconds)
+        app = create_app(settings, store=store, keyring=keyring, clock=clock, stores=stores)
 
         async def close_store(_: web.Application) -> None:
             stores.close()
@@ -164,6 +170,16 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
     finally:
         if metrics_dir is not None:
             disable_multiprocess(metrics_dir)
+
+
+def _prewarm(store: Store, seconds: float) -> None:
+    from license_server.clock import monotonic
+    from license_server.store import PREWARM_READS
+
+    start = monotonic()
+    done = store.prewarm(seconds)
+    log.info("store prewarmed: %d of %d reads in %.2f s%s", done, len(PREWARM_READS), monotonic() - start,
+             "" if done == len(PREWARM_READS) else " (stopped at --prewarm)")
 
 
 def _printer(settings: Settings) -> Callable[[str], None]:

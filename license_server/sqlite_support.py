@@ -5,7 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -65,6 +66,26 @@ class WriteTurn:
 def connect_server_store(path: Path | str, *, synchronous: str) -> sqlite_utils.Database:
     """A server store's connection: checkpoints left to the background checkpointer, a larger page cache."""
     return connect(path, synchronous=synchronous, autocheckpoint=False, cache_kib=SERVER_CACHE_KIB)
+
+
+def prewarm(conn: sqlite3.Connection, reads: Iterable[str], *, seconds: float) -> int:
+    """Run ``reads`` in order, so that the pages they visit are in ``conn``'s page cache, and stop at
+    ``seconds`` (a read cut off there is interrupted). Returns how many reads ran to the end."""
+    deadline = time.monotonic() + seconds
+    done = 0
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)  # checked every 10,000 steps
+    try:
+        for sql in reads:
+            if time.monotonic() > deadline:
+                break
+            try:
+                conn.execute(sql).fetchall()
+            except sqlite3.OperationalError:  # interrupted at the deadline
+                break
+            done += 1
+    finally:
+        conn.set_progress_handler(None, 0)
+    return done
 
 
 @contextmanager

@@ -14,13 +14,14 @@ import sqlite_utils
 
 from license_server.core.ports import Holder, LicenseRecord
 from license_server.sqlite_checkpoint import CHECKPOINTER, CheckpointHandle
-from license_server.sqlite_support import WriteTurn, connect, connect_server_store, migrate, savepoint
+from license_server.sqlite_support import WriteTurn, connect, connect_server_store, migrate, prewarm, savepoint
 from license_server.store_backend import SqliteBackend
 from license_server.store_schema import MIGRATIONS
 from license_server.store_sql import (
     LICENSE_FILTERS,
     LICENSE_SUMMARY,
     REPLAY_RETENTION,
+    SLOT_HOLDING,
     TOKEN_RETENTION_SLACK,
     AuditRetention,
     SqlStore,
@@ -28,6 +29,25 @@ from license_server.store_sql import (
 
 __all__ = ["LICENSE_FILTERS", "LICENSE_SUMMARY", "REPLAY_RETENTION", "TOKEN_RETENTION_SLACK", "AuditRetention",
            "Holder", "LicenseRecord", "SqlStore", "Store"]
+
+
+PREWARM_SECONDS = 2.0
+"""How long a starting server may spend on :meth:`Store.prewarm` by default (``serve --prewarm``)."""
+
+PREWARM_READS = (
+    # the indexes keyed by device or account, into which every grant writes at its holder's position
+    "SELECT COUNT(*) FROM licenses INDEXED BY licenses_device WHERE device_id >= ''",
+    "SELECT COUNT(*) FROM licenses INDEXED BY licenses_account WHERE account >= ''",
+    f"SELECT COUNT(*) FROM licenses INDEXED BY licenses_slots_device WHERE device_id >= '' AND {SLOT_HOLDING}",
+    f"SELECT COUNT(*) FROM licenses INDEXED BY licenses_slots_account WHERE account >= '' AND {SLOT_HOLDING}",
+    # the device rows a grant updates, the monthly counters it bumps, the replay keys it claims
+    "SELECT COUNT(*) FROM devices WHERE device_id >= ''",
+    "SELECT COUNT(last_seen) FROM devices NOT INDEXED",
+    "SELECT COUNT(grants) FROM monthly_grants",
+    "SELECT COUNT(*) FROM seen_requests WHERE request_key >= ''",
+)
+"""What :meth:`Store.prewarm` reads, most used first; each is served from the structure it names
+(``tests/test_store_prewarm.py`` checks the plans)."""
 
 
 class Store(SqlStore):
@@ -55,6 +75,12 @@ class Store(SqlStore):
         if self.checkpoint is not None:
             CHECKPOINTER.unregister(self.checkpoint)
         super().close()
+
+    def prewarm(self, seconds: float) -> int:
+        """Read what grants write at their holder's position (:data:`PREWARM_READS`) into the page cache,
+        for at most ``seconds``, so that a holder's first grant after start-up reads no page from the file.
+        Returns how many of the reads completed."""
+        return prewarm(self.db.conn, PREWARM_READS, seconds=seconds)
 
     @classmethod
     def memory(cls) -> Store:

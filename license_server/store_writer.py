@@ -54,6 +54,10 @@ class GroupCommitStore(Store):
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
+    def prewarm(self, seconds: float) -> int:
+        """Warm the writer's connection: grants, and the cap counts inside them, run there."""
+        return self._writer.prewarm(seconds)
+
     # ------------------------------------------------------------ the writer
 
     def submit(self, write: Callable[[Store], T]) -> Future[T]:

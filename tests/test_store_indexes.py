@@ -87,6 +87,15 @@ def test_every_per_request_query_uses_an_index(store: Store) -> None:
     assert problems == []
 
 
+def test_the_cap_counts_read_index_entries_only(store: Store) -> None:
+    """Regression: the slot indexes lacked kind and state, which their condition names, so every count read
+    each holding's row back from the licenses table (one page per holding, cold on a large store)."""
+    probe = Probe(store, "t", 50)
+    steps = [row[3] for sql, _ in captured(store, probe.cap_check)
+             for row in store.db.conn.execute("EXPLAIN QUERY PLAN " + sql) if "licenses" in row[3]]
+    assert len(steps) == 2 and all("USING COVERING INDEX licenses_slots_" in step for step in steps), steps
+
+
 def test_the_plan_check_catches_an_unindexed_query(store: Store) -> None:
     assert full_scans(store, "SELECT * FROM licenses WHERE tier = 'premium'")
     assert full_scans(store, "SELECT * FROM licenses ORDER BY updated_at LIMIT 10")
