@@ -139,4 +139,13 @@ PG_MIGRATIONS: tuple[str, ...] = (
     FROM licenses WHERE kind = 'persistent' AND device_id IS NOT NULL GROUP BY 1, 2, 3;
     DROP INDEX licenses_month;
     """,
+    # 12: the slot indexes carry kind and state, as on SQLite, so the cap counts can be index-only scans
+    """
+    DROP INDEX licenses_slots_device;
+    DROP INDEX licenses_slots_account;
+    CREATE INDEX licenses_slots_device ON licenses(device_id, slot_end, kind, state)
+        WHERE kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed');
+    CREATE INDEX licenses_slots_account ON licenses(account, device_id, slot_end, kind, state)
+        WHERE kind = 'persistent' AND state IN ('issued', 'in_use', 'renewed');
+    """,
 )
