@@ -10,12 +10,15 @@ shared by every namespace.
 
 Refresh: before a request is served, the namespace's store answers one read, its
 ``state_generation``; when it moved (any worker or replica wrote a state document, or reset the
-namespace), the four documents are parsed again. A replica therefore notices a change within one
-request, and a request in progress sees one consistent state.
+namespace), the four documents are parsed again. Requests that start in the same pass of the event
+loop share one read: they arrived together, and none of them has run yet. A replica therefore
+notices a change by the first request that starts after it, and a request in progress sees one
+consistent state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -78,6 +81,7 @@ class Namespace:
     service: LicenseService
     test_clock: bool = False
     _generation: int | None = field(default=None, repr=False)
+    _read_this_pass: bool = field(default=False, repr=False)
 
     @property
     def url_prefix(self) -> str:
@@ -85,7 +89,15 @@ class Namespace:
         return "" if self.name == DEFAULT_NAMESPACE else f"{PATH_PREFIX}{self.name}"
 
     def refresh(self) -> None:
-        """One store read; parse the state documents again when another writer moved them."""
+        """One store read per pass of the event loop; parse the state documents again when another
+        writer moved them."""
+        if self._read_this_pass:
+            return
+        try:  # forgotten when this pass ends; without a running loop, every call reads
+            asyncio.get_running_loop().call_soon(self._next_pass)
+            self._read_this_pass = True
+        except RuntimeError:
+            pass
         generation = self.store.state_generation()
         if generation == self._generation:
             return
@@ -98,6 +110,9 @@ class Namespace:
             store.update_document(DELETED_DOCUMENT, lambda _: None)  # used again: listed again
             generation = store.state_generation()
         self._generation = generation
+
+    def _next_pass(self) -> None:
+        self._read_this_pass = False
 
 
 CURRENT = web.RequestKey("drm_namespace", Namespace)

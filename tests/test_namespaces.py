@@ -213,3 +213,21 @@ async def test_a_pre_namespace_rights_file_is_imported_into_default_only(aiohttp
     assert (await call(client, "GET", "/admin/rights"))[2]["titles"]["demo-episode"]["downloadable"] is False
     assert "demo-episode" not in (await call(client, "GET", "/ns/a/admin/rights"))[2]["titles"]
 
+
+async def test_requests_of_one_loop_pass_share_one_state_read(client, store, monkeypatch):
+    import asyncio
+
+    from license_server.namespaces import NAMESPACES
+
+    namespace = client.server.app[NAMESPACES].get("default")
+    reads = []
+    generation = store.state_generation
+    monkeypatch.setattr(store, "state_generation", lambda: reads.append(1) or generation())
+    await asyncio.sleep(0)  # a fresh pass
+    namespace.refresh()
+    namespace.refresh()
+    assert len(reads) == 1  # the second request of the pass reuses the first one's read
+    store.update_document("clock", lambda _: '{"offset": 3600}')  # another writer moves the clock
+    await asyncio.sleep(0)
+    namespace.refresh()
+    assert len(reads) == 2 and namespace.clock.offset == 3600  # the next pass reads, and sees it
