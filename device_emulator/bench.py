@@ -154,6 +154,8 @@ def _store_size(store_size: int, *, devices: int, keys_dir: Path | None, duratio
     """``--store-size``: the store's operations, then grants through two spawned servers (empty, filled)."""
     from device_emulator import bench_store_size
 
+    if devices > bench_store_size.EMPTY_HOLDERS:  # the devices are holders of both stores, the empty one's too
+        raise click.UsageError(f"--devices must be at most {bench_store_size.EMPTY_HOLDERS} with --store-size")
     # The store benchmark is server-side code; run it as its own process so this client
     # tool never imports the server's store.
     argv = [sys.executable, "-m", "license_server.bench_store", "--store-size", str(store_size)]

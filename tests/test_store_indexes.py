@@ -159,6 +159,12 @@ def test_bench_store_size_prints_ratios_as_json() -> None:
     assert set(served["ratios"]) == {"p50", "p99", "licenses_per_s"}
 
 
+def test_bench_store_size_refuses_more_devices_than_the_empty_store_has_holders() -> None:
+    result = run_cli("bench", "--store-size", "100", "--devices", "11", module="license_server.cli")
+    assert result.returncode == 2 and "--devices must be at most 10 with --store-size" in result.stderr
+    assert "median cost" not in result.stdout  # refused before anything ran
+
+
 def test_the_fill_names_real_devices_and_spreads_each_holders_licenses(tmp_path: Path) -> None:
     result = run_cli("--fill", str(tmp_path / "s.db"), "--store-size", "400", "--holders", "10",
                      "--device", "d" * 32, "--now", "1800000000", module="license_server.bench_store")
