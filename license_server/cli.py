@@ -98,8 +98,8 @@ def main() -> None:
                    "and group mode). docs/store.md.")
 @click.option("--prewarm", "prewarm_seconds", default=PREWARM_SECONDS, show_default=True,
               type=click.FloatRange(0, 600), envvar="DRM_SERVER_PREWARM", show_envvar=True,
-              help="SQLite: seconds each worker may spend at start reading the indexes grants write into its "
-                   "page cache, so that no holder's first grant waits for the file (0: off; docs/store.md).")
+              help="SQLite: seconds each worker may spend at start reading into its page cache the indexes "
+                   "that grants write, so that no holder's first grant waits for the file (0: off; docs/store.md).")
 @click.option("--store", "store_url", default=None, envvar="DRM_SERVER_STORE", show_envvar=True,
               help="sqlite:///FILE or postgresql://USER@HOST[:PORT]/DB (shared by replicas, docs/deployment.md) "
                    "[default: the SQLite file in DATA_DIR].")
