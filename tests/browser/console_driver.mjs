@@ -33,6 +33,11 @@ const ops = {
       [c.selector, c.text], {timeout: c.timeout ?? 5000, polling: 50});
     return Date.now() - start;
   },
+  // Hold every response whose URL matches the glob c.url for c.ms milliseconds (a slow server).
+  delay: (c) => page.route(c.url, async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, c.ms));
+    await route.continue();
+  }).then(() => null),
   text: (c) => page.textContent(c.selector),
   count: (c) => page.locator(c.selector).count(),
   hash: () => page.evaluate(() => location.hash),

@@ -143,6 +143,9 @@ def test_console_end_to_end(server_process, browser, shots, tmp_path):
     browser("click", selector='a[href="#devices"]')
     browser("click", selector="#devices button[data-post]")
     browser("waitText", selector="#devices", text="revoked")
+    # regression: the status line came before the view was drawn again, so a slow view showed the old state
+    # under the new status
+    browser("delay", url="**/admin/console/devices**", ms=800)
     browser("click", selector="#devices button[data-delete]")
     browser("waitText", selector="#status", text="DELETE /admin/revocations/device/")
     assert "Revoke" in browser("text", selector="#devices")

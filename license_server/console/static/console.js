@@ -57,8 +57,8 @@ async function act(method, path, body) {
   const response = await api(method, path, body);
   let text = response.status + "";
   try { const doc = await response.json(); if (doc.error) text += " " + doc.error.code + ": " + doc.error.message; } catch (e) { /* no body */ }
-  status(method + " " + path + " -> " + text);
   await show();
+  status(method + " " + path + " -> " + text);  // last: the status says the view shows the outcome
 }
 
 function formBody(form) {
