@@ -31,13 +31,40 @@ def connect(path: Path | str, *, synchronous: str, autocheckpoint: bool = True,
     db = sqlite_utils.Database(conn)
     conn.execute("PRAGMA busy_timeout=5000")  # first: switching a new file to WAL waits for its lock too
     if str(path) != ":memory:":
-        db.enable_wal()
+        switch_to_wal(conn)
         conn.execute(f"PRAGMA synchronous={synchronous}")
         if not autocheckpoint:
             conn.execute("PRAGMA wal_autocheckpoint=0")
     if cache_kib is not None:
         conn.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
     return db
+
+
+WAL_SWITCH_SECONDS = 5.0
+
+
+def switch_to_wal(conn: sqlite3.Connection, *, seconds: float = WAL_SWITCH_SECONDS) -> None:
+    """Put the file in WAL mode, retrying for up to ``seconds`` while it is locked.
+
+    When several processes open one new file at once, SQLite can answer ``journal_mode=WAL``
+    "database is locked" at once, without waiting in its busy handler (seen once in about 100
+    openings by four processes). A switch that did not take, with the mode still something
+    else, is retried in the same way.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal" or \
+                    conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                return
+            failure: sqlite3.OperationalError = sqlite3.OperationalError("the file did not switch to WAL mode")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            failure = exc
+        if time.monotonic() >= deadline:
+            raise failure
+        time.sleep(0.01)
 
 
 class WriteTurn:
