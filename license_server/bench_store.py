@@ -215,7 +215,7 @@ def prepare(directory: Path, store_size: int, *, echo: Callable[[str], None] = p
 
 def fill_file(path: Path, count: int, *, holders: int, named: Sequence[str], now: int) -> int:
     """``--fill``: a store file with ``count`` licenses over ``holders`` (for a server to open), settled."""
-    if not 1 <= holders or len(named) > holders:
+    if holders < 1 or len(named) > holders:
         print(f"bench-store: --holders must be at least 1 and the number of --device ids ({len(named)})",
               file=sys.stderr)
         return 2

@@ -13,12 +13,12 @@ import click
 from aiohttp import web
 
 from license_server import __version__, logs
-from license_server.clock import ControlledClock, SystemClock, wall_clock_now
+from license_server.clock import ControlledClock, SystemClock, monotonic, wall_clock_now
 from license_server.eventloop import install_fast_event_loop
 from license_server.keyring import Keyring, KeyringError, default_keys_dir, load_keyring
 from license_server.metrics import disable_multiprocess, enable_multiprocess
 from license_server.settings import Settings
-from license_server.store import PREWARM_SECONDS, AuditRetention, SqlStore, Store
+from license_server.store import PREWARM_READS, PREWARM_SECONDS, AuditRetention, SqlStore, Store
 from license_server.store_api import DEFAULT_NAMESPACE, StoreFactory
 from license_server.store_batch import LoopBatchStore
 from license_server.store_factory import SqliteStores
@@ -173,9 +173,6 @@ def serve(host: str, port: int, data_dir: Path, keys_dir: Path | None, test_cloc
 
 
 def _prewarm(store: Store, seconds: float) -> None:
-    from license_server.clock import monotonic
-    from license_server.store import PREWARM_READS
-
     start = monotonic()
     done = store.prewarm(seconds)
     log.info("store prewarmed: %d of %d reads in %.2f s%s", done, len(PREWARM_READS), monotonic() - start,
