@@ -14,6 +14,7 @@ from pathlib import Path
 from license_server.bench_store import Probe, fill
 from license_server.sqlite_support import prewarm
 from license_server.store import PREWARM_READS, Store
+from tests.conftest import run_cli
 
 ENDLESS = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n"
 
@@ -78,3 +79,8 @@ def test_the_group_writer_prewarms_the_connection_its_grants_run_on(tmp_path: Pa
     finally:
         store.close()
     assert traced["writer"] == list(PREWARM_READS) and traced["loop"] == []
+
+
+def test_serve_refuses_a_negative_prewarm() -> None:
+    result = run_cli("serve", "--prewarm", "-1", module="license_server.cli")
+    assert result.returncode == 2 and "--prewarm" in result.stderr
